@@ -8,134 +8,134 @@ from mstrnn_jax import analysis
 
 
 def _svd_reference(x, k):
-    """Textbook PCA by SVD of the centred data (NumPy, float64)."""
-    xc = x - x.mean(0)
-    _, s, vt = np.linalg.svd(xc, full_matrices=False)
-    var = s ** 2 / (x.shape[0] - 1)
-    return vt[:k], var[:k], var[:k] / var.sum()
+  """Textbook PCA by SVD of the centred data (NumPy, float64)."""
+  xc = x - x.mean(0)
+  _, s, vt = np.linalg.svd(xc, full_matrices=False)
+  var = s ** 2 / (x.shape[0] - 1)
+  return vt[:k], var[:k], var[:k] / var.sum()
 
 
 def _low_rank_data(rng, n, d, spectrum):
-    """n points in d dims with distinct variances `spectrum` along random orthonormal directions + noise."""
-    basis, _ = np.linalg.qr(rng.normal(size=(d, len(spectrum))))
-    z = rng.normal(size=(n, len(spectrum))) * np.sqrt(spectrum)
-    return z @ basis.T + 0.01 * rng.normal(size=(n, d)) + rng.normal(size=d)
+  """n points in d dims with distinct variances `spectrum` along random orthonormal directions + noise."""
+  basis, _ = np.linalg.qr(rng.normal(size=(d, len(spectrum))))
+  z = rng.normal(size=(n, len(spectrum))) * np.sqrt(spectrum)
+  return z @ basis.T + 0.01 * rng.normal(size=(n, d)) + rng.normal(size=d)
 
 
 @pytest.mark.parametrize("n,d", [(200, 12), (40, 300)], ids=["primal", "dual"])
 def test_pca_matches_svd_reference(n, d):
-    rng = np.random.default_rng(0)
-    x = _low_rank_data(rng, n, d, spectrum=[9.0, 4.0, 1.0, 0.25])
-    with jax.enable_x64(True):
-        pca = analysis.fit_pca(jnp.asarray(x), n_components=3)
-        comps = np.asarray(pca.components)
-        proj = np.asarray(analysis.pca_transform(pca, jnp.asarray(x)))
-    ref_comps, ref_var, ref_ratio = _svd_reference(x, 3)
-    # Same subspace and directions up to sign.
-    np.testing.assert_allclose(np.abs(np.sum(comps * ref_comps, axis=1)), 1.0, atol=1e-8)
-    np.testing.assert_allclose(np.asarray(pca.explained_variance), ref_var, rtol=1e-8)
-    np.testing.assert_allclose(np.asarray(pca.explained_variance_ratio), ref_ratio, rtol=1e-8)
-    np.testing.assert_allclose(comps @ comps.T, np.eye(3), atol=1e-10)
-    # Sign convention: the largest-magnitude loading of each component is positive.
-    assert np.all(comps[np.arange(3), np.argmax(np.abs(comps), axis=1)] > 0)
-    # Projections agree with the reference (after aligning signs).
-    signs = np.sign(np.sum(comps * ref_comps, axis=1))
-    np.testing.assert_allclose(proj, (x - x.mean(0)) @ (ref_comps * signs[:, None]).T, atol=1e-8)
+  rng = np.random.default_rng(0)
+  x = _low_rank_data(rng, n, d, spectrum=[9.0, 4.0, 1.0, 0.25])
+  with jax.enable_x64(True):
+    pca = analysis.fit_pca(jnp.asarray(x), n_components=3)
+    comps = np.asarray(pca.components)
+    proj = np.asarray(analysis.pca_transform(pca, jnp.asarray(x)))
+  ref_comps, ref_var, ref_ratio = _svd_reference(x, 3)
+  # Same subspace and directions up to sign.
+  np.testing.assert_allclose(np.abs(np.sum(comps * ref_comps, axis=1)), 1.0, atol=1e-8)
+  np.testing.assert_allclose(np.asarray(pca.explained_variance), ref_var, rtol=1e-8)
+  np.testing.assert_allclose(np.asarray(pca.explained_variance_ratio), ref_ratio, rtol=1e-8)
+  np.testing.assert_allclose(comps @ comps.T, np.eye(3), atol=1e-10)
+  # Sign convention: the largest-magnitude loading of each component is positive.
+  assert np.all(comps[np.arange(3), np.argmax(np.abs(comps), axis=1)] > 0)
+  # Projections agree with the reference (after aligning signs).
+  signs = np.sign(np.sum(comps * ref_comps, axis=1))
+  np.testing.assert_allclose(proj, (x - x.mean(0)) @ (ref_comps * signs[:, None]).T, atol=1e-8)
 
 
 def test_pca_float32_close_to_reference():
-    rng = np.random.default_rng(1)
-    x = _low_rank_data(rng, 60, 500, spectrum=[9.0, 4.0, 1.0])
-    pca = analysis.fit_pca(x.astype(np.float32), n_components=3)
-    ref_comps, ref_var, _ = _svd_reference(x, 3)
-    np.testing.assert_allclose(np.abs(np.sum(np.asarray(pca.components) * ref_comps, axis=1)), 1.0, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(pca.explained_variance), ref_var, rtol=1e-3)
+  rng = np.random.default_rng(1)
+  x = _low_rank_data(rng, 60, 500, spectrum=[9.0, 4.0, 1.0])
+  pca = analysis.fit_pca(x.astype(np.float32), n_components=3)
+  ref_comps, ref_var, _ = _svd_reference(x, 3)
+  np.testing.assert_allclose(np.abs(np.sum(np.asarray(pca.components) * ref_comps, axis=1)), 1.0, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(pca.explained_variance), ref_var, rtol=1e-3)
 
 
 def test_pca_rejects_degenerate_inputs():
-    with pytest.raises(ValueError, match="directions of non-zero variance"):
-        analysis.fit_pca(np.ones((20, 8), np.float32), 3)
-    rank1 = np.outer(np.arange(20.0), np.ones(8)).astype(np.float32)
-    with pytest.raises(ValueError, match="directions of non-zero variance"):
-        analysis.fit_pca(rank1, 2)
-    with pytest.raises(ValueError, match="n_components"):
-        analysis.fit_pca(np.random.default_rng(0).normal(size=(3, 8)), 3)
-    bad = np.random.default_rng(0).normal(size=(10, 4))
-    bad[2, 1] = np.nan
-    with pytest.raises(ValueError, match="non-finite"):
-        analysis.fit_pca(bad, 2)
+  with pytest.raises(ValueError, match="directions of non-zero variance"):
+    analysis.fit_pca(np.ones((20, 8), np.float32), 3)
+  rank1 = np.outer(np.arange(20.0), np.ones(8)).astype(np.float32)
+  with pytest.raises(ValueError, match="directions of non-zero variance"):
+    analysis.fit_pca(rank1, 2)
+  with pytest.raises(ValueError, match="n_components"):
+    analysis.fit_pca(np.random.default_rng(0).normal(size=(3, 8)), 3)
+  bad = np.random.default_rng(0).normal(size=(10, 4))
+  bad[2, 1] = np.nan
+  with pytest.raises(ValueError, match="non-finite"):
+    analysis.fit_pca(bad, 2)
 
 
 def test_flatten_trajectories_keeps_video_and_time_order():
-    acts = np.arange(2 * 3 * 2 * 2 * 5).reshape(2, 3, 2, 2, 5)
-    traj = np.asarray(analysis.flatten_trajectories(acts))
-    assert traj.shape == (2, 3, 20)
-    np.testing.assert_array_equal(traj[1, 2], acts[1, 2].ravel())
+  acts = np.arange(2 * 3 * 2 * 2 * 5).reshape(2, 3, 2, 2, 5)
+  traj = np.asarray(analysis.flatten_trajectories(acts))
+  assert traj.shape == (2, 3, 20)
+  np.testing.assert_array_equal(traj[1, 2], acts[1, 2].ravel())
 
 
 def test_endpoint_separation_known_values():
-    # Three 2-D trajectories; spread: RMS distance of all points from their mean.
-    traj = np.zeros((3, 2, 2))
-    traj[0, 1] = [0.0, 0.0]
-    traj[1, 1] = [3.0, 4.0]
-    traj[2, 1] = [3.0, -4.0]
-    pts = traj.reshape(-1, 2)
-    spread = np.sqrt(np.mean(np.sum((pts - pts.mean(0)) ** 2, axis=1)))
-    np.testing.assert_allclose(float(analysis.trajectory_spread(traj)), spread, rtol=1e-6)
-    np.testing.assert_allclose(analysis.endpoint_separation(traj, [0], [1]), 5.0 / spread, rtol=1e-6)
-    # Groups compare their mean end points: mean of (3,4) and (3,-4) is (3,0).
-    np.testing.assert_allclose(analysis.endpoint_separation(traj, [0], [1, 2]), 3.0 / spread, rtol=1e-6)
-    # Scale-free: scaling the whole space leaves the separation unchanged.
-    np.testing.assert_allclose(analysis.endpoint_separation(7.0 * traj, [0], [1]), 5.0 / spread, rtol=1e-6)
+  # Three 2-D trajectories; spread: RMS distance of all points from their mean.
+  traj = np.zeros((3, 2, 2))
+  traj[0, 1] = [0.0, 0.0]
+  traj[1, 1] = [3.0, 4.0]
+  traj[2, 1] = [3.0, -4.0]
+  pts = traj.reshape(-1, 2)
+  spread = np.sqrt(np.mean(np.sum((pts - pts.mean(0)) ** 2, axis=1)))
+  np.testing.assert_allclose(float(analysis.trajectory_spread(traj)), spread, rtol=1e-6)
+  np.testing.assert_allclose(analysis.endpoint_separation(traj, [0], [1]), 5.0 / spread, rtol=1e-6)
+  # Groups compare their mean end points: mean of (3,4) and (3,-4) is (3,0).
+  np.testing.assert_allclose(analysis.endpoint_separation(traj, [0], [1, 2]), 3.0 / spread, rtol=1e-6)
+  # Scale-free: scaling the whole space leaves the separation unchanged.
+  np.testing.assert_allclose(analysis.endpoint_separation(7.0 * traj, [0], [1]), 5.0 / spread, rtol=1e-6)
 
 
 def test_early_recognition_counts_per_step_and_joint():
-    # 2 videos, 3 steps. Head a: classes 2, head b: classes 3.
-    la = np.array([[[1, 0], [0, 1], [0, 1]],
-                   [[1, 0], [1, 0], [0, 1]]], np.float32)
-    lb = np.array([[[0, 0, 1], [0, 0, 1], [1, 0, 0]],
-                   [[0, 1, 0], [0, 0, 1], [0, 1, 0]]], np.float32)
-    curves = analysis.early_recognition({"a": la, "b": lb}, {"a": np.array([1, 0]), "b": np.array([2, 1])})
-    np.testing.assert_allclose(curves["a"], [0.5, 1.0, 0.5])
-    np.testing.assert_allclose(curves["b"], [1.0, 0.5, 0.5])
-    # joint: video0 right on a at steps 1,2 and on b at 0,1 -> step 1; video1 a at 0,1, b at 0,2 -> step 0.
-    np.testing.assert_allclose(curves["joint"], [0.5, 0.5, 0.0])
-    single = analysis.early_recognition({"a": la}, {"a": np.array([1, 0])})
-    assert set(single) == {"a"}
+  # 2 videos, 3 steps. Head a: classes 2, head b: classes 3.
+  la = np.array([[[1, 0], [0, 1], [0, 1]],
+                 [[1, 0], [1, 0], [0, 1]]], np.float32)
+  lb = np.array([[[0, 0, 1], [0, 0, 1], [1, 0, 0]],
+                 [[0, 1, 0], [0, 0, 1], [0, 1, 0]]], np.float32)
+  curves = analysis.early_recognition({"a": la, "b": lb}, {"a": np.array([1, 0]), "b": np.array([2, 1])})
+  np.testing.assert_allclose(curves["a"], [0.5, 1.0, 0.5])
+  np.testing.assert_allclose(curves["b"], [1.0, 0.5, 0.5])
+  # joint: video0 right on a at steps 1,2 and on b at 0,1 -> step 1; video1 a at 0,1, b at 0,2 -> step 0.
+  np.testing.assert_allclose(curves["joint"], [0.5, 0.5, 0.0])
+  single = analysis.early_recognition({"a": la}, {"a": np.array([1, 0])})
+  assert set(single) == {"a"}
 
 
 def test_earliest_stable_step_and_table():
-    curve = np.array([0.1, 0.9, 0.5, 0.95, 1.0])
-    assert analysis.earliest_stable_step(curve, 0.9) == 3
-    assert analysis.earliest_stable_step(curve, 0.05) == 0
-    assert analysis.earliest_stable_step(np.array([1.0, 0.2]), 0.9) is None
-    table = analysis.early_recognition_table({"MSTRNN": {"action": curve}}, voting_steps=2,
-                                             fractions=(0.2, 1.0))
-    row = table.splitlines()[2]
-    assert row == "| MSTRNN | action | 10.0 | 100.0 | 97.5 | 4 / 5 |"
+  curve = np.array([0.1, 0.9, 0.5, 0.95, 1.0])
+  assert analysis.earliest_stable_step(curve, 0.9) == 3
+  assert analysis.earliest_stable_step(curve, 0.05) == 0
+  assert analysis.earliest_stable_step(np.array([1.0, 0.2]), 0.9) is None
+  table = analysis.early_recognition_table({"MSTRNN": {"action": curve}}, voting_steps=2,
+                                           fractions=(0.2, 1.0))
+  row = table.splitlines()[2]
+  assert row == "| MSTRNN | action | 10.0 | 100.0 | 97.5 | 4 / 5 |"
 
 
 def test_figures_draw_every_trajectory(tmp_path):
-    rng = np.random.default_rng(0)
-    proj = {"MSTRNN": rng.normal(size=(3, 10, 3)), "LRCN": rng.normal(size=(3, 10, 3))}
-    names = ["JP-JP-JP", "OH-JP-JP", "OH-JP-JP"]
-    fig = analysis.plot_pca_trajectories(proj, names, voting_steps=4,
-                                         explained={m: np.array([0.5, 0.2, 0.1]) for m in proj})
-    axes = fig.axes
-    assert len(axes) == 6
-    # Per video: path before the voting period, voting period, start marker, end marker.
-    assert all(len(ax.lines) == 4 * 3 for ax in axes)
-    voting_line = axes[0].lines[1]
-    np.testing.assert_allclose(voting_line.get_xdata(), proj["MSTRNN"][0, 6:, 0])
-    np.testing.assert_allclose(axes[5].lines[3].get_ydata(), [proj["LRCN"][0, -1, 2]])
-    assert axes[2].get_xlabel() == "PC2 (20%)"
-    legend_labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend_labels[:2] == ["JP-JP-JP", "OH-JP-JP"]
-    fig.savefig(tmp_path / "pca.png")
-    with pytest.raises(ValueError, match="expected"):
-        analysis.plot_pca_trajectories({"m": rng.normal(size=(2, 10, 3))}, names, voting_steps=4)
-    curves = {"MSTRNN": {"action": np.linspace(0, 1, 10), "joint": np.linspace(0, 0.9, 10)}}
-    fig2 = analysis.plot_early_recognition(curves, voting_steps=4, chance={"action": 1 / 9})
-    assert len(fig2.axes) == 2
-    np.testing.assert_allclose(fig2.axes[0].lines[0].get_ydata(), 100 * curves["MSTRNN"]["action"])
-    fig2.savefig(tmp_path / "early.png")
+  rng = np.random.default_rng(0)
+  proj = {"MSTRNN": rng.normal(size=(3, 10, 3)), "LRCN": rng.normal(size=(3, 10, 3))}
+  names = ["JP-JP-JP", "OH-JP-JP", "OH-JP-JP"]
+  fig = analysis.plot_pca_trajectories(proj, names, voting_steps=4,
+                                       explained={m: np.array([0.5, 0.2, 0.1]) for m in proj})
+  axes = fig.axes
+  assert len(axes) == 6
+  # Per video: path before the voting period, voting period, start marker, end marker.
+  assert all(len(ax.lines) == 4 * 3 for ax in axes)
+  voting_line = axes[0].lines[1]
+  np.testing.assert_allclose(voting_line.get_xdata(), proj["MSTRNN"][0, 6:, 0])
+  np.testing.assert_allclose(axes[5].lines[3].get_ydata(), [proj["LRCN"][0, -1, 2]])
+  assert axes[2].get_xlabel() == "PC2 (20%)"
+  legend_labels = [t.get_text() for t in fig.legends[0].get_texts()]
+  assert legend_labels[:2] == ["JP-JP-JP", "OH-JP-JP"]
+  fig.savefig(tmp_path / "pca.png")
+  with pytest.raises(ValueError, match="expected"):
+    analysis.plot_pca_trajectories({"m": rng.normal(size=(2, 10, 3))}, names, voting_steps=4)
+  curves = {"MSTRNN": {"action": np.linspace(0, 1, 10), "joint": np.linspace(0, 0.9, 10)}}
+  fig2 = analysis.plot_early_recognition(curves, voting_steps=4, chance={"action": 1 / 9})
+  assert len(fig2.axes) == 2
+  np.testing.assert_allclose(fig2.axes[0].lines[0].get_ydata(), 100 * curves["MSTRNN"]["action"])
+  fig2.savefig(tmp_path / "early.png")
