@@ -1,0 +1,179 @@
+"""Voting-period prediction, accuracies, best-epoch selection and the paper's tables.
+
+Prediction rule over the voting period (the last L time steps, Sec. II.E), selectable:
+
+* ``'vote'`` (default): majority vote of the per-step argmax; a tie goes to the lowest class
+  index among the tied classes.
+* ``'mean_prob'``: argmax of the softmax probabilities averaged over the voting period.
+
+Per head a video is right when its predicted class equals the label; *joint* is right when every
+head is right (for a one-head dataset joint == that head).  LOSO (Sec. II.F): per fold the epoch
+with the best joint test accuracy is selected (the earliest on ties) and every head's accuracy at
+that epoch is reported; the final figures are mean +- standard error (sample std / sqrt(folds))
+across folds, in percent, rounded to two decimals.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+VOTE_RULES = ('vote', 'mean_prob')
+JOINT = 'joint'
+
+
+def predict(logits: jax.Array, rule: str = 'vote') -> jax.Array:
+  """Class prediction from voting-period logits.
+
+  Args:
+    logits: float [..., L, classes] (the voting period only).
+    rule: 'vote' or 'mean_prob' (module docstring).
+  Returns:
+    int32 [...].
+  """
+  n_classes = logits.shape[-1]
+  if rule == 'vote':
+    votes = jax.nn.one_hot(jnp.argmax(logits, axis=-1), n_classes, dtype=jnp.int32).sum(axis=-2)
+    return jnp.argmax(votes, axis=-1).astype(jnp.int32)
+  if rule == 'mean_prob':
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).mean(axis=-2)
+    return jnp.argmax(probs, axis=-1).astype(jnp.int32)
+  raise ValueError(f'Unknown vote rule {rule!r}; use one of {VOTE_RULES}.')
+
+
+def correct_flags(logits: Mapping[str, jax.Array], labels: jax.Array,
+                  heads: Sequence[tuple[str, int]], voting_steps: int,
+                  rule: str = 'vote') -> jax.Array:
+  """Per-video correctness of every head and of the joint category.
+
+  Args:
+    logits: dict head -> float [batch, time, classes] (time >= voting_steps; the last
+      ``voting_steps`` steps are used).
+    labels: int32 [batch, n_heads], columns ordered like ``heads``.
+  Returns:
+    int32 [batch, n_heads + 1]: 1 where right; the last column is the joint category.
+  """
+  chex.assert_rank(labels, 2)
+  per_head = []
+  for h, (name, _) in enumerate(heads):
+    pred = predict(logits[name][:, -voting_steps:], rule)
+    per_head.append(pred == labels[:, h])
+  per_head = jnp.stack(per_head, axis=-1)
+  joint = jnp.all(per_head, axis=-1, keepdims=True)
+  return jnp.concatenate([per_head, joint], axis=-1).astype(jnp.int32)
+
+
+def accuracies(flags: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  """Percent accuracy of every head and joint.
+
+  Args:
+    flags: int [R, n, n_heads + 1] from :func:`correct_flags`.
+    mask: bool [R, n], valid videos.
+  Returns:
+    float64 [R, n_heads + 1] in percent.
+  """
+  flags = np.asarray(flags, np.float64)
+  mask = np.asarray(mask, np.float64)
+  n = mask.sum(axis=1)
+  if np.any(n == 0):
+    raise ValueError('accuracies: a run has no test videos (empty held-out subject).')
+  return 100.0 * (flags * mask[..., None]).sum(axis=1) / n[:, None]
+
+
+def select_best_epochs(test_acc: np.ndarray) -> np.ndarray:
+  """Index of the epoch with the best joint accuracy per run (earliest on ties).
+
+  Args:
+    test_acc: float [R, epochs, n_heads + 1] (joint last).
+  Returns:
+    int [R].
+  """
+  return np.argmax(np.asarray(test_acc)[..., -1], axis=1)
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+  """Mean and standard error (sample std / sqrt(n); 0 for a single value)."""
+  v = np.asarray(values, np.float64)
+  if v.size == 0:
+    raise ValueError('mean_se of no values.')
+  se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+  return float(v.mean()), se
+
+
+def fmt(mean: float, se: float) -> str:
+  """'89.30±4.60' (two decimals, like the paper)."""
+  return f'{mean:.2f}±{se:.2f}'
+
+
+def summarize_group(test_acc: np.ndarray, head_names: Sequence[str]) -> dict:
+  """LOSO summary of the runs (folds) of one model / tau pair.
+
+  Args:
+    test_acc: float [folds, epochs, n_heads + 1] in percent (joint last).
+    head_names: names of the heads, in order.
+  Returns:
+    {'best_epoch': [folds] (1-based), 'per_fold': {cat: [folds]}, 'mean': {cat: m},
+     'se': {cat: s}} for every head and 'joint'.
+  """
+  test_acc = np.asarray(test_acc)
+  best = select_best_epochs(test_acc)
+  at_best = test_acc[np.arange(test_acc.shape[0]), best]          # [folds, H+1]
+  cats = list(head_names) + [JOINT]
+  out = {'best_epoch': [int(b) + 1 for b in best], 'per_fold': {}, 'mean': {}, 'se': {}}
+  for c, cat in enumerate(cats):
+    vals = at_best[:, c]
+    m, s = mean_se(vals)
+    out['per_fold'][cat] = [float(x) for x in vals]
+    out['mean'][cat] = m
+    out['se'][cat] = s
+  return out
+
+
+def model_table(summaries: Mapping[str, dict], heads: Sequence[tuple[str, int]],
+                title: str = '') -> str:
+  """Tables III-V layout (markdown): one row pair (accuracy, chance) per category, models as
+  columns.
+
+  Args:
+    summaries: model name -> :func:`summarize_group` output.
+    heads: ((name, n_classes), ...).
+  """
+  models = list(summaries)
+  lines = [f'**{title}**', ''] if title else []
+  lines.append('| Category | | ' + ' | '.join(m.upper() for m in models) + ' |')
+  lines.append('|---|---|' + '---|' * len(models))
+  cats = [(n, k) for n, k in heads]
+  if len(heads) > 1:
+    cats.append((JOINT, int(np.prod([k for _, k in heads]))))
+  for name, n_classes in cats:
+    accs = [fmt(summaries[m]['mean'][name], summaries[m]['se'][name]) for m in models]
+    label = name.capitalize() if name != JOINT else 'Joint'
+    lines.append(f'| {label} | Accuracy | ' + ' | '.join(accs) + ' |')
+    lines.append(f'| | Chance level | {100.0 / n_classes:.2f} |' + ' |' * (len(models) - 1))
+  return '\n'.join(lines) + '\n'
+
+
+def sweep_table(summaries: Mapping[tuple[float, float], dict], tau1s: Sequence[float],
+                tau2s: Sequence[float], heads: Sequence[tuple[str, int]]) -> str:
+  """Table VI layout (markdown): per category, rows tau1, columns tau2.
+
+  Args:
+    summaries: (tau1, tau2) -> :func:`summarize_group` output.
+  """
+  lines = ['| Category | τ1 \\ τ2 | ' + ' | '.join(_num(t) for t in tau2s) + ' |',
+           '|---|---|' + '---|' * len(tau2s)]
+  cats = [n for n, _ in heads] + ([JOINT] if len(heads) > 1 else [])
+  for name in cats:
+    for i, t1 in enumerate(tau1s):
+      cells = [fmt(summaries[(t1, t2)]['mean'][name], summaries[(t1, t2)]['se'][name])
+               for t2 in tau2s]
+      label = (name.capitalize() if name != JOINT else 'Joint') if i == 0 else ''
+      lines.append(f'| {label} | {_num(t1)} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def _num(x: float) -> str:
+  return f'{x:g}'

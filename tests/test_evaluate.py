@@ -1,0 +1,98 @@
+"""Voting-period prediction, accuracies, best-epoch selection and tables (numpy references)."""
+import numpy as np
+import pytest
+import jax.numpy as jnp
+
+from mstrnn_jax import evaluate
+
+
+def _np_vote(logits):
+  """Reference majority vote: per-step argmax, most frequent class, lowest index on ties."""
+  *lead, steps, classes = logits.shape
+  flat = logits.reshape(-1, steps, classes)
+  out = []
+  for seq in flat:
+    counts = np.bincount(seq.argmax(-1), minlength=classes)
+    out.append(int(np.flatnonzero(counts == counts.max())[0]))
+  return np.asarray(out).reshape(lead)
+
+
+def test_vote_matches_reference():
+  logits = np.random.default_rng(0).normal(size=(5, 7, 6, 4)).astype(np.float32)
+  np.testing.assert_array_equal(evaluate.predict(jnp.asarray(logits), 'vote'), _np_vote(logits))
+
+
+def test_vote_tie_goes_to_lowest_class_and_differs_from_mean_prob():
+  # steps vote 2, 2, 1, 1 -> tie between 1 and 2 -> class 1; mean prob is dominated by class 2.
+  lg = np.full((1, 4, 3), -5.0, np.float32)
+  lg[0, 0, 2] = lg[0, 1, 2] = 20.0
+  lg[0, 2, 1] = lg[0, 3, 1] = 0.0
+  assert int(evaluate.predict(jnp.asarray(lg), 'vote')[0]) == 1
+  assert int(evaluate.predict(jnp.asarray(lg), 'mean_prob')[0]) == 2
+
+
+def test_mean_prob_matches_reference():
+  logits = np.random.default_rng(1).normal(size=(6, 5, 9)).astype(np.float64)
+  p = np.exp(logits - logits.max(-1, keepdims=True))
+  p /= p.sum(-1, keepdims=True)
+  np.testing.assert_array_equal(evaluate.predict(jnp.asarray(logits), 'mean_prob'),
+                                p.mean(1).argmax(-1))
+  with pytest.raises(ValueError, match='vote rule'):
+    evaluate.predict(jnp.asarray(logits), 'median')
+
+
+def test_correct_flags_uses_last_steps_and_joint():
+  heads = (('ado', 3), ('action', 2))
+  b, t = 3, 6
+  ado = np.zeros((b, t, 3), np.float32)
+  action = np.zeros((b, t, 2), np.float32)
+  ado[:, :3, 0] = 9.0          # early steps say class 0 ...
+  ado[:, 3:, 2] = 9.0          # ... the voting period (last 3) says class 2
+  action[:, :, 1] = 9.0
+  labels = np.array([[2, 1], [2, 0], [0, 1]], np.int32)
+  flags = np.asarray(evaluate.correct_flags({'ado': jnp.asarray(ado), 'action': jnp.asarray(action)},
+                                            jnp.asarray(labels), heads, voting_steps=3))
+  np.testing.assert_array_equal(flags, [[1, 1, 1], [1, 0, 0], [0, 1, 0]])
+
+
+def test_accuracies_ignore_padding():
+  flags = np.array([[[1, 1], [0, 0], [1, 1]], [[0, 0], [1, 1], [1, 1]]])
+  mask = np.array([[True, True, False], [True, True, True]])
+  np.testing.assert_allclose(evaluate.accuracies(flags, mask), [[50, 50], [200 / 3, 200 / 3]])
+
+
+def test_best_epoch_is_earliest_max_of_joint():
+  acc = np.zeros((2, 4, 2))
+  acc[0, :, 1] = [10, 30, 30, 20]
+  acc[1, :, 1] = [50, 10, 20, 50]
+  acc[0, :, 0] = [90, 0, 0, 0]  # a head's own best epoch does not matter
+  np.testing.assert_array_equal(evaluate.select_best_epochs(acc), [1, 0])
+
+
+def test_mean_se_known_values():
+  m, s = evaluate.mean_se([1.0, 2.0, 3.0])
+  assert m == pytest.approx(2.0)
+  assert s == pytest.approx(1.0 / np.sqrt(3.0))
+  assert evaluate.mean_se([4.0]) == (4.0, 0.0)
+  assert evaluate.fmt(89.2961, 4.6049) == '89.30±4.60'
+
+
+def test_summarize_group_reports_heads_at_joint_best_epoch():
+  # 2 folds, 3 epochs, heads (a, b) + joint.
+  acc = np.array([[[50, 40, 30], [60, 70, 55], [90, 10, 10]],
+                  [[80, 80, 80], [20, 20, 20], [30, 30, 30]]], float)
+  s = evaluate.summarize_group(acc, ['a', 'b'])
+  assert s['best_epoch'] == [2, 1]
+  assert s['per_fold']['a'] == [60, 80]
+  assert s['mean']['b'] == pytest.approx(75.0)
+  assert s['se']['joint'] == pytest.approx(np.std([55, 80], ddof=1) / np.sqrt(2))
+
+
+def test_tables_layout():
+  s = evaluate.summarize_group(np.array([[[50.0, 40.0, 30.0]], [[70.0, 60.0, 50.0]]]), ['ado', 'action'])
+  heads = (('ado', 4), ('action', 9))
+  table = evaluate.model_table({'mstrnn': s, 'lrcn': s}, heads)
+  assert '| Ado | Accuracy | 60.00±10.00 | 60.00±10.00 |' in table
+  assert '| | Chance level | 25.00 |' in table and '11.11' in table
+  sweep = evaluate.sweep_table({(2.0, 50.0): s, (2.0, 100.0): s}, [2.0], [50.0, 100.0], heads)
+  assert '| Action | 2 | 50.00±10.00 | 50.00±10.00 |' in sweep
