@@ -8,77 +8,77 @@ from mstrnn_jax.data.pipeline import dataset_spec
 
 
 def _coverage(shape, size=40):
-    bg = np.zeros((1, size, size, 3), np.float32)
-    img = render.render(bg, [shape], 1, 0.0, np.random.default_rng(0))
-    return img[0, 0, :, :, 0].astype(np.float64) / 255.0
+  bg = np.zeros((1, size, size, 3), np.float32)
+  img = render.render(bg, [shape], 1, 0.0, np.random.default_rng(0))
+  return img[0, 0, :, :, 0].astype(np.float64) / 255.0
 
 
 def test_disc_and_box_areas_match_geometry():
-    white = np.ones((1, 3), np.float32)
-    c = np.array([[[20.3, 19.6]]])
-    disc = _coverage(render.Capsule(c, c, 7.0, white))
-    assert disc.sum() == pytest.approx(np.pi * 49, rel=0.02)
-    seg = _coverage(render.Capsule(c - [[[0, 6]]], c + [[[0, 6]]], 3.0, white))
-    assert seg.sum() == pytest.approx(np.pi * 9 + 12 * 6, rel=0.02)
-    for angle in (0.0, 0.4, np.pi / 2):
-        box = _coverage(render.Box(c, np.array([5.0, 9.0]), angle, white))
-        assert box.sum() == pytest.approx(4 * 5 * 9, rel=0.02)
+  white = np.ones((1, 3), np.float32)
+  c = np.array([[[20.3, 19.6]]])
+  disc = _coverage(render.Capsule(c, c, 7.0, white))
+  assert disc.sum() == pytest.approx(np.pi * 49, rel=0.02)
+  seg = _coverage(render.Capsule(c - [[[0, 6]]], c + [[[0, 6]]], 3.0, white))
+  assert seg.sum() == pytest.approx(np.pi * 9 + 12 * 6, rel=0.02)
+  for angle in (0.0, 0.4, np.pi / 2):
+    box = _coverage(render.Box(c, np.array([5.0, 9.0]), angle, white))
+    assert box.sum() == pytest.approx(4 * 5 * 9, rel=0.02)
 
 
 def test_box_rotation_direction():
-    # A tall thin box rotated by +90 degrees (counter-clockwise) becomes wide.
-    white = np.ones((1, 3), np.float32)
-    c = np.array([[[20.0, 20.0]]])
-    box = _coverage(render.Box(c, np.array([10.0, 2.0]), np.pi / 2, white)) > 0.5
-    rows, cols = np.nonzero(box)
-    assert np.ptp(cols) > 3 * np.ptp(rows)
+  # A tall thin box rotated by +90 degrees (counter-clockwise) becomes wide.
+  white = np.ones((1, 3), np.float32)
+  c = np.array([[[20.0, 20.0]]])
+  box = _coverage(render.Box(c, np.array([10.0, 2.0]), np.pi / 2, white)) > 0.5
+  rows, cols = np.nonzero(box)
+  assert np.ptp(cols) > 3 * np.ptp(rows)
 
 
 @pytest.fixture(scope="module")
 def s3a():
-    return synthetic.synth3a()
+  return synthetic.synth3a()
 
 
 def test_synth3a_structure(s3a):
-    spec = dataset_spec("synth3a")
-    assert s3a.videos.shape == (243, spec.t_max, 36, 36, 3) and s3a.videos.dtype == np.uint8
-    assert spec.t_max <= 30 and s3a.crop_size == spec.crop_size == 32
-    assert s3a.heads == (("action", 27),) and s3a.class_names["action"][5] == "JP-OH-TH"
-    for s in range(9):
-        assert sorted(s3a.labels["action"][s3a.subjects == s]) == list(range(27))
-    for v, n in zip(s3a.videos, s3a.lengths):  # padded with the last frame (Sec. II.E)
-        assert (v[n:] == v[n - 1]).all() and not (v[n - 2] == v[n - 1]).all()
+  spec = dataset_spec("synth3a")
+  assert s3a.videos.shape == (243, spec.t_max, 36, 36, 3) and s3a.videos.dtype == np.uint8
+  assert spec.t_max <= 30 and s3a.crop_size == spec.crop_size == 32
+  assert s3a.heads == (("action", 27),) and s3a.class_names["action"][5] == "JP-OH-TH"
+  for s in range(9):
+    assert sorted(s3a.labels["action"][s3a.subjects == s]) == list(range(27))
+  for v, n in zip(s3a.videos, s3a.lengths):  # padded with the last frame (Sec. II.E)
+    assert (v[n:] == v[n - 1]).all() and not (v[n - 2] == v[n - 1]).all()
 
 
 def test_synth3a_deterministic_and_seeded(s3a):
-    small = dict(frame_size=20, crop_margin=2, num_subjects=2)
-    a, b = synthetic.synth3a(**small), synthetic.synth3a(**small)
-    assert (a.videos == b.videos).all()
-    c = synthetic.synth3a(seed=1, **small)
-    assert not (a.videos == c.videos[:, :a.t_max]).all()
-    assert a.videos.shape[2:4] == (20, 20) and a.crop_size == 18
+  small = dict(frame_size=20, crop_margin=2, num_subjects=2)
+  a, b = synthetic.synth3a(**small), synthetic.synth3a(**small)
+  assert (a.videos == b.videos).all()
+  c = synthetic.synth3a(seed=1, **small)
+  assert not (a.videos == c.videos[:, : a.t_max]).all()
+  assert a.videos.shape[2:4] == (20, 20) and a.crop_size == 18
 
 
 def _loso_ridge_accuracy(features, targets, subjects, classes):
-    """Leave-one-subject-out accuracy of a one-vs-rest ridge classifier on `features`."""
-    x = (features - features.mean(0)) / (features.std(0) + 1e-6)
-    x = np.concatenate([x, np.ones((len(x), 1))], 1)
-    y = np.eye(classes)[targets]
-    correct = 0
-    for s in np.unique(subjects):
-        tr, te = subjects != s, subjects == s
-        w = np.linalg.solve(x[tr].T @ x[tr] + 10.0 * np.eye(x.shape[1]), x[tr].T @ y[tr])
-        correct += ((x[te] @ w).argmax(1) == targets[te]).sum()
-    return correct / len(targets)
+  """Leave-one-subject-out accuracy of a one-vs-rest ridge classifier on `features`."""
+  x = (features - features.mean(0)) / (features.std(0) + 1e-6)
+  x = np.concatenate([x, np.ones((len(x), 1))], 1)
+  y = np.eye(classes)[targets]
+  correct = 0
+  for s in np.unique(subjects):
+    tr, te = subjects != s, subjects == s
+    w = np.linalg.solve(x[tr].T @ x[tr] + 10.0 * np.eye(x.shape[1]), x[tr].T @ y[tr])
+    correct += ((x[te] @ w).argmax(1) == targets[te]).sum()
+  return correct / len(targets)
 
 
 def test_synth3a_first_primitive_needs_memory(s3a):
-    first, third = s3a.labels["action"] // 9, s3a.labels["action"] % 3
-    feats = lambda frames: frames[:, ::2, ::2].reshape(len(frames), -1).astype(np.float64)
-    last = feats(s3a.videos[np.arange(len(s3a)), s3a.lengths - 1])
-    # The last frame says nothing about the first primitive (chance: 1/3) ...
-    assert _loso_ridge_accuracy(last, first, s3a.subjects, 3) < 0.45
-    # ... although the same classifier reads the third primitive's trace from it,
-    assert _loso_ridge_accuracy(last, third, s3a.subjects, 3) > 0.55
-    # and reads the first primitive from a frame inside it.
-    assert _loso_ridge_accuracy(feats(s3a.videos[:, 2]), first, s3a.subjects, 3) > 0.7
+  first, third = s3a.labels["action"] // 9, s3a.labels["action"] % 3
+  feats = lambda frames: frames[:, ::2, ::2].reshape(len(frames), -1).astype(np.float64)
+  last = feats(s3a.videos[np.arange(len(s3a)), s3a.lengths - 1])
+  # The last frame says nothing about the first primitive (chance: 1/3) ...
+  assert _loso_ridge_accuracy(last, first, s3a.subjects, 3) < 0.45
+  # ... although the same classifier reads the third primitive's trace from it,
+  assert _loso_ridge_accuracy(last, third, s3a.subjects, 3) > 0.55
+  # and reads the first primitive from a frame inside it.
+  assert _loso_ridge_accuracy(feats(s3a.videos[:, 2]), first, s3a.subjects, 3) > 0.7

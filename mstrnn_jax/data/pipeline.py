@@ -32,99 +32,102 @@ NAMES = tuple(SYNTHETIC) + REAL
 
 
 def canonical_name(name: str) -> str:
-    """Resolves aliases (`3acwd` -> `weizmann_3acwd`); raises listing the valid names."""
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in NAMES:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(NAMES)} "
-                         f"(aliases: {', '.join(f'{a}={b}' for a, b in ALIASES.items())})")
-    return key
+  """Resolves aliases (`3acwd` -> `weizmann_3acwd`); raises listing the valid names."""
+  key = ALIASES.get(name.lower(), name.lower())
+  if key not in NAMES:
+    raise ValueError(
+        f"unknown dataset {name!r}; valid names: {', '.join(NAMES)} "
+        f"(aliases: {', '.join(f'{a}={b}' for a, b in ALIASES.items())})"
+    )
+  return key
 
 
 def default_data_dir() -> pathlib.Path:
-    """`$MSTRNN_DATA_DIR`, else the source checkout's `data/`, else `./data`."""
-    if os.environ.get("MSTRNN_DATA_DIR"):
-        return pathlib.Path(os.environ["MSTRNN_DATA_DIR"]).expanduser()
-    checkout = pathlib.Path(__file__).resolve().parents[2] / "data"
-    return checkout if checkout.is_dir() else pathlib.Path.cwd() / "data"
+  """`$MSTRNN_DATA_DIR`, else the source checkout's `data/`, else `./data`."""
+  if os.environ.get("MSTRNN_DATA_DIR"):
+    return pathlib.Path(os.environ["MSTRNN_DATA_DIR"]).expanduser()
+  checkout = pathlib.Path(__file__).resolve().parents[2] / "data"
+  return checkout if checkout.is_dir() else pathlib.Path.cwd() / "data"
 
 
 def dataset_spec(name: str, data_dir: Optional[str] = None, **kwargs) -> DatasetSpec:
-    """Heads, class names, frame/crop size, T_max and counts without rendering or loading videos.
+  """Heads, class names, frame/crop size, T_max and counts without rendering or loading videos.
 
-    `kwargs` are the synthetic generator's arguments (e.g. `frame_size`, `seed`) or, for the real
-    datasets, `crop_margin`. For a real dataset that is not prepared yet, `t_max` and
-    `num_videos` are None.
-    """
-    key = canonical_name(name)
-    if key in SYNTHETIC:
-        return SYNTHETIC[key][1](**kwargs)
-    from mstrnn_jax.data import builders
-    return builders.spec(key, data_dir or default_data_dir(), **kwargs)
+  `kwargs` are the synthetic generator's arguments (e.g. `frame_size`, `seed`) or, for the real
+  datasets, `crop_margin`. For a real dataset that is not prepared yet, `t_max` and
+  `num_videos` are None.
+  """
+  key = canonical_name(name)
+  if key in SYNTHETIC:
+    return SYNTHETIC[key][1](**kwargs)
+  from mstrnn_jax.data import builders
+
+  return builders.spec(key, data_dir or default_data_dir(), **kwargs)
 
 
 def load_dataset(name: str, data_dir: Optional[str] = None, **kwargs) -> Dataset:
-    """Returns the whole dataset as arrays (see `Dataset`).
+  """Returns the whole dataset as arrays (see `Dataset`).
 
-    Synthetic datasets are generated in memory (`kwargs`: generator arguments such as `seed`,
-    `frame_size`, `crop_margin`). Real datasets are prepared once from the manual downloads
-    under `<data_dir>/downloads/<name>/` into `<data_dir>` (TFDS array_record files) and then
-    read back (`kwargs`: `crop_margin`, default 10 as in the paper).
-    """
-    key = canonical_name(name)
-    if key in SYNTHETIC:
-        return SYNTHETIC[key][0](**kwargs)
-    from mstrnn_jax.data import builders
-    return builders.load(key, data_dir or default_data_dir(), **kwargs)
+  Synthetic datasets are generated in memory (`kwargs`: generator arguments such as `seed`,
+  `frame_size`, `crop_margin`). Real datasets are prepared once from the manual downloads
+  under `<data_dir>/downloads/<name>/` into `<data_dir>` (TFDS array_record files) and then
+  read back (`kwargs`: `crop_margin`, default 10 as in the paper).
+  """
+  key = canonical_name(name)
+  if key in SYNTHETIC:
+    return SYNTHETIC[key][0](**kwargs)
+  from mstrnn_jax.data import builders
+
+  return builders.load(key, data_dir or default_data_dir(), **kwargs)
 
 
 class Fold(NamedTuple):
-    """One leave-one-subject-out split: indices into the dataset's first axis."""
+  """One leave-one-subject-out split: indices into the dataset's first axis."""
 
-    test_subject: int
-    train_idx: np.ndarray
-    test_idx: np.ndarray
+  test_subject: int
+  train_idx: np.ndarray
+  test_idx: np.ndarray
 
 
 def loso_folds(ds: Dataset) -> list:
-    """One `Fold` per subject, in subject order (paper Sec. II.F)."""
-    idx = np.arange(len(ds))
-    return [Fold(s, idx[ds.subjects != s], idx[ds.subjects == s])
-            for s in range(ds.num_subjects)]
+  """One `Fold` per subject, in subject order (paper Sec. II.F)."""
+  idx = np.arange(len(ds))
+  return [Fold(s, idx[ds.subjects != s], idx[ds.subjects == s]) for s in range(ds.num_subjects)]
 
 
 @functools.partial(jax.jit, static_argnames="size")
 def random_crop(key: jax.Array, videos: jax.Array, size: int) -> jax.Array:
-    """Random square crop, one offset per video shared by all its frames (training).
+  """Random square crop, one offset per video shared by all its frames (training).
 
-    Args:
-      key: PRNG key.
-      videos: `[batch, time, height, width, channels]`, any dtype.
-      size: crop height == width (static).
-    Returns:
-      `[batch, time, size, size, channels]`.
-    """
-    chex.assert_rank(videos, 5)
-    b, t, h, w, c = videos.shape
-    if size > min(h, w):
-        raise ValueError(f"crop size {size} is larger than the frames ({h}x{w})")
-    ky, kx = jax.random.split(key)
-    oy = jax.random.randint(ky, (b,), 0, h - size + 1)
-    ox = jax.random.randint(kx, (b,), 0, w - size + 1)
-    crop = lambda v, y, x: jax.lax.dynamic_slice(v, (0, y, x, 0), (t, size, size, c))
-    return jax.vmap(crop)(videos, oy, ox)
+  Args:
+    key: PRNG key.
+    videos: `[batch, time, height, width, channels]`, any dtype.
+    size: crop height == width (static).
+  Returns:
+    `[batch, time, size, size, channels]`.
+  """
+  chex.assert_rank(videos, 5)
+  b, t, h, w, c = videos.shape
+  if size > min(h, w):
+    raise ValueError(f"crop size {size} is larger than the frames ({h}x{w})")
+  ky, kx = jax.random.split(key)
+  oy = jax.random.randint(ky, (b,), 0, h - size + 1)
+  ox = jax.random.randint(kx, (b,), 0, w - size + 1)
+  crop = lambda v, y, x: jax.lax.dynamic_slice(v, (0, y, x, 0), (t, size, size, c))
+  return jax.vmap(crop)(videos, oy, ox)
 
 
 @functools.partial(jax.jit, static_argnames="size")
 def center_crop(videos: jax.Array, size: int) -> jax.Array:
-    """Centre square crop (evaluation): `[batch, time, H, W, C] -> [batch, time, size, size, C]`."""
-    chex.assert_rank(videos, 5)
-    h, w = videos.shape[2:4]
-    if size > min(h, w):
-        raise ValueError(f"crop size {size} is larger than the frames ({h}x{w})")
-    y, x = (h - size) // 2, (w - size) // 2
-    return videos[:, :, y:y + size, x:x + size]
+  """Centre square crop (evaluation): `[batch, time, H, W, C] -> [batch, time, size, size, C]`."""
+  chex.assert_rank(videos, 5)
+  h, w = videos.shape[2:4]
+  if size > min(h, w):
+    raise ValueError(f"crop size {size} is larger than the frames ({h}x{w})")
+  y, x = (h - size) // 2, (w - size) // 2
+  return videos[:, :, y : y + size, x : x + size]
 
 
 def to_float(videos: jax.Array) -> jax.Array:
-    """uint8 `[..., 3]` -> float32 in [0, 1] (the models' input range)."""
-    return jnp.asarray(videos, jnp.float32) / 255.0
+  """uint8 `[..., 3]` -> float32 in [0, 1] (the models' input range)."""
+  return jnp.asarray(videos, jnp.float32) / 255.0

@@ -15,111 +15,126 @@ import numpy as np
 
 
 class Capsule(NamedTuple):
-    """A line segment with a radius (a disc when `a == b`).
+  """A line segment with a radius (a disc when `a == b`).
 
-    a, b:    float `[videos, time, 2]` end points `(y, x)` in pixels.
-    radius:  float broadcastable to `[videos, time]`, pixels.
-    colour:  float `[videos, 3]` or `[videos, time, 3]` in [0, 1].
-    opacity: float broadcastable to `[videos, time]` in [0, 1] (0 hides the shape).
-    """
+  a, b:    float `[videos, time, 2]` end points `(y, x)` in pixels.
+  radius:  float broadcastable to `[videos, time]`, pixels.
+  colour:  float `[videos, 3]` or `[videos, time, 3]` in [0, 1].
+  opacity: float broadcastable to `[videos, time]` in [0, 1] (0 hides the shape).
+  """
 
-    a: np.ndarray
-    b: np.ndarray
-    radius: np.ndarray
-    colour: np.ndarray
-    opacity: Union[np.ndarray, float] = 1.0
+  a: np.ndarray
+  b: np.ndarray
+  radius: np.ndarray
+  colour: np.ndarray
+  opacity: Union[np.ndarray, float] = 1.0
 
 
 class Box(NamedTuple):
-    """A rotated rectangle.
+  """A rotated rectangle.
 
-    centre:  float `[videos, time, 2]` `(y, x)` in pixels.
-    half:    float broadcastable to `[videos, time, 2]`: half height, half width in pixels.
-    angle:   float broadcastable to `[videos, time]`, radians, counter-clockwise on screen.
-    colour:  float `[videos, 3]` or `[videos, time, 3]` in [0, 1].
-    opacity: float broadcastable to `[videos, time]` in [0, 1].
-    """
+  centre:  float `[videos, time, 2]` `(y, x)` in pixels.
+  half:    float broadcastable to `[videos, time, 2]`: half height, half width in pixels.
+  angle:   float broadcastable to `[videos, time]`, radians, counter-clockwise on screen.
+  colour:  float `[videos, 3]` or `[videos, time, 3]` in [0, 1].
+  opacity: float broadcastable to `[videos, time]` in [0, 1].
+  """
 
-    centre: np.ndarray
-    half: np.ndarray
-    angle: Union[np.ndarray, float]
-    colour: np.ndarray
-    opacity: Union[np.ndarray, float] = 1.0
+  centre: np.ndarray
+  half: np.ndarray
+  angle: Union[np.ndarray, float]
+  colour: np.ndarray
+  opacity: Union[np.ndarray, float] = 1.0
 
 
 Shape = Union[Capsule, Box]
 
 
 def _bt(x, n: int, t: int, sl: slice, trailing: tuple = ()) -> np.ndarray:
-    """Broadcast `x` to `[n_all, t, *trailing]` and take the video slice `sl`."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == len(trailing) + 1:  # per-video constant: [videos, *trailing]
-        x = x[:, None]
-    return np.broadcast_to(x, (n, t) + trailing)[sl]
+  """Broadcast `x` to `[n_all, t, *trailing]` and take the video slice `sl`."""
+  x = np.asarray(x, dtype=np.float32)
+  if x.ndim == len(trailing) + 1:  # per-video constant: [videos, *trailing]
+    x = x[:, None]
+  return np.broadcast_to(x, (n, t) + trailing)[sl]
 
 
 def _capsule_coverage(yy, xx, a, b, r):
-    """Anti-aliased coverage `[v, t, H, W]` of capsules a-b with radius r."""
-    ay, ax = a[..., 0, None, None], a[..., 1, None, None]
-    dy, dx = b[..., 0, None, None] - ay, b[..., 1, None, None] - ax
-    py, px = yy - ay, xx - ax
-    denom = np.maximum(dy * dy + dx * dx, 1e-9)
-    h = np.clip((py * dy + px * dx) / denom, 0.0, 1.0)
-    dist = np.hypot(py - h * dy, px - h * dx) - r[..., None, None]
-    return np.clip(0.5 - dist, 0.0, 1.0)
+  """Anti-aliased coverage `[v, t, H, W]` of capsules a-b with radius r."""
+  ay, ax = a[..., 0, None, None], a[..., 1, None, None]
+  dy, dx = b[..., 0, None, None] - ay, b[..., 1, None, None] - ax
+  py, px = yy - ay, xx - ax
+  denom = np.maximum(dy * dy + dx * dx, 1e-9)
+  h = np.clip((py * dy + px * dx) / denom, 0.0, 1.0)
+  dist = np.hypot(py - h * dy, px - h * dx) - r[..., None, None]
+  return np.clip(0.5 - dist, 0.0, 1.0)
 
 
 def _box_coverage(yy, xx, c, half, angle):
-    """Anti-aliased coverage `[v, t, H, W]` of rotated boxes."""
-    cos, sin = np.cos(angle)[..., None, None], np.sin(angle)[..., None, None]
-    py, px = yy - c[..., 0, None, None], xx - c[..., 1, None, None]
-    # Screen y points down, so a counter-clockwise rotation on screen uses -angle in (x, y).
-    u = px * cos - py * sin
-    v = px * sin + py * cos
-    qy = np.abs(v) - half[..., 0, None, None]
-    qx = np.abs(u) - half[..., 1, None, None]
-    outside = np.hypot(np.maximum(qx, 0.0), np.maximum(qy, 0.0))
-    inside = np.minimum(np.maximum(qx, qy), 0.0)
-    return np.clip(0.5 - (outside + inside), 0.0, 1.0)
+  """Anti-aliased coverage `[v, t, H, W]` of rotated boxes."""
+  cos, sin = np.cos(angle)[..., None, None], np.sin(angle)[..., None, None]
+  py, px = yy - c[..., 0, None, None], xx - c[..., 1, None, None]
+  # Screen y points down, so a counter-clockwise rotation on screen uses -angle in (x, y).
+  u = px * cos - py * sin
+  v = px * sin + py * cos
+  qy = np.abs(v) - half[..., 0, None, None]
+  qx = np.abs(u) - half[..., 1, None, None]
+  outside = np.hypot(np.maximum(qx, 0.0), np.maximum(qy, 0.0))
+  inside = np.minimum(np.maximum(qx, qy), 0.0)
+  return np.clip(0.5 - (outside + inside), 0.0, 1.0)
 
 
-def render(background: np.ndarray, shapes: Sequence[Shape], num_frames: int,
-           noise_std: float, rng: np.random.Generator, chunk: int = 32) -> np.ndarray:
-    """Draws `shapes` over `background` and quantises to uint8.
+def render(
+    background: np.ndarray,
+    shapes: Sequence[Shape],
+    num_frames: int,
+    noise_std: float,
+    rng: np.random.Generator,
+    chunk: int = 32,
+) -> np.ndarray:
+  """Draws `shapes` over `background` and quantises to uint8.
 
-    Args:
-      background: float `[videos, H, W, 3]` (static) or `[videos, time, H, W, 3]`, in [0, 1].
-      shapes: drawn in order, later shapes on top.
-      num_frames: time steps to render.
-      noise_std: standard deviation of i.i.d. Gaussian pixel noise (in [0, 1] units).
-      rng: source of the pixel noise.
-      chunk: videos rendered at once (bounds memory).
-    Returns:
-      uint8 `[videos, time, H, W, 3]`.
-    """
-    n = background.shape[0]
-    h, w = background.shape[-3:-1]
-    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32) + 0.5,
-                         np.arange(w, dtype=np.float32) + 0.5, indexing="ij")
-    out = np.empty((n, num_frames, h, w, 3), np.uint8)
-    for start in range(0, n, chunk):
-        sl = slice(start, min(start + chunk, n))
-        bg = background[sl]
-        if bg.ndim == 4:
-            bg = bg[:, None]
-        img = np.broadcast_to(bg, (bg.shape[0], num_frames, h, w, 3)).astype(np.float32)
-        for shape in shapes:
-            if isinstance(shape, Capsule):
-                cov = _capsule_coverage(yy, xx, _bt(shape.a, n, num_frames, sl, (2,)),
-                                        _bt(shape.b, n, num_frames, sl, (2,)),
-                                        _bt(shape.radius, n, num_frames, sl))
-            else:
-                cov = _box_coverage(yy, xx, _bt(shape.centre, n, num_frames, sl, (2,)),
-                                    _bt(shape.half, n, num_frames, sl, (2,)),
-                                    _bt(shape.angle, n, num_frames, sl))
-            alpha = (cov * _bt(shape.opacity, n, num_frames, sl)[..., None, None])[..., None]
-            colour = _bt(shape.colour, n, num_frames, sl, (3,))[:, :, None, None, :]
-            img = img + alpha * (colour - img)
-        img += rng.normal(0.0, noise_std, img.shape).astype(np.float32)
-        out[sl] = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return out
+  Args:
+    background: float `[videos, H, W, 3]` (static) or `[videos, time, H, W, 3]`, in [0, 1].
+    shapes: drawn in order, later shapes on top.
+    num_frames: time steps to render.
+    noise_std: standard deviation of i.i.d. Gaussian pixel noise (in [0, 1] units).
+    rng: source of the pixel noise.
+    chunk: videos rendered at once (bounds memory).
+  Returns:
+    uint8 `[videos, time, H, W, 3]`.
+  """
+  n = background.shape[0]
+  h, w = background.shape[-3:-1]
+  yy, xx = np.meshgrid(
+      np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5, indexing="ij"
+  )
+  out = np.empty((n, num_frames, h, w, 3), np.uint8)
+  for start in range(0, n, chunk):
+    sl = slice(start, min(start + chunk, n))
+    bg = background[sl]
+    if bg.ndim == 4:
+      bg = bg[:, None]
+    img = np.broadcast_to(bg, (bg.shape[0], num_frames, h, w, 3)).astype(np.float32)
+    for shape in shapes:
+      if isinstance(shape, Capsule):
+        cov = _capsule_coverage(
+            yy,
+            xx,
+            _bt(shape.a, n, num_frames, sl, (2,)),
+            _bt(shape.b, n, num_frames, sl, (2,)),
+            _bt(shape.radius, n, num_frames, sl),
+        )
+      else:
+        cov = _box_coverage(
+            yy,
+            xx,
+            _bt(shape.centre, n, num_frames, sl, (2,)),
+            _bt(shape.half, n, num_frames, sl, (2,)),
+            _bt(shape.angle, n, num_frames, sl),
+        )
+      alpha = (cov * _bt(shape.opacity, n, num_frames, sl)[..., None, None])[..., None]
+      colour = _bt(shape.colour, n, num_frames, sl, (3,))[:, :, None, None, :]
+      img = img + alpha * (colour - img)
+    img += rng.normal(0.0, noise_std, img.shape).astype(np.float32)
+    out[sl] = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+  return out

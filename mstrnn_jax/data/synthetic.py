@@ -29,211 +29,263 @@ _PEOPLE, _TIMING, _CLIP, _NOISE = 11, 12, 13, 14
 
 
 def _hsv(h, s, v) -> np.ndarray:
-    return hsv_to_rgb(np.stack(np.broadcast_arrays(h, s, v), -1)).astype(np.float32)
+  return hsv_to_rgb(np.stack(np.broadcast_arrays(h, s, v), -1)).astype(np.float32)
 
 
 def _sample_people(rng: np.random.Generator, num: int) -> dict:
-    """Per-subject appearance and motion style (all arrays have leading dim `num`)."""
-    u = lambda lo, hi, *shape: rng.uniform(lo, hi, (num,) + shape).astype(np.float32)
-    skin_tones = np.array([[0.96, 0.80, 0.69], [0.87, 0.67, 0.52], [0.70, 0.50, 0.36],
-                           [0.52, 0.35, 0.24], [0.36, 0.24, 0.16]], np.float32)
-    return dict(
-        skin=skin_tones[rng.integers(0, len(skin_tones), num)] * u(0.92, 1.05, 1),
-        hair=_hsv(u(0.02, 0.12), u(0.3, 0.8), u(0.05, 0.45)),
-        shirt=_hsv(u(0, 1), u(0.55, 0.95), u(0.25, 0.65)),
-        trousers=_hsv(u(0, 1), u(0.2, 0.7), u(0.08, 0.35)),
-        long_sleeves=rng.random(num) < 0.5,
-        bg=_hsv(u(0, 1), u(0.08, 0.35), u(0.72, 0.92)),
-        floor=_hsv(u(0, 1), u(0.1, 0.4), u(0.45, 0.7)),
-        texture_kind=rng.integers(0, 4, num),
-        texture_amp=u(0.03, 0.07),
-        texture_period=u(0.12, 0.3),       # fraction of the frame
-        texture_angle=u(0, np.pi),
-        scale=u(0.8, 1.0),                 # body height factor
-        proportions=u(0.9, 1.1, 6),        # torso, leg, upper arm, forearm, head, girth
-        x=u(0.38, 0.62),                   # horizontal position (fraction of the frame)
-        ground=u(0.84, 0.9),               # ground line (fraction of the frame)
-        speed=u(0.9, 1.1),                 # >1: slower (longer primitives)
-        amp=u(0.85, 1.15),
-        phase=u(-0.6, 0.6),
-        rest_arm=u(0.12, 0.35),            # rest angle of the arms from vertical
-        stance=u(0.02, 0.07),              # feet apart (fraction of the frame)
-    )
+  """Per-subject appearance and motion style (all arrays have leading dim `num`)."""
+  u = lambda lo, hi, *shape: rng.uniform(lo, hi, (num,) + shape).astype(np.float32)
+  skin_tones = np.array(
+      [
+          [0.96, 0.80, 0.69],
+          [0.87, 0.67, 0.52],
+          [0.70, 0.50, 0.36],
+          [0.52, 0.35, 0.24],
+          [0.36, 0.24, 0.16],
+      ],
+      np.float32,
+  )
+  return dict(
+      skin=skin_tones[rng.integers(0, len(skin_tones), num)] * u(0.92, 1.05, 1),
+      hair=_hsv(u(0.02, 0.12), u(0.3, 0.8), u(0.05, 0.45)),
+      shirt=_hsv(u(0, 1), u(0.55, 0.95), u(0.25, 0.65)),
+      trousers=_hsv(u(0, 1), u(0.2, 0.7), u(0.08, 0.35)),
+      long_sleeves=rng.random(num) < 0.5,
+      bg=_hsv(u(0, 1), u(0.08, 0.35), u(0.72, 0.92)),
+      floor=_hsv(u(0, 1), u(0.1, 0.4), u(0.45, 0.7)),
+      texture_kind=rng.integers(0, 4, num),
+      texture_amp=u(0.03, 0.07),
+      texture_period=u(0.12, 0.3),  # fraction of the frame
+      texture_angle=u(0, np.pi),
+      scale=u(0.8, 1.0),  # body height factor
+      proportions=u(0.9, 1.1, 6),  # torso, leg, upper arm, forearm, head, girth
+      x=u(0.38, 0.62),  # horizontal position (fraction of the frame)
+      ground=u(0.84, 0.9),  # ground line (fraction of the frame)
+      speed=u(0.9, 1.1),  # >1: slower (longer primitives)
+      amp=u(0.85, 1.15),
+      phase=u(-0.6, 0.6),
+      rest_arm=u(0.12, 0.35),  # rest angle of the arms from vertical
+      stance=u(0.02, 0.07),  # feet apart (fraction of the frame)
+  )
 
 
 def _backgrounds(people: dict, size: int, ground: np.ndarray | None) -> np.ndarray:
-    """Static textured backgrounds `[subjects, size, size, 3]`; floor below `ground` (fraction)."""
-    g = (np.arange(size, dtype=np.float32) + 0.5) / size
-    yy, xx = np.meshgrid(g, g, indexing="ij")
-    ang = people["texture_angle"][:, None, None]
-    proj = (np.cos(ang) * xx + np.sin(ang) * yy) / people["texture_period"][:, None, None]
-    kind = people["texture_kind"][:, None, None]
-    stripes = np.sign(np.sin(2 * np.pi * proj))
-    checker = stripes * np.sign(np.sin(2 * np.pi * (np.cos(ang) * yy - np.sin(ang) * xx)
-                                       / people["texture_period"][:, None, None]))
-    wave = np.sin(2 * np.pi * proj)
-    gradient = 2 * (np.cos(ang) * xx + np.sin(ang) * yy) - 1
-    tex = np.select([kind == 0, kind == 1, kind == 2], [stripes, checker, wave], gradient)
-    shade = 1 + people["texture_amp"][:, None, None] * tex
-    img = people["bg"][:, None, None, :] * shade[..., None]
-    if ground is not None:
-        floor = people["floor"][:, None, None, :] * (1 + 0.5 * (shade[..., None] - 1))
-        img = np.where((yy[None] > ground[:, None, None])[..., None], floor, img)
-    return np.clip(img, 0, 1).astype(np.float32)
+  """Static textured backgrounds `[subjects, size, size, 3]`; floor below `ground` (fraction)."""
+  g = (np.arange(size, dtype=np.float32) + 0.5) / size
+  yy, xx = np.meshgrid(g, g, indexing="ij")
+  ang = people["texture_angle"][:, None, None]
+  proj = (np.cos(ang) * xx + np.sin(ang) * yy) / people["texture_period"][:, None, None]
+  kind = people["texture_kind"][:, None, None]
+  stripes = np.sign(np.sin(2 * np.pi * proj))
+  checker = stripes * np.sign(
+      np.sin(
+          2
+          * np.pi
+          * (np.cos(ang) * yy - np.sin(ang) * xx)
+          / people["texture_period"][:, None, None]
+      )
+  )
+  wave = np.sin(2 * np.pi * proj)
+  gradient = 2 * (np.cos(ang) * xx + np.sin(ang) * yy) - 1
+  tex = np.select([kind == 0, kind == 1, kind == 2], [stripes, checker, wave], gradient)
+  shade = 1 + people["texture_amp"][:, None, None] * tex
+  img = people["bg"][:, None, None, :] * shade[..., None]
+  if ground is not None:
+    floor = people["floor"][:, None, None, :] * (1 + 0.5 * (shade[..., None] - 1))
+    img = np.where((yy[None] > ground[:, None, None])[..., None], floor, img)
+  return np.clip(img, 0, 1).astype(np.float32)
 
 
 def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
+  x = np.clip(x, 0.0, 1.0)
+  return x * x * (3 - 2 * x)
 
 
 def _timeline(durations: np.ndarray) -> tuple:
-    """Maps each frame to (segment index, local phase u in (0, 1)).
+  """Maps each frame to (segment index, local phase u in (0, 1)).
 
-    durations: int `[videos, segments]`. Returns (lengths `[videos]`, seg `[videos, t_max]`,
-    u `[videos, t_max]`); frames past a video's end repeat its last frame's values.
-    """
-    lengths = durations.sum(1)
-    t_max = int(lengths.max())
-    starts = np.concatenate([np.zeros_like(durations[:, :1]), np.cumsum(durations, 1)[:, :-1]], 1)
-    t = np.minimum(np.arange(t_max)[None, :], lengths[:, None] - 1)
-    seg = (t[:, :, None] >= starts[:, None, 1:]).sum(-1)
-    start = np.take_along_axis(starts, seg, 1)
-    dur = np.take_along_axis(durations, seg, 1)
-    return lengths.astype(np.int32), seg, ((t - start + 0.5) / dur).astype(np.float32)
+  durations: int `[videos, segments]`. Returns (lengths `[videos]`, seg `[videos, t_max]`,
+  u `[videos, t_max]`); frames past a video's end repeat its last frame's values.
+  """
+  lengths = durations.sum(1)
+  t_max = int(lengths.max())
+  starts = np.concatenate([np.zeros_like(durations[:, :1]), np.cumsum(durations, 1)[:, :-1]], 1)
+  t = np.minimum(np.arange(t_max)[None, :], lengths[:, None] - 1)
+  seg = (t[:, :, None] >= starts[:, None, 1:]).sum(-1)
+  start = np.take_along_axis(starts, seg, 1)
+  dur = np.take_along_axis(durations, seg, 1)
+  return lengths.astype(np.int32), seg, ((t - start + 0.5) / dur).astype(np.float32)
 
 
 def _direction(angle, side):
-    """Unit vector `(y, x)` at `angle` from straight down, opening towards `side` (+1 right)."""
-    return np.stack([np.cos(angle), side * np.sin(angle)], -1)
+  """Unit vector `(y, x)` at `angle` from straight down, opening towards `side` (+1 right)."""
+  return np.stack([np.cos(angle), side * np.sin(angle)], -1)
 
 
 # ----------------------------------------------------------------------------------------------
 # synth3a
 # ----------------------------------------------------------------------------------------------
 
+
 def _synth3a_plan(seed: int, num_subjects: int, frames_per_primitive: int) -> dict:
-    """Everything about synth3a except pixels: labels, subjects, timing, per-clip jitter."""
-    people = _sample_people(np.random.default_rng([seed, _PEOPLE]), num_subjects)
-    triples = np.array(list(itertools.product(range(3), repeat=3)), np.int32)  # class order
-    subjects = np.repeat(np.arange(num_subjects, dtype=np.int32), len(triples))
-    labels = np.tile(np.arange(len(triples), dtype=np.int32), num_subjects)
-    n = len(subjects)
-    rng = np.random.default_rng([seed, _TIMING])
-    jitter = rng.uniform(0.95, 1.05, (n, 3))
-    durations = np.round(frames_per_primitive * people["speed"][subjects, None] * jitter)
-    durations = np.maximum(durations, 2).astype(np.int32)
-    lengths, seg, u = _timeline(durations)
-    return dict(people=people, subjects=subjects, labels=labels, primitive=triples[labels],
-                lengths=lengths, seg=seg, u=u)
+  """Everything about synth3a except pixels: labels, subjects, timing, per-clip jitter."""
+  people = _sample_people(np.random.default_rng([seed, _PEOPLE]), num_subjects)
+  triples = np.array(list(itertools.product(range(3), repeat=3)), np.int32)  # class order
+  subjects = np.repeat(np.arange(num_subjects, dtype=np.int32), len(triples))
+  labels = np.tile(np.arange(len(triples), dtype=np.int32), num_subjects)
+  n = len(subjects)
+  rng = np.random.default_rng([seed, _TIMING])
+  jitter = rng.uniform(0.95, 1.05, (n, 3))
+  durations = np.round(frames_per_primitive * people["speed"][subjects, None] * jitter)
+  durations = np.maximum(durations, 2).astype(np.int32)
+  lengths, seg, u = _timeline(durations)
+  return dict(
+      people=people,
+      subjects=subjects,
+      labels=labels,
+      primitive=triples[labels],
+      lengths=lengths,
+      seg=seg,
+      u=u,
+  )
 
 
 def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
-    """The figure of every video as a list of render shapes (pixel units)."""
-    p, s = plan["people"], plan["subjects"]
-    n, t = plan["u"].shape
-    u = plan["u"]
-    prim = np.take_along_axis(plan["primitive"], plan["seg"], 1)  # [n, t]
-    k = (p["scale"][s] * size)[:, None]                             # body scale in pixels [n, 1]
-    torso_l, leg_l, uarm_l, farm_l, head_f, girth = (p["proportions"][s, i][:, None] for i in range(6))
-    torso_l, leg_l = 0.22 * k * torso_l, 0.16 * k * leg_l           # leg_l: thigh == shin
-    uarm_l, farm_l = 0.13 * k * uarm_l, 0.12 * k * farm_l
-    head_r = 0.065 * k * head_f
-    limb_r = np.maximum(0.03 * k * girth, 0.6)
-    amp = (p["amp"][s] * rng.uniform(0.9, 1.1, n))[:, None]
-    phase = p["phase"][s][:, None]
-    x0 = (p["x"][s] + rng.uniform(-0.02, 0.02, n))[:, None] * size
-    ground = (p["ground"][s] + rng.uniform(-0.01, 0.01, n))[:, None] * size
-    rest = p["rest_arm"][s][:, None]
+  """The figure of every video as a list of render shapes (pixel units)."""
+  p, s = plan["people"], plan["subjects"]
+  n, t = plan["u"].shape
+  u = plan["u"]
+  prim = np.take_along_axis(plan["primitive"], plan["seg"], 1)  # [n, t]
+  k = (p["scale"][s] * size)[:, None]  # body scale in pixels [n, 1]
+  torso_l, leg_l, uarm_l, farm_l, head_f, girth = (
+      p["proportions"][s, i][:, None] for i in range(6)
+  )
+  torso_l, leg_l = 0.22 * k * torso_l, 0.16 * k * leg_l  # leg_l: thigh == shin
+  uarm_l, farm_l = 0.13 * k * uarm_l, 0.12 * k * farm_l
+  head_r = 0.065 * k * head_f
+  limb_r = np.maximum(0.03 * k * girth, 0.6)
+  amp = (p["amp"][s] * rng.uniform(0.9, 1.1, n))[:, None]
+  phase = p["phase"][s][:, None]
+  x0 = (p["x"][s] + rng.uniform(-0.02, 0.02, n))[:, None] * size
+  ground = (p["ground"][s] + rng.uniform(-0.01, 0.01, n))[:, None] * size
+  rest = p["rest_arm"][s][:, None]
 
-    # Jump-in-place: crouch, take off, land, twice.
-    w = -np.sin(2 * np.pi * 2 * u)
-    jp = prim == 0
-    lift = np.where(jp, 0.09 * k * amp * np.maximum(w, 0), 0.0)
-    crouch = np.where(jp, 0.07 * k * amp * np.maximum(-w, 0), 0.0)
-    jp_arm = rest + 0.9 * amp * np.maximum(w, 0)
-    # One-hand-wave: raise the right arm overhead, wave the forearm twice, lower it.
-    env = _smoothstep(u / 0.25) * _smoothstep((1 - u) / 0.25)
-    oh_up = rest + env * (2.3 + 0.3 * (amp - 1) - rest)
-    oh_fore = oh_up + env * 0.75 * np.sin(2 * np.pi * 2 * u + phase)
-    # Two-hand-wave: both straight arms sweep from the sides to overhead, twice.
-    th_up = rest + (2.6 + 0.3 * (amp - 1) - rest) * 0.5 * (1 - np.cos(2 * np.pi * 2 * u))
+  # Jump-in-place: crouch, take off, land, twice.
+  w = -np.sin(2 * np.pi * 2 * u)
+  jp = prim == 0
+  lift = np.where(jp, 0.09 * k * amp * np.maximum(w, 0), 0.0)
+  crouch = np.where(jp, 0.07 * k * amp * np.maximum(-w, 0), 0.0)
+  jp_arm = rest + 0.9 * amp * np.maximum(w, 0)
+  # One-hand-wave: raise the right arm overhead, wave the forearm twice, lower it.
+  env = _smoothstep(u / 0.25) * _smoothstep((1 - u) / 0.25)
+  oh_up = rest + env * (2.3 + 0.3 * (amp - 1) - rest)
+  oh_fore = oh_up + env * 0.75 * np.sin(2 * np.pi * 2 * u + phase)
+  # Two-hand-wave: both straight arms sweep from the sides to overhead, twice.
+  th_up = rest + (2.6 + 0.3 * (amp - 1) - rest) * 0.5 * (1 - np.cos(2 * np.pi * 2 * u))
 
-    right_up = np.select([prim == 0, prim == 1], [jp_arm, oh_up], th_up)   # image left
-    right_fore = np.select([prim == 0, prim == 1], [jp_arm + 0.1, oh_fore], th_up + 0.1)
-    left_up = np.select([prim == 0, prim == 1], [jp_arm, rest], th_up)     # image right
-    left_fore = left_up + 0.1
+  right_up = np.select([prim == 0, prim == 1], [jp_arm, oh_up], th_up)  # image left
+  right_fore = np.select([prim == 0, prim == 1], [jp_arm + 0.1, oh_fore], th_up + 0.1)
+  left_up = np.select([prim == 0, prim == 1], [jp_arm, rest], th_up)  # image right
+  left_fore = left_up + 0.1
 
-    hip_y = ground - 2 * leg_l - lift + crouch
-    hip = np.stack(np.broadcast_arrays(hip_y, x0), -1)
-    neck = hip - np.stack(np.broadcast_arrays(torso_l, 0 * x0), -1)
-    head = neck - np.stack(np.broadcast_arrays(0.6 * head_r + head_r, 0 * x0), -1)
-    hair = head - np.stack(np.broadcast_arrays(0.35 * head_r, 0 * x0), -1)
-    shoulder_w, hip_w = 0.08 * k * girth, 0.045 * k * girth
-    stance = (p["stance"][s] * size)[:, None]
+  hip_y = ground - 2 * leg_l - lift + crouch
+  hip = np.stack(np.broadcast_arrays(hip_y, x0), -1)
+  neck = hip - np.stack(np.broadcast_arrays(torso_l, 0 * x0), -1)
+  head = neck - np.stack(np.broadcast_arrays(0.6 * head_r + head_r, 0 * x0), -1)
+  hair = head - np.stack(np.broadcast_arrays(0.35 * head_r, 0 * x0), -1)
+  shoulder_w, hip_w = 0.08 * k * girth, 0.045 * k * girth
+  stance = (p["stance"][s] * size)[:, None]
 
-    def yx(y, x):
-        return np.stack(np.broadcast_arrays(y, x), -1)
+  def yx(y, x):
+    return np.stack(np.broadcast_arrays(y, x), -1)
 
-    shapes = []
-    leg_r = limb_r * 1.2
-    for side in (-1, 1):
-        hj = hip + yx(0 * hip_y, side * hip_w)
-        foot = yx(ground - lift - 0.5 * leg_r, x0 + side * (hip_w + stance))
-        mid = 0.5 * (hj + foot)
-        half = np.linalg.norm(foot - hj, axis=-1)[..., None] / 2
-        bend = np.sqrt(np.maximum(leg_l[..., None] ** 2 - half ** 2, 0))
-        knee = mid + yx(0 * hip_y, side * bend[..., 0])
-        shapes += [render.Capsule(hj, knee, leg_r, p["trousers"][s]),
-                   render.Capsule(knee, foot, leg_r, p["trousers"][s])]
-    shapes.append(render.Capsule(hip, neck + yx(0.03 * k, 0 * x0), 0.085 * k * girth, p["shirt"][s]))
-    shapes.append(render.Capsule(neck - yx(0.03 * k, 0 * x0), neck, 0.07 * k * girth, p["shirt"][s]))
-    shapes.append(render.Capsule(hair, hair, 0.95 * head_r, p["hair"][s]))
-    shapes.append(render.Capsule(head, head, head_r, p["skin"][s]))
-    sleeve = np.where(p["long_sleeves"][s, None], p["shirt"][s], p["skin"][s])
-    for side, up, fore in ((-1, right_up, right_fore), (1, left_up, left_fore)):
-        sh = neck + yx(0.025 * k, side * shoulder_w)
-        elbow = sh + uarm_l[..., None] * _direction(up, side)
-        hand = elbow + farm_l[..., None] * _direction(fore, side)
-        shapes += [render.Capsule(sh, elbow, limb_r, p["shirt"][s]),
-                   render.Capsule(elbow, hand, limb_r, sleeve),
-                   render.Capsule(hand, hand, limb_r * 1.35, p["skin"][s])]
-    return shapes
-
-
-def synth3a(seed: int = 0, frame_size: int = 36, crop_margin: int = 4,
-            frames_per_primitive: int = 9, num_subjects: int = 9,
-            noise_std: float = 0.02) -> Dataset:
-    """3ACWD analogue: 27 ordered triples of JP/OH/TH, `num_subjects` x 27 videos.
-
-    Returns a `Dataset` with videos uint8 `[num_subjects * 27, t_max, frame_size, frame_size, 3]`,
-    head `('action', 27)`; class `9 a + 3 b + c` is primitives (a, b, c) in `PRIMITIVES` order.
-    """
-    plan = _synth3a_plan(seed, num_subjects, frames_per_primitive)
-    rng = np.random.default_rng([seed, _CLIP])
-    shapes = _synth3a_shapes(plan, frame_size, rng)
-    s = plan["subjects"]
-    bg = _backgrounds(plan["people"], frame_size, plan["people"]["ground"])[s]
-    bg = bg * rng.uniform(0.95, 1.05, (len(s), 1, 1, 1)).astype(np.float32)
-    videos = render.render(bg, shapes, plan["u"].shape[1], noise_std,
-                           np.random.default_rng([seed, _NOISE]))
-    return Dataset(name="synth3a", videos=repeat_last_frame(videos, plan["lengths"]),
-                   lengths=plan["lengths"], labels={"action": plan["labels"]},
-                   heads=(("action", 27),), class_names={"action": list(SYNTH3A_CLASSES)},
-                   subjects=s, subject_names=[f"subject{i}" for i in range(num_subjects)],
-                   crop_size=frame_size - crop_margin, source=f"synthetic (seed={seed})")
+  shapes = []
+  leg_r = limb_r * 1.2
+  for side in (-1, 1):
+    hj = hip + yx(0 * hip_y, side * hip_w)
+    foot = yx(ground - lift - 0.5 * leg_r, x0 + side * (hip_w + stance))
+    mid = 0.5 * (hj + foot)
+    half = np.linalg.norm(foot - hj, axis=-1)[..., None] / 2
+    bend = np.sqrt(np.maximum(leg_l[..., None] ** 2 - half**2, 0))
+    knee = mid + yx(0 * hip_y, side * bend[..., 0])
+    shapes += [
+        render.Capsule(hj, knee, leg_r, p["trousers"][s]),
+        render.Capsule(knee, foot, leg_r, p["trousers"][s]),
+    ]
+  shapes.append(render.Capsule(hip, neck + yx(0.03 * k, 0 * x0), 0.085 * k * girth, p["shirt"][s]))
+  shapes.append(render.Capsule(neck - yx(0.03 * k, 0 * x0), neck, 0.07 * k * girth, p["shirt"][s]))
+  shapes.append(render.Capsule(hair, hair, 0.95 * head_r, p["hair"][s]))
+  shapes.append(render.Capsule(head, head, head_r, p["skin"][s]))
+  sleeve = np.where(p["long_sleeves"][s, None], p["shirt"][s], p["skin"][s])
+  for side, up, fore in ((-1, right_up, right_fore), (1, left_up, left_fore)):
+    sh = neck + yx(0.025 * k, side * shoulder_w)
+    elbow = sh + uarm_l[..., None] * _direction(up, side)
+    hand = elbow + farm_l[..., None] * _direction(fore, side)
+    shapes += [
+        render.Capsule(sh, elbow, limb_r, p["shirt"][s]),
+        render.Capsule(elbow, hand, limb_r, sleeve),
+        render.Capsule(hand, hand, limb_r * 1.35, p["skin"][s]),
+    ]
+  return shapes
 
 
-def synth3a_spec(seed: int = 0, frame_size: int = 36, crop_margin: int = 4,
-                 frames_per_primitive: int = 9, num_subjects: int = 9,
-                 noise_std: float = 0.02) -> DatasetSpec:
-    """`synth3a`'s spec without rendering (same arguments as `synth3a`)."""
-    del noise_std
-    plan = _synth3a_plan(seed, num_subjects, frames_per_primitive)
-    return DatasetSpec(name="synth3a", heads=(("action", 27),),
-                       class_names={"action": list(SYNTH3A_CLASSES)},
-                       frame_size=(frame_size, frame_size), crop_size=frame_size - crop_margin,
-                       t_max=int(plan["lengths"].max()), num_subjects=num_subjects,
-                       num_videos=len(plan["subjects"]), synthetic=True,
-                       description="synthetic 3ACWD analogue: jump-in-place / one-hand-wave / "
-                                   "two-hand-wave, 27 ordered triples")
+def synth3a(
+    seed: int = 0,
+    frame_size: int = 36,
+    crop_margin: int = 4,
+    frames_per_primitive: int = 9,
+    num_subjects: int = 9,
+    noise_std: float = 0.02,
+) -> Dataset:
+  """3ACWD analogue: 27 ordered triples of JP/OH/TH, `num_subjects` x 27 videos.
+
+  Returns a `Dataset` with videos uint8 `[num_subjects * 27, t_max, frame_size, frame_size, 3]`,
+  head `('action', 27)`; class `9 a + 3 b + c` is primitives (a, b, c) in `PRIMITIVES` order.
+  """
+  plan = _synth3a_plan(seed, num_subjects, frames_per_primitive)
+  rng = np.random.default_rng([seed, _CLIP])
+  shapes = _synth3a_shapes(plan, frame_size, rng)
+  s = plan["subjects"]
+  bg = _backgrounds(plan["people"], frame_size, plan["people"]["ground"])[s]
+  bg = bg * rng.uniform(0.95, 1.05, (len(s), 1, 1, 1)).astype(np.float32)
+  videos = render.render(
+      bg, shapes, plan["u"].shape[1], noise_std, np.random.default_rng([seed, _NOISE])
+  )
+  return Dataset(
+      name="synth3a",
+      videos=repeat_last_frame(videos, plan["lengths"]),
+      lengths=plan["lengths"],
+      labels={"action": plan["labels"]},
+      heads=(("action", 27),),
+      class_names={"action": list(SYNTH3A_CLASSES)},
+      subjects=s,
+      subject_names=[f"subject{i}" for i in range(num_subjects)],
+      crop_size=frame_size - crop_margin,
+      source=f"synthetic (seed={seed})",
+  )
+
+
+def synth3a_spec(
+    seed: int = 0,
+    frame_size: int = 36,
+    crop_margin: int = 4,
+    frames_per_primitive: int = 9,
+    num_subjects: int = 9,
+    noise_std: float = 0.02,
+) -> DatasetSpec:
+  """`synth3a`'s spec without rendering (same arguments as `synth3a`)."""
+  del noise_std
+  plan = _synth3a_plan(seed, num_subjects, frames_per_primitive)
+  return DatasetSpec(
+      name="synth3a",
+      heads=(("action", 27),),
+      class_names={"action": list(SYNTH3A_CLASSES)},
+      frame_size=(frame_size, frame_size),
+      crop_size=frame_size - crop_margin,
+      t_max=int(plan["lengths"].max()),
+      num_subjects=num_subjects,
+      num_videos=len(plan["subjects"]),
+      synthetic=True,
+      description="synthetic 3ACWD analogue: jump-in-place / one-hand-wave / "
+      "two-hand-wave, 27 ordered triples",
+  )
