@@ -257,6 +257,7 @@ def plot_pca_trajectories(projections: Mapping[str, np.ndarray], names: Sequence
       ax.set_ylabel(f"PC{j + 1}" + ("" if ev is None else f" ({100 * ev[j]:.0f}%)"))
       ax.set_title(f"{model}: PC{i + 1}-PC{j + 1}", fontsize=10)
       ax.tick_params(labelsize=8)
+      ax.locator_params(nbins=4)
   handles = [Line2D([], [], color=c, lw=2, label=n) for n, c in colours.items()]
   handles += [Line2D([], [], ls="", marker="o", color="grey", label="start"),
               Line2D([], [], ls="", marker="*", ms=10, color="grey", label="end"),
@@ -294,3 +295,262 @@ def plot_early_recognition(curves: Mapping[str, Mapping[str, np.ndarray]], votin
   if title:
     fig.suptitle(title)
   return fig
+
+
+# --------------------------------------------------------------------------------------------
+# A trained run end to end (experiments/analyze.py)
+# --------------------------------------------------------------------------------------------
+# Paper's choices (Sec. III.B, III.C): Fig. 5 on 3ACWD, Fig. 8 on CL1AD (Sweep- vs Close-Laptop).
+DEFAULT_SEQUENCES = {
+    "synth3a": ("JP-JP-JP", "OH-OH-OH", "TH-TH-TH", "OH-JP-JP", "TH-JP-JP"),
+    "weizmann_3acwd": ("JP-JP-JP", "OH-OH-OH", "TH-TH-TH", "OH-JP-JP", "TH-JP-JP"),
+    "synthcl1": ("laptop-sweep", "laptop-close"),
+    "cl1ad": ("laptop-sweep", "laptop-close"),
+}
+MODEL_TITLES = {"mstrnn": "MSTRNN", "mstnn": "MSTNN", "lrcn": "LRCN"}
+
+
+def analysis_layer(cfg) -> str:
+  """The layer whose activations are analysed (Sec. III.B): MSTRNN: the top context layer's
+  context units ('context2' in the paper); MSTNN: the top leaky conv layer ('conv2'); LRCN: the
+  top LSTM layer ('lstm2'). cfg: a `configs.ModelConfig`."""
+  if cfg.model == "mstrnn":
+    return f"context{cfg.num_layers}"
+  if cfg.model == "mstnn":
+    return f"conv{cfg.num_layers}"
+  return f"lstm{len(cfg.lstm_widths)}"
+
+
+def video_names(class_names: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray]) -> list[str]:
+  """One name per video: its class names over the heads (in head order) joined by '-', e.g.
+  'OH-JP-JP' (synth3a, one head) or 'laptop-sweep' (synthcl1: ADO, action)."""
+  heads = list(labels)
+  n = len(np.asarray(labels[heads[0]]))
+  return ["-".join(class_names[h][int(labels[h][i])] for h in heads) for i in range(n)]
+
+
+def _video_forward(cfg, layer: str, crop_size: int, params, batch_stats, taus: jax.Array,
+                   videos_u8: jax.Array, index: jax.Array):
+  """Eval-mode forward of one stored video: `videos_u8[index]` [time, H, W, 3] uint8, centre
+  cropped to `crop_size`. Returns (logits {head: [time, classes]}, activations of `layer`
+  flattened to [time, features])."""
+  from mstrnn_jax import models
+  from mstrnn_jax.data import pipeline
+
+  video = pipeline.to_float(pipeline.center_crop(videos_u8[index][None], crop_size))
+  out = models.apply(cfg, params, batch_stats, video, taus, train=False, return_activations=True)
+  act = out.activations[layer][0]
+  return {h: lg[0] for h, lg in out.logits.items()}, act.reshape(act.shape[0], -1)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "layer", "crop_size", "batch_size"))
+def forward_videos(cfg, layer: str, crop_size: int, batch_size: int, params, batch_stats,
+                   taus: jax.Array, videos_u8: jax.Array, indices: jax.Array):
+  """Runs the stored videos `videos_u8[indices]` through one trained model (eval mode).
+
+  videos_u8: uint8 [videos, time, H, W, 3] (a `Dataset.videos`); indices: int [n];
+  taus: [len(cfg.taus)] ([0] for LRCN). Evaluated `batch_size` videos at a time (`lax.map`).
+  Returns (logits {head: [n, time, classes]}, `layer` activations [n, time, features]).
+  """
+  fn = functools.partial(_video_forward, cfg, layer, crop_size, params, batch_stats, taus, videos_u8)
+  return jax.lax.map(fn, indices, batch_size=batch_size)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "crop_size", "batch_size"))
+def logits_over_runs(cfg, crop_size: int, batch_size: int, params, batch_stats, taus: jax.Array,
+                     videos_u8: jax.Array, indices: jax.Array) -> dict[str, jax.Array]:
+  """Logits of every run on its own test videos, one compiled program (`lax.map` over runs).
+
+  params, batch_stats: stacked [runs, ...]; taus: [runs, len(cfg.taus)]; indices: int
+  [runs, n] (per run the dataset indices of its held-out videos, padded by repetition).
+  Returns {head: [runs, n, time, classes]}.
+  """
+  def per_run(run):
+    p, bs, tau, idx = run
+    # The activations are unused here; XLA drops their computation.
+    fn = functools.partial(_video_forward, cfg, analysis_layer(cfg), crop_size, p, bs, tau, videos_u8)
+    return jax.lax.map(fn, idx, batch_size=batch_size)[0]
+
+  return jax.lax.map(per_run, (params, batch_stats, taus, indices))
+
+
+def _select_runs(runs: list[dict], model: str, taus: Sequence[float] | None, where: str) -> list[dict]:
+  """The runs of one tau tuple (a sweep holds several; LRCN has none)."""
+  tuples = list(dict.fromkeys(tuple(r["taus"]) for r in runs))
+  if len(tuples) == 1:
+    chosen = tuples[0]
+  elif taus is None:
+    raise ValueError(f"mstrnn_jax/analysis.py: {where} holds {model} runs for several tau tuples "
+                     f"{tuples}; choose one with --taus (e.g. --taus={','.join(map(str, tuples[0]))}).")
+  else:
+    chosen = tuple(float(t) for t in taus)
+    if chosen not in tuples:
+      raise ValueError(f"mstrnn_jax/analysis.py: {where} has no {model} runs with taus {chosen}; "
+                       f"it holds {tuples}.")
+  return [r for r in runs if tuple(r["taus"]) == chosen]
+
+
+def _stacked_test_indices(subjects: np.ndarray, test_subjects: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+  """[runs, n] dataset indices of each run's held-out videos (padded with its first one) + mask."""
+  per_run = [np.nonzero(subjects == s)[0] for s in test_subjects]
+  n = max(len(i) for i in per_run)
+  idx = np.stack([np.concatenate([i, np.full(n - len(i), i[0])]) for i in per_run]).astype(np.int32)
+  mask = np.stack([np.arange(n) < len(i) for i in per_run])
+  return idx, mask
+
+
+def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None, *,
+                models: Sequence[str] | None = None, taus: Sequence[float] | None = None,
+                epoch: int | None = None, data_dir: str | None = None, out_dir: str | None = None,
+                n_components: int = 3, batch_size: int = 16) -> dict:
+  """The Fig. 5 / Fig. 8 analysis and the early-recognition curves of a trained workdir.
+
+  For each model of the workdir (written by experiments/run.py or sweep.py): loads its
+  checkpoint (`checkpoint.load_run`), runs the `sequences` (video names as in `video_names`;
+  default `DEFAULT_SEQUENCES[dataset]`) of fold `fold`'s held-out subject through the model of
+  that fold, fits PCA to the `analysis_layer` activations over all their time steps, and measures
+  the end-point separation of every sequence from the first one (in the layer's activation space
+  and in the PCA space). Early recognition: accuracy per time step over the held-out videos of
+  every fold of the run. `taus` selects one tau tuple of a sweep.
+
+  Writes to `out_dir` (default `<workdir>/analysis/fold<fold>/`): `pca_trajectories.png`,
+  `early_recognition.png`, `analysis.json`, `analysis.md`. Returns the `analysis.json` dict.
+  """
+  import json
+  import os
+
+  from mstrnn_jax import checkpoint
+  from mstrnn_jax.data import pipeline
+
+  first = checkpoint.load_run(workdir, None if models is None else models[0], epoch)
+  record = first.experiment
+  models = list(record["models"]) if models is None else list(models)
+  loaded = {m: first if m == models[0] else checkpoint.load_run(workdir, m, epoch) for m in models}
+  dataset = first.dataset
+  ds = pipeline.load_dataset(dataset, data_dir=data_dir, **first.dataset_kwargs)
+  voting_steps = int(record["experiment"]["voting_steps"])
+  if not 0 <= fold < len(ds.subject_names):
+    raise ValueError(f"mstrnn_jax/analysis.py: --fold={fold} is not a subject of {dataset} "
+                     f"(folds 0..{len(ds.subject_names) - 1}).")
+  names = video_names(ds.class_names, ds.labels)
+  test_idx = np.nonzero(ds.subjects == fold)[0]
+  if sequences is None:
+    if dataset not in DEFAULT_SEQUENCES:
+      raise ValueError(f"mstrnn_jax/analysis.py: no default sequences for {dataset}; pass "
+                       f"--sequences (names like {names[test_idx[0]]!r}).")
+    sequences = DEFAULT_SEQUENCES[dataset]
+  sequences = list(dict.fromkeys(sequences))
+  if len(sequences) < 2:
+    raise ValueError("mstrnn_jax/analysis.py: give at least two --sequences (the first is the "
+                     "reference of the end-point separation).")
+  selected, selected_names = [], []
+  for seq in sequences:
+    hits = [int(i) for i in test_idx if names[i] == seq]
+    if not hits:
+      raise ValueError(f"mstrnn_jax/analysis.py: subject {ds.subject_names[fold]} (fold {fold}) of "
+                       f"{dataset} has no video named {seq!r}; its videos are "
+                       f"{sorted(set(names[i] for i in test_idx))}.")
+    selected += hits
+    selected_names += [seq] * len(hits)
+  groups = {seq: [k for k, n in enumerate(selected_names) if n == seq] for seq in sequences}
+  videos = jnp.asarray(ds.videos)
+  labels = {h: np.asarray(v) for h, v in ds.labels.items()}
+
+  result = {"workdir": os.path.abspath(workdir), "dataset": dataset, "fold": fold,
+            "test_subject": str(ds.subject_names[fold]), "sequences": sequences,
+            "videos": {seq: [int(selected[k]) for k in ks] for seq, ks in groups.items()},
+            "voting_steps": voting_steps, "reference": sequences[0], "models": {}}
+  projections, explained, curves = {}, {}, {}
+  for m in models:
+    run = loaded[m]
+    cfg = run.model_cfg
+    runs = _select_runs(record["runs_by_model"][m], m, taus, workdir)
+    fold_runs = [r for r in runs if r["test_subject"] == fold]
+    if not fold_runs:
+      raise ValueError(f"mstrnn_jax/analysis.py: {workdir} has no {m} run holding out subject {fold}; "
+                       f"its runs hold out {sorted(r['test_subject'] for r in runs)}.")
+    r = fold_runs[0]["run"]
+    pick = lambda x, r=r: x[r]  # noqa: E731
+    layer = analysis_layer(cfg)
+    run_taus = jnp.asarray(fold_runs[0]["taus"], jnp.float32)
+    _, acts = forward_videos(cfg, layer, ds.crop_size, batch_size, jax.tree.map(pick, run.params),
+                             jax.tree.map(pick, run.batch_stats), run_taus, videos,
+                             jnp.asarray(selected, jnp.int32))
+    pca = fit_pca(acts.reshape(-1, acts.shape[-1]), n_components)
+    proj = pca_transform(pca, acts)
+    ref = groups[sequences[0]]
+    separation = {seq: {"activations": endpoint_separation(acts, ref, groups[seq]),
+                        "pca": endpoint_separation(proj, ref, groups[seq])} for seq in sequences[1:]}
+    # Early recognition over every fold of this tau tuple.
+    rows = np.asarray([r2["run"] for r2 in runs])
+    idx, mask = _stacked_test_indices(ds.subjects, [r2["test_subject"] for r2 in runs])
+    logits = logits_over_runs(cfg, ds.crop_size, batch_size,
+                              jax.tree.map(lambda x: x[rows], run.params),
+                              jax.tree.map(lambda x: x[rows], run.batch_stats),
+                              jnp.asarray([r2["taus"] for r2 in runs], jnp.float32).reshape(len(runs), -1),
+                              videos, jnp.asarray(idx))
+    valid = idx[mask]
+    curve = early_recognition({h: np.asarray(lg)[mask] for h, lg in logits.items()},
+                              {h: labels[h][valid] for h in logits})
+    title = MODEL_TITLES.get(m, m)
+    projections[title], explained[title], curves[title] = proj, pca.explained_variance_ratio, curve
+    result["models"][m] = {
+        "layer": layer, "run": int(r), "taus": fold_runs[0]["taus"], "epoch": run.epoch,
+        "explained_variance_ratio": np.asarray(pca.explained_variance_ratio).tolist(),
+        "separation": separation,
+        "early_recognition": {"videos": int(mask.sum()), "folds": len(runs),
+                              "accuracy": {h: c.tolist() for h, c in curve.items()}}}
+
+  out_dir = out_dir or os.path.join(workdir, "analysis", f"fold{fold}")
+  os.makedirs(out_dir, exist_ok=True)
+  fig = plot_pca_trajectories(projections, selected_names, voting_steps, explained,
+                              title=f"{dataset}, held-out {ds.subject_names[fold]}: PCA trajectories")
+  fig.savefig(os.path.join(out_dir, "pca_trajectories.png"), dpi=110)
+  chance = {h: 1.0 / k for h, k in ds.heads}
+  fig = plot_early_recognition(curves, voting_steps, chance,
+                               title=f"{dataset}: early recognition (held-out videos of all folds)")
+  fig.savefig(os.path.join(out_dir, "early_recognition.png"), dpi=110)
+  result["files"] = {k: os.path.join(out_dir, v) for k, v in (
+      ("pca", "pca_trajectories.png"), ("early", "early_recognition.png"),
+      ("json", "analysis.json"), ("markdown", "analysis.md"))}
+  _write_text(result["files"]["json"], json.dumps(result, indent=1))
+  _write_text(result["files"]["markdown"], analysis_markdown(result, curves))
+  return result
+
+
+def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray]]) -> str:
+  """The Markdown report of `analyze_run` (tables of separation, variance and early recognition)."""
+  models = list(result["models"])
+  titles = [MODEL_TITLES.get(m, m) for m in models]
+  ref = result["reference"]
+  out = [f"# PCA trajectories and early recognition: {result['dataset']}, fold {result['fold']} "
+         f"(held-out {result['test_subject']})", "",
+         "![PCA trajectories](pca_trajectories.png)", "",
+         "Layers: " + ", ".join(f"{t} `{result['models'][m]['layer']}` (PC1-3 explain "
+                                f"{100 * sum(result['models'][m]['explained_variance_ratio'][:3]):.0f}%)"
+                                for m, t in zip(models, titles)) + ".", "",
+         f"## End-point separation from {ref}", "",
+         f"Distance between the end point (last time step) of each sequence and that of {ref} "
+         "(mean end point when a name has several videos), divided by the RMS distance of all "
+         "trajectory points from their mean; in the layer's activation space, and in brackets in the "
+         "PCA space of the figure. Near 0: the end points converged (the first primitive is "
+         "forgotten).", "",
+         "| sequence | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
+  for seq in result["sequences"][1:]:
+    cells = [f"{s['activations']:.3f} ({s['pca']:.3f})"
+             for s in (result["models"][m]["separation"][seq] for m in models)]
+    out.append(f"| {seq} | " + " | ".join(cells) + " |")
+  er = result["models"][models[0]]["early_recognition"]
+  out += ["", f"## Early recognition ({er['videos']} held-out videos over {er['folds']} folds)", "",
+          "![early recognition](early_recognition.png)", "",
+          early_recognition_table(curves, result["voting_steps"])]
+  return "\n".join(out)
+
+
+def _write_text(path: str, text: str) -> None:
+  """Writes via a temporary file and `os.replace` (never a half-written file)."""
+  import os
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
