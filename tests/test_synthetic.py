@@ -1,9 +1,11 @@
 """Synthetic datasets: rasteriser geometry, counts, determinism, and the need for temporal memory."""
 
+import collections
+
 import numpy as np
 import pytest
 
-from mstrnn_jax.data import render, synthetic
+from mstrnn_jax.data import render, synthetic, tabletop
 from mstrnn_jax.data.pipeline import dataset_spec
 
 
@@ -82,3 +84,62 @@ def test_synth3a_first_primitive_needs_memory(s3a):
   assert _loso_ridge_accuracy(last, third, s3a.subjects, 3) > 0.55
   # and reads the first primitive from a frame inside it.
   assert _loso_ridge_accuracy(feats(s3a.videos[:, 2]), first, s3a.subjects, 3) > 0.7
+
+
+def test_default_counts_match_the_paper():
+  for name, videos, subjects in (("synth3a", 243, 9), ("synthcl1", 900, 10), ("synthcl2", 840, 10)):
+    spec = dataset_spec(name)
+    assert (spec.num_videos, spec.num_subjects) == (videos, subjects)
+    assert spec.t_max <= 30 and spec.frame_size == (36, 36) and spec.crop_size == 32
+
+
+def test_synthcl1_structure():
+  ds = tabletop.synthcl1(num_subjects=2, frame_size=20, crop_margin=2)
+  assert ds.heads == (("ado", 4), ("action", 9)) and len(ds) == 2 * 15 * 6
+  assert ds.videos.shape[1] == dataset_spec("synthcl1", num_subjects=2).t_max
+  pairs = [(ds.class_names["ado"][o], ds.class_names["action"][a])
+           for o, a in zip(ds.labels["ado"], ds.labels["action"])]  # fmt: skip
+  for s in range(2):
+    counts = collections.Counter(p for p, sub in zip(pairs, ds.subjects) if sub == s)
+    assert counts == {c: 6 for c in tabletop.CL1_CATEGORIES}
+  plan = tabletop._cl1_plan(0, 2, 24, 6)
+  assert (plan["distractor"] != plan["ado"]).all()
+  for start in range(0, len(plan["ado"]), 6):  # the 3 other objects, each open once, closed once
+    d = plan["distractor"][start : start + 6]
+    st = plan["distractor_state"][start : start + 6]
+    assert sorted(zip(d, st)) == sorted((o, x) for o in set(range(4)) - {plan["ado"][start]}
+                                        for x in (0.0, 1.0))  # fmt: skip
+
+
+def test_synthcl2_structure():
+  assert len(set(tabletop.SYNTHCL2_TRIPLETS)) == 42
+  for example in (
+      ("spray", "move", "to_left"),
+      ("box", "drag", "to_front"),
+      ("cup", "touch", "2_times"),
+      ("book", "sweep", "3_times"),
+  ):  # paper Fig. 10
+    assert example in tabletop.SYNTHCL2_TRIPLETS
+  ds = tabletop.synthcl2(num_subjects=1, frame_size=20, crop_margin=2)
+  assert ds.heads == (("ado", 4), ("action", 4), ("modifier", 6)) and len(ds) == 84
+  names = [tuple(ds.class_names[h][ds.labels[h][i]] for h, _ in ds.heads) for i in range(84)]
+  assert collections.Counter(names) == {t: 2 for t in tabletop.SYNTHCL2_TRIPLETS}
+  a = tabletop.synthcl2(num_subjects=1, frame_size=20, crop_margin=2)
+  assert (a.videos == ds.videos).all()
+
+
+def test_synthcl2_count_not_in_any_single_frame():
+  ds = tabletop.synthcl2(num_subjects=6, frame_size=24, crop_margin=2)
+  sel = ds.labels["modifier"] >= 4  # 2_times / 3_times
+  videos, y, subj = (
+      ds.videos[sel].astype(np.float64),
+      ds.labels["modifier"][sel] - 4,
+      ds.subjects[sel],
+  )
+  flat = lambda frames: frames[:, ::2, ::2].reshape(len(frames), -1)
+  for t in range(0, videos.shape[1], 2):
+    assert _loso_ridge_accuracy(flat(videos[:, t]), y, subj, 2) < 0.62, t
+  # The temporal pattern does carry the count: the spectrum of the motion energy reads it.
+  motion = np.abs(np.diff(videos, axis=1)).mean((2, 3, 4))
+  spectrum = np.abs(np.fft.rfft(motion - motion.mean(1, keepdims=True), axis=1))
+  assert _loso_ridge_accuracy(spectrum, y, subj, 2) > 0.65

@@ -20,11 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mstrnn_jax.data import synthetic
+from mstrnn_jax.data import synthetic, tabletop
 from mstrnn_jax.data.dataset import Dataset, DatasetSpec
 
 SYNTHETIC = {
     "synth3a": (synthetic.synth3a, synthetic.synth3a_spec),
+    "synthcl1": (tabletop.synthcl1, tabletop.synthcl1_spec),
+    "synthcl2": (tabletop.synthcl2, tabletop.synthcl2_spec),
 }
 REAL = ("weizmann_3acwd", "cl1ad", "cl2ad")
 ALIASES = {"3acwd": "weizmann_3acwd"}

@@ -50,12 +50,12 @@ class Box(NamedTuple):
 Shape = Union[Capsule, Box]
 
 
-def _bt(x, n: int, t: int, sl: slice, trailing: tuple = ()) -> np.ndarray:
-  """Broadcast `x` to `[n_all, t, *trailing]` and take the video slice `sl`."""
+def _bt(x, n: int, t: int, rows: np.ndarray, trailing: tuple = ()) -> np.ndarray:
+  """Broadcasts `x` to `[n, t, *trailing]` and takes the videos `rows`."""
   x = np.asarray(x, dtype=np.float32)
   if x.ndim == len(trailing) + 1:  # per-video constant: [videos, *trailing]
     x = x[:, None]
-  return np.broadcast_to(x, (n, t) + trailing)[sl]
+  return np.broadcast_to(x, (n, t) + trailing)[rows]
 
 
 def _capsule_coverage(yy, xx, a, b, r):
@@ -110,31 +110,36 @@ def render(
   )
   out = np.empty((n, num_frames, h, w, 3), np.uint8)
   for start in range(0, n, chunk):
-    sl = slice(start, min(start + chunk, n))
+    sl = np.arange(start, min(start + chunk, n))
     bg = background[sl]
     if bg.ndim == 4:
       bg = bg[:, None]
-    img = np.broadcast_to(bg, (bg.shape[0], num_frames, h, w, 3)).astype(np.float32)
+    img = np.array(np.broadcast_to(bg, (len(sl), num_frames, h, w, 3)), np.float32)
     for shape in shapes:
+      opacity = _bt(shape.opacity, n, num_frames, sl)
+      active = np.nonzero((opacity > 0).any(1))[0]  # skip videos where the shape is hidden
+      if not len(active):
+        continue
+      rows = sl[active]
       if isinstance(shape, Capsule):
         cov = _capsule_coverage(
             yy,
             xx,
-            _bt(shape.a, n, num_frames, sl, (2,)),
-            _bt(shape.b, n, num_frames, sl, (2,)),
-            _bt(shape.radius, n, num_frames, sl),
+            _bt(shape.a, n, num_frames, rows, (2,)),
+            _bt(shape.b, n, num_frames, rows, (2,)),
+            _bt(shape.radius, n, num_frames, rows),
         )
       else:
         cov = _box_coverage(
             yy,
             xx,
-            _bt(shape.centre, n, num_frames, sl, (2,)),
-            _bt(shape.half, n, num_frames, sl, (2,)),
-            _bt(shape.angle, n, num_frames, sl),
+            _bt(shape.centre, n, num_frames, rows, (2,)),
+            _bt(shape.half, n, num_frames, rows, (2,)),
+            _bt(shape.angle, n, num_frames, rows),
         )
-      alpha = (cov * _bt(shape.opacity, n, num_frames, sl)[..., None, None])[..., None]
-      colour = _bt(shape.colour, n, num_frames, sl, (3,))[:, :, None, None, :]
-      img = img + alpha * (colour - img)
+      alpha = (cov * opacity[active][..., None, None])[..., None]
+      colour = _bt(shape.colour, n, num_frames, rows, (3,))[:, :, None, None, :]
+      img[active] += alpha * (colour - img[active])
     img += rng.normal(0.0, noise_std, img.shape).astype(np.float32)
     out[sl] = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
   return out

@@ -1,14 +1,16 @@
 """Procedurally generated analogues of the paper's datasets (synthetic, not the real videos).
 
-* `synth3a`  -- 3ACWD analogue: an articulated figure performs three primitives in a row,
-  jump-in-place (JP), one-hand-wave (OH), two-hand-wave (TH): 27 ordered-triple classes,
-  one video per class and subject.
+* `synth3a`  -- 3ACWD analogue (this module): an articulated figure performs three primitives
+  in a row, jump-in-place (JP), one-hand-wave (OH), two-hand-wave (TH): 27 ordered-triple
+  classes, one video per class and subject.
+* `synthcl1`, `synthcl2` -- CL1AD / CL2AD analogues: see `mstrnn_jax.data.tabletop`.
 
+This module also holds what they share: subject sampling, backgrounds, the frame timeline.
 Every generator is deterministic from `seed`, vectorised over videos and time, and takes
 seconds. Subjects differ in body proportions, clothing/skin colours, background colour and
 texture, position, speed, amplitude and phase; each clip adds its own jitter and pixel noise.
-Every primitive starts and ends in the same rest pose and its duration does not depend on its
-type, so the end of a video carries no information about its first primitive.
+In synth3a every primitive starts and ends in the same rest pose and its duration does not
+depend on its type, so the end of a video carries no information about its first primitive.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ SYNTH3A_CLASSES = tuple("-".join(c) for c in itertools.product(PRIMITIVES, repea
 _PEOPLE, _TIMING, _CLIP, _NOISE = 11, 12, 13, 14
 
 
-def _hsv(h, s, v) -> np.ndarray:
+def hsv(h, s, v) -> np.ndarray:
   return hsv_to_rgb(np.stack(np.broadcast_arrays(h, s, v), -1)).astype(np.float32)
 
 
-def _sample_people(rng: np.random.Generator, num: int) -> dict:
+def sample_people(rng: np.random.Generator, num: int) -> dict:
   """Per-subject appearance and motion style (all arrays have leading dim `num`)."""
   u = lambda lo, hi, *shape: rng.uniform(lo, hi, (num,) + shape).astype(np.float32)
   skin_tones = np.array(
@@ -47,12 +49,12 @@ def _sample_people(rng: np.random.Generator, num: int) -> dict:
   )
   return dict(
       skin=skin_tones[rng.integers(0, len(skin_tones), num)] * u(0.92, 1.05, 1),
-      hair=_hsv(u(0.02, 0.12), u(0.3, 0.8), u(0.05, 0.45)),
-      shirt=_hsv(u(0, 1), u(0.55, 0.95), u(0.25, 0.65)),
-      trousers=_hsv(u(0, 1), u(0.2, 0.7), u(0.08, 0.35)),
+      hair=hsv(u(0.02, 0.12), u(0.3, 0.8), u(0.05, 0.45)),
+      shirt=hsv(u(0, 1), u(0.55, 0.95), u(0.25, 0.65)),
+      trousers=hsv(u(0, 1), u(0.2, 0.7), u(0.08, 0.35)),
       long_sleeves=rng.random(num) < 0.5,
-      bg=_hsv(u(0, 1), u(0.08, 0.35), u(0.72, 0.92)),
-      floor=_hsv(u(0, 1), u(0.1, 0.4), u(0.45, 0.7)),
+      bg=hsv(u(0, 1), u(0.08, 0.35), u(0.72, 0.92)),
+      floor=hsv(u(0, 1), u(0.1, 0.4), u(0.45, 0.7)),
       texture_kind=rng.integers(0, 4, num),
       texture_amp=u(0.03, 0.07),
       texture_period=u(0.12, 0.3),  # fraction of the frame
@@ -69,7 +71,7 @@ def _sample_people(rng: np.random.Generator, num: int) -> dict:
   )
 
 
-def _backgrounds(people: dict, size: int, ground: np.ndarray | None) -> np.ndarray:
+def backgrounds(people: dict, size: int, ground: np.ndarray | None) -> np.ndarray:
   """Static textured backgrounds `[subjects, size, size, 3]`; floor below `ground` (fraction)."""
   g = (np.arange(size, dtype=np.float32) + 0.5) / size
   yy, xx = np.meshgrid(g, g, indexing="ij")
@@ -96,12 +98,12 @@ def _backgrounds(people: dict, size: int, ground: np.ndarray | None) -> np.ndarr
   return np.clip(img, 0, 1).astype(np.float32)
 
 
-def _smoothstep(x):
+def smoothstep(x):
   x = np.clip(x, 0.0, 1.0)
   return x * x * (3 - 2 * x)
 
 
-def _timeline(durations: np.ndarray) -> tuple:
+def timeline(durations: np.ndarray) -> tuple:
   """Maps each frame to (segment index, local phase u in (0, 1)).
 
   durations: int `[videos, segments]`. Returns (lengths `[videos]`, seg `[videos, t_max]`,
@@ -129,7 +131,7 @@ def _direction(angle, side):
 
 def _synth3a_plan(seed: int, num_subjects: int, frames_per_primitive: int) -> dict:
   """Everything about synth3a except pixels: labels, subjects, timing, per-clip jitter."""
-  people = _sample_people(np.random.default_rng([seed, _PEOPLE]), num_subjects)
+  people = sample_people(np.random.default_rng([seed, _PEOPLE]), num_subjects)
   triples = np.array(list(itertools.product(range(3), repeat=3)), np.int32)  # class order
   subjects = np.repeat(np.arange(num_subjects, dtype=np.int32), len(triples))
   labels = np.tile(np.arange(len(triples), dtype=np.int32), num_subjects)
@@ -138,7 +140,7 @@ def _synth3a_plan(seed: int, num_subjects: int, frames_per_primitive: int) -> di
   jitter = rng.uniform(0.95, 1.05, (n, 3))
   durations = np.round(frames_per_primitive * people["speed"][subjects, None] * jitter)
   durations = np.maximum(durations, 2).astype(np.int32)
-  lengths, seg, u = _timeline(durations)
+  lengths, seg, u = timeline(durations)
   return dict(
       people=people,
       subjects=subjects,
@@ -177,7 +179,7 @@ def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
   crouch = np.where(jp, 0.07 * k * amp * np.maximum(-w, 0), 0.0)
   jp_arm = rest + 0.9 * amp * np.maximum(w, 0)
   # One-hand-wave: raise the right arm overhead, wave the forearm twice, lower it.
-  env = _smoothstep(u / 0.25) * _smoothstep((1 - u) / 0.25)
+  env = smoothstep(u / 0.25) * smoothstep((1 - u) / 0.25)
   oh_up = rest + env * (2.3 + 0.3 * (amp - 1) - rest)
   oh_fore = oh_up + env * 0.75 * np.sin(2 * np.pi * 2 * u + phase)
   # Two-hand-wave: both straight arms sweep from the sides to overhead, twice.
@@ -246,7 +248,7 @@ def synth3a(
   rng = np.random.default_rng([seed, _CLIP])
   shapes = _synth3a_shapes(plan, frame_size, rng)
   s = plan["subjects"]
-  bg = _backgrounds(plan["people"], frame_size, plan["people"]["ground"])[s]
+  bg = backgrounds(plan["people"], frame_size, plan["people"]["ground"])[s]
   bg = bg * rng.uniform(0.95, 1.05, (len(s), 1, 1, 1)).astype(np.float32)
   videos = render.render(
       bg, shapes, plan["u"].shape[1], noise_std, np.random.default_rng([seed, _NOISE])
