@@ -1,0 +1,87 @@
+"""Real-data TFDS builders (array_record files, read with `as_data_source()`: no TensorFlow).
+
+Raw downloads go to `<data_dir>/downloads/<name>/` (see each builder's instructions); prepared
+files land in `<data_dir>/<name>/<version>/`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from mstrnn_jax.data.builders import common
+from mstrnn_jax.data.builders.object_actions import Cl1ad, Cl2ad
+from mstrnn_jax.data.builders.weizmann_3acwd import Weizmann3acwd
+from mstrnn_jax.data.dataset import Dataset, DatasetSpec, pad_with_last_frame
+
+BUILDERS = {"weizmann_3acwd": Weizmann3acwd, "cl1ad": Cl1ad, "cl2ad": Cl2ad}
+PAPER_SUBJECTS = {"weizmann_3acwd": 9, "cl1ad": 10, "cl2ad": 10}
+DESCRIPTIONS = {
+    "weizmann_3acwd": "3ACWD: Weizmann pjump/wave1/wave2 concatenated, 27 ordered triples",
+    "cl1ad": "CL1AD: 15 object-action categories (4 ADOs x 9 actions) with a distractor",
+    "cl2ad": "CL2AD: object-action-modifier triplets (4 ADOs, 4 actions, 6 modifiers)",
+}
+CROP_MARGIN = 10  # paper Sec. II.E: random crops 10 pixels smaller in width and height
+
+
+def manual_dir(name: str, data_dir) -> pathlib.Path:
+  """Where the user puts the raw downloads of `name`."""
+  return pathlib.Path(data_dir) / "downloads" / name
+
+
+def builder(name: str, data_dir) -> tfds.core.DatasetBuilder:
+  return BUILDERS[name](data_dir=str(data_dir), file_format="array_record")
+
+
+def prepare(name: str, data_dir) -> tfds.core.DatasetBuilder:
+  """Prepares `name` from its manual downloads unless already prepared; returns the builder."""
+  b = builder(name, data_dir)
+  if not b.is_prepared():
+    manual = manual_dir(name, data_dir)
+    common.check_manual_dir(manual, b.MANUAL_DOWNLOAD_INSTRUCTIONS.format(manual_dir=manual))
+    b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+  return b
+
+
+def load(name: str, data_dir, crop_margin: int = CROP_MARGIN) -> Dataset:
+  """Prepares (once) and reads the whole dataset into memory as a `Dataset`."""
+  b = prepare(name, data_dir)
+  source = b.as_data_source(split="train")
+  label_features = list(b.HEADS)
+  subjects = list(b.info.metadata["subjects"])
+  videos, labels, subject_ids = [], {k: [] for k in label_features}, []
+  for i in range(len(source)):
+    ex = source[i]
+    videos.append(ex["video"][: ex["length"]])
+    for k in label_features:
+      labels[k].append(ex[k])
+    subject_ids.append(subjects.index(ex["subject"].decode()))
+  stacked, lengths = pad_with_last_frame(videos)
+  heads = tuple((k, b.info.features[k].num_classes) for k in label_features)
+  return Dataset(
+      name=name, videos=stacked, lengths=lengths,
+      labels={k: np.asarray(v, np.int32) for k, v in labels.items()}, heads=heads,
+      class_names={k: list(b.info.features[k].names) for k in label_features},
+      subjects=np.asarray(subject_ids, np.int32), subject_names=subjects,
+      crop_size=stacked.shape[2] - crop_margin, source=str(b.data_dir),
+  )  # fmt: skip
+
+
+def spec(name: str, data_dir, crop_margin: int = CROP_MARGIN) -> DatasetSpec:
+  """The dataset's spec without decoding videos (t_max and counts need it to be prepared)."""
+  b = builder(name, data_dir)
+  labels = list(b.HEADS)
+  size = b.info.features["video"].shape[1]
+  prepared = b.is_prepared()
+  meta = b.info.metadata if prepared else {}
+  return DatasetSpec(
+      name=name, heads=tuple((k, b.info.features[k].num_classes) for k in labels),
+      class_names={k: list(b.info.features[k].names) for k in labels},
+      frame_size=(size, size), crop_size=size - crop_margin,
+      t_max=int(meta["t_max"]) if prepared else None,
+      num_subjects=len(meta["subjects"]) if prepared else PAPER_SUBJECTS[name],
+      num_videos=b.info.splits["train"].num_examples if prepared else None,
+      synthetic=False, description=DESCRIPTIONS[name],
+  )  # fmt: skip
