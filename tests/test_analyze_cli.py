@@ -1,0 +1,119 @@
+"""experiments/analyze.py end to end on a workdir in the training engine's format.
+
+The workdir is written with the engine's own functions (`loso.plan`, `loso.prepare_workdir`,
+`checkpoint.Checkpointer`) holding freshly initialised (different per run) parameters, so the
+test needs no training; the analysis results are checked against an independent computation
+with `models.apply`.
+"""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mstrnn_jax import analysis
+from mstrnn_jax import checkpoint
+from mstrnn_jax import loso
+from mstrnn_jax import models
+from mstrnn_jax import presets
+from mstrnn_jax.data import pipeline
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ("mstrnn", "lrcn")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  wd = str(tmp_path_factory.mktemp("run"))
+  exp = dataclasses.replace(presets.get_experiment("synth3a", "tiny"),
+                            dataset_kwargs=(("frames_per_primitive", 5), ("num_subjects", 2)))
+  plan = loso.plan(exp, MODELS)
+  loso.prepare_workdir(wd, plan, resume=False)
+  rng = np.random.default_rng(0)
+  for m in MODELS:
+    cfg = presets.model_config_from_record(plan.model_records[m])
+    n_runs = len(loso.run_table(plan, m))
+    # Random stacked variables of init's structure (a real init is slow to run eagerly).
+    shapes = jax.eval_shape(lambda cfg=cfg: models.init(cfg, jax.random.key(0)))
+    params = jax.tree.map(lambda s: rng.normal(0, 0.4, (n_runs,) + s.shape).astype(np.float32),
+                          shapes["params"])
+    stats = jax.tree_util.tree_map_with_path(
+        lambda path, s: (rng.uniform(0.5, 1.5, (n_runs,) + s.shape) if path[-1].key == "var"
+                         else rng.normal(0, 0.1, (n_runs,) + s.shape)).astype(np.float32),
+        shapes["batch_stats"])
+    ckpt = checkpoint.Checkpointer(os.path.join(wd, "checkpoints", m))
+    ckpt.save(1, {"params": params, "batch_stats": stats}, {"epoch": 1, "history": {}})
+    ckpt.close()
+  return wd, plan
+
+
+def _reference(wd, plan, m, subject, with_acts):
+  """models.apply on the centre-cropped held-out videos of `subject` with that fold's run."""
+  run = checkpoint.load_run(wd, m)
+  r = [x["run"] for x in run.experiment["runs_by_model"][m] if x["test_subject"] == subject][0]
+  params = jax.tree.map(lambda x: x[r], run.params)
+  stats = jax.tree.map(lambda x: x[r], run.batch_stats)
+  ds = plan.dataset
+  idx = np.nonzero(ds.subjects == subject)[0]
+  videos = pipeline.to_float(pipeline.center_crop(jnp.asarray(ds.videos[idx]), ds.crop_size))
+  apply = jax.jit(models.apply, static_argnums=0, static_argnames=("train", "return_activations"))
+  out = apply(run.model_cfg, params, stats, videos, jnp.asarray(run.model_cfg.taus, jnp.float32),
+              train=False, return_activations=with_acts)
+  return idx, out, run.model_cfg
+
+
+def test_analyze_cli_writes_files_and_matches_reference(workdir):
+  wd, plan = workdir
+  out_dir = os.path.join(wd, "analysis_out")
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "experiments", "analyze.py"), f"--workdir={wd}", "--fold=1",
+       f"--out_dir={out_dir}"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "End-point separation from JP-JP-JP" in proc.stdout
+  for name in ("pca_trajectories.png", "early_recognition.png", "analysis.json", "analysis.md"):
+    assert os.path.getsize(os.path.join(out_dir, name)) > 0
+  with open(os.path.join(out_dir, "analysis.json")) as f:
+    res = json.load(f)
+  ds = plan.dataset
+  names = analysis.video_names(ds.class_names, ds.labels)
+  assert res["sequences"] == list(analysis.DEFAULT_SEQUENCES["synth3a"])
+  for seq, vids in res["videos"].items():
+    assert vids and all(ds.subjects[v] == 1 and names[v] == seq for v in vids)
+  assert set(res["models"]) == set(MODELS)
+  assert res["models"]["mstrnn"]["layer"] == "context2" and res["models"]["lrcn"]["layer"] == "lstm2"
+
+  for m in MODELS:
+    # Early recognition: over the held-out videos of both folds, from independent forwards.
+    correct = []
+    for subject in range(2):
+      _, out, _ = _reference(wd, plan, m, subject, with_acts=False)
+      idx = np.nonzero(ds.subjects == subject)[0]
+      correct.append(np.argmax(np.asarray(out.logits["action"]), -1) == ds.labels["action"][idx][:, None])
+    expected = np.concatenate(correct).mean(0)
+    er = res["models"][m]["early_recognition"]
+    assert er["videos"] == 54 and er["folds"] == 2
+    np.testing.assert_allclose(er["accuracy"]["action"], expected, atol=1e-6)
+    # End-point separation in the activation space, from the reference activations of fold 1.
+    idx, out, cfg = _reference(wd, plan, m, 1, with_acts=True)
+    acts = np.asarray(out.activations[analysis.analysis_layer(cfg)]).reshape(len(idx), ds.videos.shape[1], -1)
+    pos = {names[v]: k for k, v in enumerate(idx)}
+    sel = acts[[pos[s] for s in res["sequences"]]]
+    pts = sel.reshape(-1, sel.shape[-1])
+    spread = np.sqrt(np.mean(np.sum((pts - pts.mean(0)) ** 2, -1)))
+    for k, seq in enumerate(res["sequences"][1:], start=1):
+      dist = np.linalg.norm(sel[k, -1] - sel[0, -1]) / spread
+      np.testing.assert_allclose(res["models"][m]["separation"][seq]["activations"], dist, rtol=1e-4)
+
+
+def test_analyze_run_names_unknown_sequence_and_bad_fold(workdir, tmp_path):
+  wd, _ = workdir
+  with pytest.raises(ValueError, match="mstrnn_jax/analysis.py: .*has no video named 'XX-JP-JP'"):
+    analysis.analyze_run(wd, 0, ["JP-JP-JP", "XX-JP-JP"], models=["lrcn"], out_dir=str(tmp_path / "bad"))
+  with pytest.raises(ValueError, match="--fold=2 is not a subject"):
+    analysis.analyze_run(wd, 2, models=["lrcn"], out_dir=str(tmp_path / "bad"))
+  assert not (tmp_path / "bad").exists()
