@@ -64,7 +64,7 @@ def dataset_spec(name: str, data_dir: Optional[str] = None, **kwargs) -> Dataset
     return SYNTHETIC[key][1](**kwargs)
   from mstrnn_jax.data import builders
 
-  return builders.spec(key, data_dir or default_data_dir(), **kwargs)
+  return builders.spec(key, data_dir or default_data_dir(), **_real_kwargs(key, kwargs))
 
 
 def load_dataset(name: str, data_dir: Optional[str] = None, **kwargs) -> Dataset:
@@ -80,7 +80,17 @@ def load_dataset(name: str, data_dir: Optional[str] = None, **kwargs) -> Dataset
     return SYNTHETIC[key][0](**kwargs)
   from mstrnn_jax.data import builders
 
-  return builders.load(key, data_dir or default_data_dir(), **kwargs)
+  return builders.load(key, data_dir or default_data_dir(), **_real_kwargs(key, kwargs))
+
+
+def _real_kwargs(name: str, kwargs: dict) -> dict:
+  unknown = set(kwargs) - {"crop_margin"}
+  if unknown:
+    raise ValueError(
+        f"{name} is a real dataset: it takes only crop_margin, not {', '.join(sorted(unknown))} "
+        f"(generator arguments apply to {', '.join(SYNTHETIC)})"
+    )
+  return kwargs
 
 
 class Fold(NamedTuple):

@@ -59,7 +59,7 @@ def _bt(x, n: int, t: int, rows: np.ndarray, trailing: tuple = ()) -> np.ndarray
 
 
 def _capsule_coverage(yy, xx, a, b, r):
-  """Anti-aliased coverage `[v, t, H, W]` of capsules a-b with radius r."""
+  """Anti-aliased coverage `[v, t, Y, X]` of capsules a-b with radius r on pixel centres yy, xx."""
   ay, ax = a[..., 0, None, None], a[..., 1, None, None]
   dy, dx = b[..., 0, None, None] - ay, b[..., 1, None, None] - ax
   py, px = yy - ay, xx - ax
@@ -70,7 +70,7 @@ def _capsule_coverage(yy, xx, a, b, r):
 
 
 def _box_coverage(yy, xx, c, half, angle):
-  """Anti-aliased coverage `[v, t, H, W]` of rotated boxes."""
+  """Anti-aliased coverage `[v, t, Y, X]` of rotated boxes on pixel centres yy, xx."""
   cos, sin = np.cos(angle)[..., None, None], np.sin(angle)[..., None, None]
   py, px = yy - c[..., 0, None, None], xx - c[..., 1, None, None]
   # Screen y points down, so a counter-clockwise rotation on screen uses -angle in (x, y).
@@ -105,9 +105,6 @@ def render(
   """
   n = background.shape[0]
   h, w = background.shape[-3:-1]
-  yy, xx = np.meshgrid(
-      np.arange(h, dtype=np.float32) + 0.5, np.arange(w, dtype=np.float32) + 0.5, indexing="ij"
-  )
   out = np.empty((n, num_frames, h, w, 3), np.uint8)
   for start in range(0, n, chunk):
     sl = np.arange(start, min(start + chunk, n))
@@ -122,24 +119,34 @@ def render(
         continue
       rows = sl[active]
       if isinstance(shape, Capsule):
-        cov = _capsule_coverage(
-            yy,
-            xx,
-            _bt(shape.a, n, num_frames, rows, (2,)),
-            _bt(shape.b, n, num_frames, rows, (2,)),
-            _bt(shape.radius, n, num_frames, rows),
-        )
+        a, b = _bt(shape.a, n, num_frames, rows, (2,)), _bt(shape.b, n, num_frames, rows, (2,))
+        r = _bt(shape.radius, n, num_frames, rows)
+        centre = 0.5 * (a + b)
+        reach = 0.5 * np.abs(b - a) + r[..., None]
       else:
-        cov = _box_coverage(
-            yy,
-            xx,
-            _bt(shape.centre, n, num_frames, rows, (2,)),
-            _bt(shape.half, n, num_frames, rows, (2,)),
-            _bt(shape.angle, n, num_frames, rows),
-        )
-      alpha = (cov * opacity[active][..., None, None])[..., None]
-      colour = _bt(shape.colour, n, num_frames, rows, (3,))[:, :, None, None, :]
-      img[active] += alpha * (colour - img[active])
-    img += rng.normal(0.0, noise_std, img.shape).astype(np.float32)
+        centre = _bt(shape.centre, n, num_frames, rows, (2,))
+        half = _bt(shape.half, n, num_frames, rows, (2,))
+        angle = _bt(shape.angle, n, num_frames, rows)
+        reach = np.linalg.norm(half, axis=-1, keepdims=True)
+      # Evaluate the shape only in a k x k window around it (the same k for the whole chunk).
+      k = int(np.ceil(2 * reach.max())) + 3
+      origin = np.floor(centre - k / 2).astype(np.int64)  # [v, t, 2]
+      ys = origin[..., 0, None] + np.arange(k)  # [v, t, k]
+      xs = origin[..., 1, None] + np.arange(k)
+      yy = (ys + 0.5).astype(np.float32)[..., :, None]  # [v, t, k, 1]
+      xx = (xs + 0.5).astype(np.float32)[..., None, :]  # [v, t, 1, k]
+      if isinstance(shape, Capsule):
+        cov = _capsule_coverage(yy, xx, a, b, r)
+      else:
+        cov = _box_coverage(yy, xx, centre, half, angle)
+      inside = ((ys >= 0) & (ys < h))[..., :, None] & ((xs >= 0) & (xs < w))[..., None, :]
+      alpha = cov * inside * opacity[active][..., None, None]
+      vi, ti, ky, kx = np.nonzero(alpha)  # composite only the covered pixels
+      a_ = alpha[vi, ti, ky, kx][:, None]
+      colour = _bt(shape.colour, n, num_frames, rows, (3,))[vi, ti]
+      yi, xi = ys[vi, ti, ky], xs[vi, ti, kx]
+      vi = active[vi]
+      img[vi, ti, yi, xi] += a_ * (colour - img[vi, ti, yi, xi])
+    img += noise_std * rng.standard_normal(img.shape, dtype=np.float32)
     out[sl] = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
   return out
