@@ -1,0 +1,120 @@
+"""Orbax checkpoints of the stacked run state, resume, and :func:`load_run` for analysis.
+
+Layout of a workdir (written by :mod:`mstrnn_jax.loso`)::
+
+  <workdir>/experiment.json        the experiment record (see loso.experiment_record)
+  <workdir>/checkpoints/<model>/<epoch>/
+      state/   the stacked TrainState of every run (orbax StandardSave; leading run axis,
+               padded to a multiple of the device count)
+      meta/    JSON: {'epoch': completed epochs, 'history': per-run per-epoch metrics so far}
+
+A checkpoint directory appears only once it is complete (orbax writes to a temporary name and
+renames), so a process killed while saving leaves the previous checkpoint as the latest one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """Saves / restores the stacked state of one model's runs under ``directory``."""
+
+  def __init__(self, directory: str, max_to_keep: int = 2):
+    self.directory = os.path.abspath(directory)
+    self._mngr = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                                             create=True,
+                                                             enable_async_checkpointing=False))
+
+  def latest_epoch(self) -> int | None:
+    """Completed epochs of the newest complete checkpoint, or None."""
+    return self._mngr.latest_step()
+
+  def save(self, epoch: int, states: Any, meta: dict) -> None:
+    """Saves the stacked states (jax arrays, any sharding) and JSON ``meta`` at ``epoch``."""
+    self._mngr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(states),
+                                                   meta=ocp.args.JsonSave(meta)), force=True)
+    self._mngr.wait_until_finished()
+
+  def restore(self, epoch: int, target: Any) -> tuple[Any, dict]:
+    """Restores ``(states, meta)``; ``target`` is a pytree of ``jax.ShapeDtypeStruct`` with
+    shardings (e.g. ``jax.eval_shape`` of the init program) or concrete arrays."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    out = self._mngr.restore(epoch, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    return out.state, out.meta
+
+  def restore_raw(self, epoch: int) -> tuple[Any, dict]:
+    """Restores ``(states as nested dicts of numpy arrays, meta)`` without a target."""
+    out = self._mngr.restore(epoch, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    return jax.tree.map(np.asarray, out.state), out.meta
+
+  def close(self) -> None:
+    self._mngr.close()
+
+
+@dataclasses.dataclass
+class LoadedRun:
+  """Everything needed to rebuild and run the trained models of a workdir.
+
+  model_cfg:      the ``configs.ModelConfig`` the runs were trained with.
+  dataset:        dataset name; dataset_kwargs: keyword arguments of ``pipeline.load_dataset``.
+  params:         pytree, every leaf with a leading run axis [R, ...] (padding runs dropped).
+  batch_stats:    pytree, same.
+  runs:           list of {'run': r, 'test_subject': s, 'taus': [tau1, tau2]} for r in 0..R-1.
+  epoch:          completed epochs of the restored checkpoint.
+  experiment:     the full experiment record (experiment.json).
+  """
+  model_cfg: Any
+  dataset: str
+  dataset_kwargs: dict
+  params: Any
+  batch_stats: Any
+  runs: list
+  epoch: int
+  experiment: dict
+
+
+def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -> LoadedRun:
+  """Loads the latest (or ``epoch``) checkpoint of ``model`` (default: the only / first model)
+  from a workdir written by ``experiments/run.py`` or ``experiments/sweep.py``.
+
+  Use with ``models.apply(loaded.model_cfg, jax.tree.map(lambda x: x[r], loaded.params), ...)``
+  for run ``r`` (``loaded.runs[r]`` names its held-out subject and taus).
+  """
+  from mstrnn_jax import presets  # pylint: disable=import-outside-toplevel
+  path = os.path.join(workdir, 'experiment.json')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path} not found: {workdir!r} is not a workdir written by '
+                            'experiments/run.py or experiments/sweep.py.')
+  with open(path) as f:
+    record = json.load(f)
+  names = list(record['models'])
+  model = names[0] if model is None else model
+  if model not in record['models']:
+    raise KeyError(f'{workdir}: no model {model!r}; it holds {names}.')
+  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints', model))
+  try:
+    epoch = ckpt.latest_epoch() if epoch is None else epoch
+    if epoch is None:
+      raise FileNotFoundError(f'{workdir}/checkpoints/{model} holds no checkpoint yet '
+                              '(checkpoints are written every --checkpoint_every epochs).')
+    state, _ = ckpt.restore_raw(epoch)
+  finally:
+    ckpt.close()
+  runs = record['runs']
+  n = len(runs)
+  cut = lambda x: x[:n]  # noqa: E731  (drop the padding runs)
+  return LoadedRun(model_cfg=presets.model_config_from_record(record['models'][model]),
+                   dataset=record['dataset'], dataset_kwargs=record['dataset_kwargs'],
+                   params=jax.tree.map(cut, state['params']),
+                   batch_stats=jax.tree.map(cut, state['batch_stats']),
+                   runs=runs, epoch=int(epoch), experiment=record)
