@@ -69,7 +69,8 @@ class LoadedRun:
   dataset:        dataset name; dataset_kwargs: keyword arguments of ``pipeline.load_dataset``.
   params:         pytree, every leaf with a leading run axis [R, ...] (padding runs dropped).
   batch_stats:    pytree, same.
-  runs:           list of {'run': r, 'test_subject': s, 'taus': [tau1, tau2]} for r in 0..R-1.
+  runs:           list of {'run': r, 'test_subject': s, 'subject_name': name, 'taus': [...]}
+                  for r in 0..R-1 (taus [] for LRCN).
   epoch:          completed epochs of the restored checkpoint.
   experiment:     the full experiment record (experiment.json).
   """
@@ -110,7 +111,7 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
     state, _ = ckpt.restore_raw(epoch)
   finally:
     ckpt.close()
-  runs = record['runs']
+  runs = record['runs_by_model'][model]
   n = len(runs)
   cut = lambda x: x[:n]  # noqa: E731  (drop the padding runs)
   return LoadedRun(model_cfg=presets.model_config_from_record(record['models'][model]),

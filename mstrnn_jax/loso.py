@@ -493,3 +493,96 @@ def run_experiment(p: Plan, workdir: str, *, resume: bool = False, mesh=None,
   plots.write_figures(workdir, out, p.dataset.heads, p.tau_pairs)
   log(open(os.path.join(workdir, 'results.md')).read())
   return out
+
+
+# --------------------------------------------------------------------------------------------
+# Launcher entry points (experiments/run.py and experiments/sweep.py are thin flag parsers)
+# --------------------------------------------------------------------------------------------
+def make_experiment(dataset: str, preset: str | None = None, *, model: str = 'mstrnn',
+                    tau_pairs: Sequence[Sequence[float]] | None = None, **overrides
+                    ) -> tuple[presets.Experiment, tuple[str, ...]]:
+  """The preset experiment with flag overrides; returns ``(experiment, models)``.
+
+  Args:
+    dataset: a name of ``presets.DATASETS``.
+    preset: 'paper' | 'quick' | 'tiny'; None -> 'quick' for synthetic datasets, else 'paper'.
+    model: 'mstrnn' | 'mstnn' | 'lrcn' | 'all'.
+    tau_pairs: (tau1, tau2) pairs; None -> each model's default taus.
+    **overrides: Experiment fields (``epochs``, ``batch_size``, ``subjects``, ``seed``,
+      ``checkpoint_every``, ``vote_rule``, ``voting_steps``, ...); None values are ignored.
+  """
+  if dataset not in presets.DATASETS:
+    raise ValueError(f'Unknown dataset {dataset!r}; choose one of {presets.DATASETS}.')
+  if preset is None:
+    preset = 'quick' if dataset in presets.SYNTHETIC_DATASETS else 'paper'
+  exp = presets.get_experiment(dataset, preset)
+  models = presets.MODELS if model == 'all' else (model,)
+  changes = {k: v for k, v in overrides.items() if v is not None}
+  if 'subjects' in changes:
+    changes['subjects'] = tuple(int(s) for s in changes['subjects'])
+  if tau_pairs is not None:
+    changes['taus'] = tuple(tuple(float(t) for t in pair) for pair in tau_pairs)
+  exp = dataclasses.replace(exp, **changes)
+  validate(exp, models)
+  return exp, tuple(models)
+
+
+def default_workdir(exp: presets.Experiment, models: Sequence[str], kind: str = 'run') -> str:
+  """runs/<dataset>-<model or all>[-sweep]-<UTC timestamp>."""
+  name = models[0] if len(models) == 1 else 'all'
+  stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime())
+  return os.path.join('runs', f'{exp.dataset}-{name}{"-sweep" if kind == "sweep" else ""}-{stamp}')
+
+
+def describe(p: Plan, mesh=None) -> str:
+  """Dry-run summary: dataset, runs, per model the parameter count and the cost of one train
+  step of one run (XLA cost analysis of the lowered step; nothing is compiled or trained)."""
+  ds, exp = p.dataset, p.exp
+  steps = min(len(f.train_idx) for f in p.folds) // exp.batch_size
+  lines = [f'Dataset {exp.dataset}: videos {tuple(ds.videos.shape)} uint8 '
+           f'({ds.videos.nbytes / 2 ** 20:.1f} MiB), crop {ds.crop_size}, heads {ds.heads}, '
+           f'{len(ds.subject_names)} subjects; folds run: {[int(f.test_subject) for f in p.folds]}',
+           f'Experiment ({exp.preset}): {exp.epochs} epochs x {steps} steps of batch '
+           f'{exp.batch_size}, voting steps {exp.voting_steps} ({exp.vote_rule}), LR '
+           f'{exp.optim.lr_values} at epoch boundaries {exp.optim.lr_boundaries}, weight decay '
+           f'{exp.optim.weight_decay}, clip {exp.optim.clip}, devices {jax.device_count()}']
+  for model in p.models:
+    cfg = presets.model_config_from_record(p.model_records[model])
+    fns = train.model_fns(cfg)
+    runs = run_table(p, model)
+    shapes = jax.eval_shape(fns.init, jax.random.key(0))
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes['params']))
+    tx = train.make_optimizer(exp.optim, steps)
+    state = jax.eval_shape(lambda k: train.create_train_state(fns, tx, k),
+                           jax.ShapeDtypeStruct((2,), jnp.uint32))
+    t_max, (h, w) = ds.videos.shape[1], ds.videos.shape[2:4]
+    step = jax.jit(lambda st, v, l, t, k: train.train_step(fns, tx, exp.voting_steps,
+                                                           exp.vote_rule, st, v, l, t, k))
+    lowered = step.lower(state, jax.ShapeDtypeStruct((exp.batch_size, t_max, h, w, 3), jnp.uint8),
+                         jax.ShapeDtypeStruct((exp.batch_size, len(ds.heads)), jnp.int32),
+                         jax.ShapeDtypeStruct((fns.n_taus,), jnp.float32), jax.random.key(0))
+    cost = lowered.cost_analysis() or {}
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get('flops', float('nan')))
+    lines.append(f'{model.upper()}: {n_params:,} parameters; {len(runs)} runs '
+                 f'(taus {sorted({tuple(r["taus"]) for r in runs})}); one train step of one run '
+                 f'~{flops / 1e9:.2f} GFLOP -> {flops * steps * exp.epochs * len(runs) / 1e12:.1f}'
+                 f' TFLOP for the whole experiment; config {cfg}')
+  return '\n'.join(lines)
+
+
+def launch(exp: presets.Experiment, models: Sequence[str], *, workdir: str | None = None,
+           resume: bool = False, dry_run: bool = False, data_dir: str | None = None,
+           progress: bool = True, log: Callable[[str], None] = print) -> dict | None:
+  """Plans (all checks before any compilation), then describes (dry run) or runs."""
+  if resume and workdir is None:
+    raise ValueError('--resume needs the --workdir of the run to continue.')
+  p = plan(exp, models, data_dir=data_dir)
+  if dry_run:
+    log(describe(p))
+    return None
+  workdir = workdir or default_workdir(exp, models, 'sweep' if exp.taus and len(exp.taus) > 1
+                                       else 'run')
+  log(f'workdir: {workdir}  ({len(p.folds)} folds, models {", ".join(models)}, '
+      f'{jax.device_count()} device(s))')
+  return run_experiment(p, workdir, resume=resume, progress=progress, log=log)
