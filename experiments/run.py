@@ -13,6 +13,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from mstrnn_jax import loso, parallel, presets
 
@@ -39,6 +40,7 @@ _MULTIHOST = flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initial
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   if _MULTIHOST.value:
     parallel.init_distributed()
   if (_TAU1.value is None) != (_TAU2.value is None):

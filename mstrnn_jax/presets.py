@@ -30,6 +30,13 @@ _PAPER_OPTIM = {
     'cl2ad': OptimConfig(lr_values=(0.005, 0.001), lr_boundaries=(400,)),
 }
 _PAPER_BATCH = {'weizmann_3acwd': 27, 'cl1ad': 90, 'cl2ad': 84}
+# Tiny preset: 3 subjects, short videos (the frame size stays 36: a 2-context-layer MSTRNN needs
+# a crop of at least 30 pixels).
+_TINY_DATA = {'synth3a': (('frames_per_primitive', 3), ('num_subjects', 3)),
+              'synthcl1': (('frames_per_video', 8), ('num_subjects', 3),
+                           ('videos_per_category', 1)),
+              'synthcl2': (('frames_per_video', 8), ('num_subjects', 3),
+                           ('videos_per_triplet', 1))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +108,8 @@ def get_experiment(dataset: str, preset: str = 'quick') -> Experiment:
                       batch_size=16, optim=OptimConfig(lr_values=(0.005, 0.001),
                                                        lr_boundaries=(20,)),
                       voting_steps=5, eval_batch_size=32, checkpoint_every=5)
-  return Experiment(dataset=dataset, preset=preset,
-                    dataset_kwargs=(('num_subjects', 3),), width_scale=0.0625, epochs=2,
+  return Experiment(dataset=dataset, preset=preset, dataset_kwargs=_TINY_DATA[dataset],
+                    width_scale=0.0625, epochs=2,
                     batch_size=4, optim=OptimConfig(lr_values=(0.005,), lr_boundaries=()),
                     voting_steps=3, eval_batch_size=8, checkpoint_every=1)
 
