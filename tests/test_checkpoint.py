@@ -1,0 +1,78 @@
+"""Orbax save / restore of stacked run states and load_run on a hand-made workdir."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mstrnn_jax import checkpoint, models, parallel, presets, train
+import standin_model
+
+
+def _states(n_runs=4, seed=0):
+  model = standin_model.make()
+  tx = train.make_optimizer(train.OptimConfig(lr_values=(0.01,), lr_boundaries=()), 3)
+  keys = jnp.asarray(np.stack([jax.random.key_data(jax.random.key(seed + r))
+                               for r in range(n_runs)]))
+  return jax.vmap(lambda k: train.create_train_state(model, tx, k))(keys)
+
+
+def test_save_restore_roundtrip_with_sharding(tmp_path):
+  mesh = parallel.make_mesh(1)
+  shard = parallel.run_sharding(mesh)
+  states = jax.device_put(_states(), shard)
+  ckpt = checkpoint.Checkpointer(str(tmp_path / 'ck'), max_to_keep=2)
+  assert ckpt.latest_epoch() is None
+  for epoch in (1, 2, 3):
+    ckpt.save(epoch, states, {'epoch': epoch, 'history': {'x': [[epoch]]}})
+  assert ckpt.latest_epoch() == 3
+  assert sorted(os.listdir(tmp_path / 'ck')) == ['2', '3']       # max_to_keep
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=shard),
+                        _states(seed=9))
+  restored, meta = ckpt.restore(3, target)
+  ckpt.close()
+  assert meta == {'epoch': 3, 'history': {'x': [[3]]}}
+  assert type(restored) is type(states)
+  assert jax.tree.structure(restored) == jax.tree.structure(states)
+  jax.tree.map(np.testing.assert_array_equal, restored, states)
+  assert restored.params['proj']['w'].sharding == shard
+
+
+def test_load_run_drops_padding_and_rebuilds_config(tmp_path):
+  exp = presets.get_experiment('synth3a', 'tiny')
+  record = presets.model_record(exp, 'mstrnn', 32, (('action', 27),), 9)
+  cfg = presets.model_config_from_record(record)
+  runs = [{'run': r, 'test_subject': r, 'subject_name': f's{r}', 'taus': [2.0, 100.0]}
+          for r in range(3)]
+  variables = [models.init(cfg, jax.random.key(r)) for r in range(4)]       # 3 runs + padding
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *variables)
+  state = {'params': stacked['params'], 'batch_stats': stacked['batch_stats'],
+           'epoch': jnp.full((4,), 5, jnp.int32)}
+  workdir = tmp_path / 'run'
+  os.makedirs(workdir)
+  with open(workdir / 'experiment.json', 'w') as f:
+    json.dump({'experiment': exp.to_dict(), 'dataset': 'synth3a',
+               'dataset_kwargs': dict(exp.dataset_kwargs), 'models': {'mstrnn': record},
+               'runs': runs, 'runs_by_model': {'mstrnn': runs}}, f)
+  ckpt = checkpoint.Checkpointer(str(workdir / 'checkpoints' / 'mstrnn'))
+  ckpt.save(5, state, {'epoch': 5})
+  ckpt.close()
+  run = checkpoint.load_run(str(workdir))
+  assert run.model_cfg == cfg and run.epoch == 5 and run.runs == runs
+  assert run.dataset_kwargs == dict(exp.dataset_kwargs)
+  for r in range(3):
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[r], b),
+                 run.params, variables[r]['params'])
+  assert jax.tree.leaves(run.params)[0].shape[0] == 3
+  with pytest.raises(KeyError, match='lrcn'):
+    checkpoint.load_run(str(workdir), model='lrcn')
+  with pytest.raises(FileNotFoundError, match='experiment.json'):
+    checkpoint.load_run(str(tmp_path))
+
+
+def test_experiment_record_roundtrip():
+  exp = presets.get_experiment('synthcl2', 'quick')
+  exp = exp.__class__(**{**exp.__dict__, 'taus': ((2.0, 50.0), (100.0, 150.0)), 'subjects': (1, 2)})
+  assert presets.Experiment.from_dict(json.loads(json.dumps(exp.to_dict()))) == exp
