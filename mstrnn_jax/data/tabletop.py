@@ -94,7 +94,7 @@ def _elbow(shoulder, hand, side):
   return shoulder + unit * dist / 2 + perp * bend, hand
 
 
-def _object_parts(kind, c, ang, scale, state, flip):
+def _object_parts(kind, state, flip):
   """Local parts of object `kind`: list of (offset [.., 2], half [.., 2], colour, opacity)."""
   col = np.array(_OBJECT_COLOURS[kind], np.float32)
   one = np.ones_like(state)
@@ -149,12 +149,10 @@ def _object_shapes(objects, kinds, obj, size):
   """Render shapes of one object slot. `kinds` int `[videos]` indexes `objects`."""
   shapes = []
   for k, kind in enumerate(objects):
-    show = (kinds == k)[:, None].astype(np.float32) * obj["brightness"][:, None]
+    show = (kinds == k)[:, None]
     if not show.any():
       continue
-    for offset, half, col, op in _object_parts(
-        kind, obj["c"], obj["ang"], obj["scale"], obj["state"], obj["flip"]
-    ):
+    for offset, half, col, op in _object_parts(kind, obj["state"], obj["flip"]):
       centre = obj["c"] + _rot(offset * obj["scale"][..., None], obj["ang"])
       colour = np.clip(np.asarray(col, np.float32) * obj["tint"][:, None], 0, 1)
       shapes.append(
@@ -163,7 +161,7 @@ def _object_shapes(objects, kinds, obj, size):
               half * obj["scale"][..., None] * size,
               obj["ang"],
               colour,
-              (show > 0) * np.broadcast_to(op, obj["state"].shape),
+              show * np.broadcast_to(op, obj["state"].shape),
           )
       )
     if kind == "bottle":  # the cap is its own body: on the bottle, on the table, or in the hand
@@ -173,7 +171,7 @@ def _object_shapes(objects, kinds, obj, size):
               _p(0.015, 0.02) * obj["scale"][..., None] * size,
               obj["cap_ang"],
               (0.85, 0.2, 0.1),
-              (show > 0) * np.ones_like(obj["state"]),
+              show * np.ones_like(obj["state"]),
           )
       )
   return shapes
@@ -203,6 +201,7 @@ def _depth_scale(y):
 
 
 def _static_object(c0, state, t, rng):
+  """An object resting at bottom centre `c0` `[videos, 2]` with open state `state` `[videos]`."""
   n = len(c0)
   c = np.broadcast_to(c0[:, None], (n, t, 2)).astype(np.float32)
   scale = _depth_scale(c[..., 0])
@@ -213,7 +212,6 @@ def _static_object(c0, state, t, rng):
       c=c, ang=np.zeros((n, t), np.float32), scale=scale, state=st,
       flip=np.zeros((n, t), np.float32), cap=_lerp(cap_on, cap_off, st),
       cap_ang=np.zeros((n, t), np.float32), tint=rng.uniform(0.9, 1.1, n).astype(np.float32),
-      brightness=np.ones(n, np.float32),
   )  # fmt: skip
 
 
@@ -221,7 +219,7 @@ def _person_shapes(people, subjects, px, table, head_dy, hands, sides, size):
   """Torso, head and two arms. hands: `[videos, time, 2]` per arm; sides: +-1 per arm."""
   s = subjects
   k = people["scale"][s][:, None] / 0.9
-  n, t = hands[0].shape[:2]
+  t = hands[0].shape[1]
   px2 = px[:, None]
   neck_y = (0.33 + 0 * px2) * np.ones((1, t))
   head = _p(neck_y - 0.09 * k + head_dy, px2 + 0 * neck_y)
