@@ -75,7 +75,7 @@ def stats_at_steps_tree(batch_stats: Stats, steps: jax.Array) -> Stats:
     The same tree with leaves `[..., C]`: row `min(t, bn_steps - 1)` for each `t` (steps past
     the stored length reuse the last stored step).
   """
-  return jax.tree.map(lambda s: s[jnp.minimum(steps, s.shape[0] - 1)], batch_stats)
+  return jax.tree.map(lambda s: jnp.asarray(s)[jnp.minimum(steps, s.shape[0] - 1)], batch_stats)
 
 
 def batch_norm(params: Params, running: Stats, x: jax.Array, train: bool,
@@ -129,15 +129,42 @@ def conv_frames(x: jax.Array, w: jax.Array, stride: int, padding: str, impl: str
   return y.reshape((b, t) + y.shape[1:])
 
 
-def _kernel_init(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-  """LeCun-normal weights (variance 1/fan_in); BN follows every product so the scale is benign."""
-  return jax.nn.initializers.lecun_normal()(key, shape, jnp.float32)
+# Names of the weight kernels in every layer's params. `init_*` functions create them as zeros
+# (shapes only); `init_kernels` fills all of them from one random draw (a single RNG kernel:
+# one `jax.random` call per leaf makes XLA compile for seconds on CPU).
+KERNEL_NAMES = ("w", "k", "z", "k_tilde", "z_tilde", "w_x", "w_h")
+
+
+def _zeros(*shape: int) -> jax.Array:
+  return jnp.zeros(shape, jnp.float32)
+
+
+def init_kernels(params: Params, rng: jax.Array) -> Params:
+  """Fills every kernel (`KERNEL_NAMES`) with LeCun-normal values: truncated normal (+-2 std)
+  with variance 1/fan_in, fan_in = product of all but the last axis. BN follows every product,
+  so the scale only matters at the start of training."""
+  paths, treedef = jax.tree_util.tree_flatten_with_path(params)
+  is_kernel = [path[-1].key in KERNEL_NAMES for path, _ in paths]
+  sizes = [leaf.size for (_, leaf), k in zip(paths, is_kernel) if k]
+  draws = jax.random.truncated_normal(rng, -2.0, 2.0, (sum(sizes),), jnp.float32)
+  # Standard deviation of a unit normal truncated to [-2, 2]: rescale to unit variance.
+  draws = draws / 0.87962566103423978
+  leaves, offset = [], 0
+  for (_, leaf), kernel in zip(paths, is_kernel):
+    if kernel:
+      fan_in = leaf.size // leaf.shape[-1]
+      values = draws[offset:offset + leaf.size].reshape(leaf.shape) * (1.0 / fan_in) ** 0.5
+      leaves.append(values.astype(leaf.dtype))
+      offset += leaf.size
+    else:
+      leaves.append(leaf)
+  return jax.tree.unflatten(treedef, leaves)
 
 
 # ----------------------------------------------------------------------------- plain conv / FC
-def init_conv(key: jax.Array, kernel: int, in_channels: int, out_channels: int) -> Params:
-  """Feed-forward conv + BN: `{'w': [k, k, in, out], 'b': [out], 'bn': BN}`."""
-  return {"w": _kernel_init(key, (kernel, kernel, in_channels, out_channels)),
+def init_conv(kernel: int, in_channels: int, out_channels: int) -> Params:
+  """Feed-forward conv + BN: `{'w': [k, k, in, out], 'b': [out], 'bn': BN}` (kernel: see `init_kernels`)."""
+  return {"w": _zeros(kernel, kernel, in_channels, out_channels),
           "b": jnp.zeros((out_channels,), jnp.float32), "bn": init_bn(out_channels)}
 
 
@@ -156,9 +183,9 @@ def conv_bn_relu(params: Params, running: Stats, x: jax.Array, stride: int, trai
   return jax.nn.relu(h), {"bn": stats}
 
 
-def init_dense(key: jax.Array, in_features: int, out_features: int, with_bn: bool = True) -> Params:
+def init_dense(in_features: int, out_features: int, with_bn: bool = True) -> Params:
   """Dense layer `{'w': [in, out], 'b': [out]}` (+ `'bn'` for a hidden FC layer)."""
-  params = {"w": _kernel_init(key, (in_features, out_features)),
+  params = {"w": _zeros(in_features, out_features),
             "b": jnp.zeros((out_features,), jnp.float32)}
   if with_bn:
     params["bn"] = init_bn(out_features)
@@ -186,18 +213,17 @@ def readout(params: Params, x: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- feature units
-def init_feature_units(key: jax.Array, pool_channels: int, features: int,
+def init_feature_units(pool_channels: int, features: int,
                        context_channels: int | None) -> Params:
   """Feature units of a context layer (or an MSTNN leaky conv layer if `context_channels` is None).
 
   `k`: [3, 3, N, F] (pooling -> feature), `b`: [F], `bn_k`; `z`: [2, 2, A, F] (previous
   context -> feature) and `bn_z` when `context_channels` is given.
   """
-  key_k, key_z = jax.random.split(key)
-  params = {"k": _kernel_init(key_k, (3, 3, pool_channels, features)),
+  params = {"k": _zeros(3, 3, pool_channels, features),
             "b": jnp.zeros((features,), jnp.float32), "bn_k": init_bn(features)}
   if context_channels is not None:
-    params["z"] = _kernel_init(key_z, (2, 2, context_channels, features))
+    params["z"] = _zeros(2, 2, context_channels, features)
     params["bn_z"] = init_bn(features)
   return params
 
@@ -253,12 +279,11 @@ class ContextCarry(NamedTuple):
   chat: jax.Array
 
 
-def init_context_units(key: jax.Array, features: int, contexts: int) -> Params:
+def init_context_units(features: int, contexts: int) -> Params:
   """Context units: `k_tilde` [2, 2, M, B], `b_tilde` [B], `bn_k_tilde`, `z_tilde` [3, 3, B, B], `bn_z_tilde`."""
-  key_k, key_z = jax.random.split(key)
-  return {"k_tilde": _kernel_init(key_k, (2, 2, features, contexts)),
+  return {"k_tilde": _zeros(2, 2, features, contexts),
           "b_tilde": jnp.zeros((contexts,), jnp.float32), "bn_k_tilde": init_bn(contexts),
-          "z_tilde": _kernel_init(key_z, (3, 3, contexts, contexts)), "bn_z_tilde": init_bn(contexts)}
+          "z_tilde": _zeros(3, 3, contexts, contexts), "bn_z_tilde": init_bn(contexts)}
 
 
 def context_drive(params: Params, running: Stats, p: jax.Array, train: bool, impl: str,
@@ -330,13 +355,11 @@ class LSTMCarry(NamedTuple):
   c: jax.Array
 
 
-def init_lstm(key: jax.Array, in_features: int, units: int) -> Params:
+def init_lstm(in_features: int, units: int) -> Params:
   """LSTM with recurrent BN: `w_x` [in, 4U], `w_h` [U, 4U], `b` [4U] (forget slice = 1),
   `bn_x`, `bn_h` (over 4U), `bn_c` (over U). Gate order: input, forget, cell, output."""
-  key_x, key_h = jax.random.split(key)
   b = jnp.zeros((4 * units,), jnp.float32).at[units:2 * units].set(LSTM_FORGET_BIAS_INIT)
-  return {"w_x": _kernel_init(key_x, (in_features, 4 * units)),
-          "w_h": _kernel_init(key_h, (units, 4 * units)), "b": b,
+  return {"w_x": _zeros(in_features, 4 * units), "w_h": _zeros(units, 4 * units), "b": b,
           "bn_x": init_bn(4 * units), "bn_h": init_bn(4 * units), "bn_c": init_bn(units)}
 
 

@@ -99,8 +99,9 @@ def _bn_stats_like(params: Params, bn_steps: int) -> Stats:
   return stats
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def init(cfg: ModelConfig, rng: jax.Array) -> dict[str, Params]:
-  """Initial variables `{'params': ..., 'batch_stats': ...}` (float32).
+  """Initial variables `{'params': ..., 'batch_stats': ...}` (float32). Jitted (cfg static).
 
   Params (paper names inside each layer): 'conv0' `{w, b, bn}`;
   MSTRNN 'context_layer{l}' `{k, b, bn_k, [z, bn_z], k_tilde, b_tilde, bn_k_tilde, z_tilde,
@@ -109,33 +110,33 @@ def init(cfg: ModelConfig, rng: jax.Array) -> dict[str, Params]:
   batch_stats mirror every BN with `{'mean', 'var'}` `[cfg.bn_steps, C]`.
   """
   shapes = configs.layer_shapes(cfg)
-  keys = iter(jax.random.split(rng, 64))
-  params: Params = {"conv0": layers.init_conv(next(keys), 3, 3, cfg.conv0_width)}
+  params: Params = {"conv0": layers.init_conv(3, 3, cfg.conv0_width)}
   channels = cfg.conv0_width
   if cfg.model == "mstrnn":
     previous_context = None
     for i, (f, c) in enumerate(zip(cfg.feature_widths, cfg.context_widths), start=1):
-      layer = layers.init_feature_units(next(keys), channels, f, previous_context)
-      layer.update(layers.init_context_units(next(keys), f, c))
+      layer = layers.init_feature_units(channels, f, previous_context)
+      layer.update(layers.init_context_units(f, c))
       params[f"context_layer{i}"] = layer
       channels, previous_context = f, c
   elif cfg.model == "mstnn":
     for i, f in enumerate(cfg.feature_widths, start=1):
-      params[f"conv{i}"] = layers.init_feature_units(next(keys), channels, f, None)
+      params[f"conv{i}"] = layers.init_feature_units(channels, f, None)
       channels = f
   else:
     for i, f in enumerate(cfg.feature_widths, start=1):
-      params[f"conv{i}"] = layers.init_conv(next(keys), 3, channels, f)
+      params[f"conv{i}"] = layers.init_conv(3, channels, f)
       channels = f
   width = math.prod(shapes[configs.fc_input_layer(cfg)])
   for i, w in enumerate(cfg.fc_widths, start=1):
-    params[f"fc{i}"] = layers.init_dense(next(keys), width, w)
+    params[f"fc{i}"] = layers.init_dense(width, w)
     width = w
   for i, w in enumerate(cfg.lstm_widths, start=1):
-    params[f"lstm{i}"] = layers.init_lstm(next(keys), width, w)
+    params[f"lstm{i}"] = layers.init_lstm(width, w)
     width = w
-  params["heads"] = {name: layers.init_dense(next(keys), width, n, with_bn=False)
+  params["heads"] = {name: layers.init_dense(width, n, with_bn=False)
                      for name, n in cfg.heads}
+  params = layers.init_kernels(params, rng)
   return {"params": params, "batch_stats": _bn_stats_like(params, cfg.bn_steps)}
 
 
@@ -245,7 +246,7 @@ def _check_taus(cfg: ModelConfig, taus: jax.Array) -> jax.Array:
 def _update_running(batch_stats: Stats, batch: Stats, momentum: float) -> Stats:
   """`new[s] = momentum * old[s] + (1 - momentum) * batch[s]` for the steps `s < time` seen."""
   def update(old, new):
-    t = new.shape[0]
+    old, t = jnp.asarray(old), new.shape[0]
     return old.at[:t].set(momentum * old[:t] + (1.0 - momentum) * new.astype(old.dtype))
   return jax.tree.map(update, batch_stats, batch)
 

@@ -5,11 +5,12 @@ kernels (`[kernel_h, kernel_w, in_channels, out_channels]`).
 
 Why a second convolution implementation: on a CPU, XLA's convolution *kernel gradient*
 (dL/dw) is 10-20x slower than a matrix product of the same size, and worse inside
-`lax.scan`. `conv2d(..., impl='gemm')` keeps XLA's forward convolution and its input
-gradient but computes the kernel gradient as one GEMM of the im2col patch matrix with the
-output gradient, through `jax.custom_vjp`. The result is the exact gradient (same
-mathematics, tested against `jax.grad` of `lax.conv_general_dilated`); only the schedule
-differs. On GPU/TPU the native gradient is fast and `impl='native'` is the default there.
+`lax.scan`. `conv2d(..., impl='gemm')` computes the convolution as one GEMM of the im2col patch
+matrix (built from kh*kw strided slices, no convolution) with the reshaped kernel, and through
+`jax.custom_vjp` its kernel gradient as one GEMM `patches^T @ g` and its input gradient as
+`g @ w^T` folded back onto the image (the transpose of the slicing). Only the input is saved
+for the backward pass (patches are rebuilt). The gradients are exact (same mathematics,
+tested against `jax.grad` of `lax.conv_general_dilated`); only the schedule differs. On GPU/TPU the native gradient is fast and `impl='native'` is the default there.
 """
 
 from __future__ import annotations
@@ -80,26 +81,37 @@ def im2col(x: jax.Array, kernel: tuple[int, int], stride: int,
   return jnp.stack(cols, axis=3).reshape(n * ho * wo, kh * kw * c)
 
 
+def _gemm_conv_forward(x: jax.Array, w: jax.Array, stride: int,
+                       pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+  """Convolution as `im2col(x) @ w` (one GEMM)."""
+  kh, kw, _, cout = w.shape
+  hp = x.shape[1] + sum(pads[0])
+  wp = x.shape[2] + sum(pads[1])
+  out_shape = (x.shape[0], (hp - kh) // stride + 1, (wp - kw) // stride + 1, cout)
+  patches = im2col(x, (kh, kw), stride, pads)
+  return jnp.dot(patches, w.reshape(-1, cout)).reshape(out_shape)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _gemm_conv(x: jax.Array, w: jax.Array, stride: int,
                pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
-  return _native_conv(x, w, stride, pads)
+  return _gemm_conv_forward(x, w, stride, pads)
 
 
 def _gemm_conv_fwd(x, w, stride, pads):
-  return _native_conv(x, w, stride, pads), (x, w)
+  # Save the input, not the 4-9x larger patch matrix: patches are rebuilt in the backward pass.
+  return _gemm_conv_forward(x, w, stride, pads), (x, w)
 
 
 def _gemm_conv_bwd(stride, pads, residuals, g):
   x, w = residuals
   kh, kw, cin, cout = w.shape
-  # Kernel gradient: one GEMM  patches^T @ g  (the slow XLA CPU path avoided).
-  patches = im2col(x, (kh, kw), stride, pads)
-  dw = jnp.dot(patches.T, g.reshape(-1, cout), preferred_element_type=jnp.float32)
-  dw = dw.astype(w.dtype).reshape(kh, kw, cin, cout)
-  # Input gradient: XLA's transposed convolution (fast on CPU as well).
-  _, input_vjp = jax.vjp(lambda x_: _native_conv(x_, w, stride, pads), x)
-  (dx,) = input_vjp(g)
+  patches, patches_transpose = jax.vjp(lambda x_: im2col(x_, (kh, kw), stride, pads), x)
+  g = g.reshape(-1, cout)
+  # Kernel gradient: one GEMM  patches^T @ g  (instead of XLA's slow CPU kernel-gradient conv).
+  dw = jnp.dot(patches.T, g).reshape(kh, kw, cin, cout)
+  # Input gradient: g @ w^T back onto the image (col2im, the transpose of the slicing; a pad-add).
+  (dx,) = patches_transpose(jnp.dot(g, w.reshape(-1, cout).T))
   return dx, dw
 
 
