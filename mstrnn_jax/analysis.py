@@ -275,7 +275,7 @@ def plot_early_recognition(curves: Mapping[str, Mapping[str, np.ndarray]], votin
   from matplotlib.figure import Figure
 
   heads = list(dict.fromkeys(h for per_model in curves.values() for h in per_model))
-  fig = Figure(figsize=(4.2 * len(heads), 3.4), layout="constrained")
+  fig = Figure(figsize=(max(4.2 * len(heads), 6.0), 3.4), layout="constrained")
   axes = fig.subplots(1, len(heads), squeeze=False)[0]
   for ax, head in zip(axes, heads):
     t_max = 0
@@ -374,6 +374,19 @@ def logits_over_runs(cfg, crop_size: int, batch_size: int, params, batch_stats, 
   return jax.lax.map(per_run, (params, batch_stats, taus, indices))
 
 
+@functools.partial(jax.jit, static_argnames=("cfg", "layer", "crop_size", "batch_size"))
+def activations_over_runs(cfg, layer: str, crop_size: int, batch_size: int, params, batch_stats,
+                          taus: jax.Array, videos_u8: jax.Array, indices: jax.Array) -> jax.Array:
+  """`layer` activations of every run on its own videos (`lax.map` over runs), as in
+  `logits_over_runs`. Returns [runs, n, time, features]."""
+  def per_run(run):
+    p, bs, tau, idx = run
+    fn = functools.partial(_video_forward, cfg, layer, crop_size, p, bs, tau, videos_u8)
+    return jax.lax.map(fn, idx, batch_size=batch_size)[1]
+
+  return jax.lax.map(per_run, (params, batch_stats, taus, indices))
+
+
 def _select_runs(runs: list[dict], model: str, taus: Sequence[float] | None, where: str) -> list[dict]:
   """The runs of one tau tuple (a sweep holds several; LRCN has none)."""
   tuples = list(dict.fromkeys(tuple(r["taus"]) for r in runs))
@@ -399,6 +412,29 @@ def _stacked_test_indices(subjects: np.ndarray, test_subjects: Sequence[int]) ->
   return idx, mask
 
 
+def _per_fold_selection(names: Sequence[str], subjects: np.ndarray, test_subjects: Sequence[int],
+                        sequences: Sequence[str], subject_names: Sequence[str]
+                        ) -> tuple[np.ndarray, dict[str, list[int]]]:
+  """[runs, n] indices of each run's held-out videos of `sequences` (per sequence, the first m
+  videos, m = the fewest any held-out subject has) and each sequence's positions in a row."""
+  per_seq = {}
+  for seq in sequences:
+    hits = [[int(i) for i in np.nonzero(subjects == s)[0] if names[i] == seq] for s in test_subjects]
+    missing = [subject_names[s] for s, h in zip(test_subjects, hits) if not h]
+    if missing:
+      raise ValueError(f"mstrnn_jax/analysis.py: held-out subjects {missing} have no video named "
+                       f"{seq!r}; choose --sequences that every subject performed.")
+    m = min(len(h) for h in hits)
+    per_seq[seq] = [h[:m] for h in hits]
+  rows = [sum((per_seq[seq][r] for seq in sequences), []) for r in range(len(test_subjects))]
+  groups, start = {}, 0
+  for seq in sequences:
+    m = len(per_seq[seq][0])
+    groups[seq] = list(range(start, start + m))
+    start += m
+  return np.asarray(rows, np.int32), groups
+
+
 def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None, *,
                 models: Sequence[str] | None = None, taus: Sequence[float] | None = None,
                 epoch: int | None = None, data_dir: str | None = None, out_dir: str | None = None,
@@ -420,6 +456,7 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
   import os
 
   from mstrnn_jax import checkpoint
+  from mstrnn_jax import evaluate
   from mstrnn_jax.data import pipeline
 
   first = checkpoint.load_run(workdir, None if models is None else models[0], epoch)
@@ -481,14 +518,22 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
     ref = groups[sequences[0]]
     separation = {seq: {"activations": endpoint_separation(acts, ref, groups[seq]),
                         "pca": endpoint_separation(proj, ref, groups[seq])} for seq in sequences[1:]}
-    # Early recognition over every fold of this tau tuple.
+    # Every fold of this tau tuple: end-point separation (activation space) and early recognition.
     rows = np.asarray([r2["run"] for r2 in runs])
-    idx, mask = _stacked_test_indices(ds.subjects, [r2["test_subject"] for r2 in runs])
-    logits = logits_over_runs(cfg, ds.crop_size, batch_size,
-                              jax.tree.map(lambda x: x[rows], run.params),
-                              jax.tree.map(lambda x: x[rows], run.batch_stats),
-                              jnp.asarray([r2["taus"] for r2 in runs], jnp.float32).reshape(len(runs), -1),
-                              videos, jnp.asarray(idx))
+    stack = lambda tree: jax.tree.map(lambda x: x[rows], tree)  # noqa: E731
+    run_params, run_stats = stack(run.params), stack(run.batch_stats)
+    all_taus = jnp.asarray([r2["taus"] for r2 in runs], jnp.float32).reshape(len(runs), -1)
+    subjects = [r2["test_subject"] for r2 in runs]
+    fold_idx, fold_groups = _per_fold_selection(names, ds.subjects, subjects, sequences, ds.subject_names)
+    fold_acts = activations_over_runs(cfg, layer, ds.crop_size, batch_size, run_params, run_stats,
+                                      all_taus, videos, jnp.asarray(fold_idx))
+    for seq in sequences[1:]:
+      per_fold = [endpoint_separation(a, fold_groups[sequences[0]], fold_groups[seq]) for a in fold_acts]
+      mean, se = evaluate.mean_se(per_fold)
+      separation[seq]["folds"] = {"mean": mean, "se": se, "per_fold": per_fold, "subjects": subjects}
+    idx, mask = _stacked_test_indices(ds.subjects, subjects)
+    logits = logits_over_runs(cfg, ds.crop_size, batch_size, run_params, run_stats, all_taus, videos,
+                              jnp.asarray(idx))
     valid = idx[mask]
     curve = early_recognition({h: np.asarray(lg)[mask] for h, lg in logits.items()},
                               {h: labels[h][valid] for h in logits})
@@ -508,7 +553,7 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
   fig.savefig(os.path.join(out_dir, "pca_trajectories.png"), dpi=110)
   chance = {h: 1.0 / k for h, k in ds.heads}
   fig = plot_early_recognition(curves, voting_steps, chance,
-                               title=f"{dataset}: early recognition (held-out videos of all folds)")
+                               title=f"{dataset}: accuracy per time step, held-out videos of all folds")
   fig.savefig(os.path.join(out_dir, "early_recognition.png"), dpi=110)
   result["files"] = {k: os.path.join(out_dir, v) for k, v in (
       ("pca", "pca_trajectories.png"), ("early", "early_recognition.png"),
@@ -532,14 +577,19 @@ def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray
          f"## End-point separation from {ref}", "",
          f"Distance between the end point (last time step) of each sequence and that of {ref} "
          "(mean end point when a name has several videos), divided by the RMS distance of all "
-         "trajectory points from their mean; in the layer's activation space, and in brackets in the "
-         "PCA space of the figure. Near 0: the end points converged (the first primitive is "
-         "forgotten).", "",
+         "trajectory points from their mean, in the layer's activation space (in brackets: in the "
+         "PCA space of the figure). Near 0: the end points converged (what came first is "
+         "forgotten). First for the figure's fold, then over the held-out subjects of all folds "
+         "(the trajectories of each fold's own model).", "",
          "| sequence | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
   for seq in result["sequences"][1:]:
     cells = [f"{s['activations']:.3f} ({s['pca']:.3f})"
              for s in (result["models"][m]["separation"][seq] for m in models)]
-    out.append(f"| {seq} | " + " | ".join(cells) + " |")
+    out.append(f"| {seq} (fold {result['fold']}) | " + " | ".join(cells) + " |")
+  for seq in result["sequences"][1:]:
+    folds = [result["models"][m]["separation"][seq]["folds"] for m in models]
+    out.append(f"| {seq} (all {len(folds[0]['per_fold'])} folds, mean ± SE) | "
+               + " | ".join(f"{f['mean']:.3f} ± {f['se']:.3f}" for f in folds) + " |")
   er = result["models"][models[0]]["early_recognition"]
   out += ["", f"## Early recognition ({er['videos']} held-out videos over {er['folds']} folds)", "",
           "![early recognition](early_recognition.png)", "",

@@ -139,3 +139,20 @@ def test_figures_draw_every_trajectory(tmp_path):
   assert len(fig2.axes) == 2
   np.testing.assert_allclose(fig2.axes[0].lines[0].get_ydata(), 100 * curves["MSTRNN"]["action"])
   fig2.savefig(tmp_path / "early.png")
+
+
+def test_per_fold_selection_takes_the_common_count_per_sequence():
+  names = ["a", "b", "a", "a", "b", "b", "c"]
+  subjects = np.array([0, 0, 0, 1, 1, 1, 1])
+  rows, groups = analysis._per_fold_selection(names, subjects, [0, 1], ["a", "b"], ["s0", "s1"])
+  # 'a': subject 0 has 2, subject 1 has 1 -> 1 each; 'b': 1 and 2 -> 1 each.
+  np.testing.assert_array_equal(rows, [[0, 1], [3, 4]])
+  assert groups == {"a": [0], "b": [1]}
+  with pytest.raises(ValueError, match=r"held-out subjects \['s0'\] have no video named 'c'"):
+    analysis._per_fold_selection(names, subjects, [0, 1], ["a", "c"], ["s0", "s1"])
+
+
+def test_video_names_join_heads_in_order():
+  names = analysis.video_names({"ado": ["book", "laptop"], "action": ["sweep", "close"]},
+                               {"ado": np.array([1, 0]), "action": np.array([0, 1])})
+  assert names == ["laptop-sweep", "book-close"]

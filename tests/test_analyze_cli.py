@@ -88,26 +88,29 @@ def test_analyze_cli_writes_files_and_matches_reference(workdir):
   assert res["models"]["mstrnn"]["layer"] == "context2" and res["models"]["lrcn"]["layer"] == "lstm2"
 
   for m in MODELS:
-    # Early recognition: over the held-out videos of both folds, from independent forwards.
-    correct = []
+    correct, per_fold = [], {seq: [] for seq in res["sequences"][1:]}
     for subject in range(2):
-      _, out, _ = _reference(wd, plan, m, subject, with_acts=False)
-      idx = np.nonzero(ds.subjects == subject)[0]
+      idx, out, cfg = _reference(wd, plan, m, subject, with_acts=True)
       correct.append(np.argmax(np.asarray(out.logits["action"]), -1) == ds.labels["action"][idx][:, None])
-    expected = np.concatenate(correct).mean(0)
+      # End-point separation in the activation space: distance of end points / RMS spread.
+      acts = np.asarray(out.activations[analysis.analysis_layer(cfg)]).reshape(len(idx), ds.videos.shape[1], -1)
+      pos = {names[v]: k for k, v in enumerate(idx)}
+      sel = acts[[pos[s] for s in res["sequences"]]]
+      pts = sel.reshape(-1, sel.shape[-1])
+      spread = np.sqrt(np.mean(np.sum((pts - pts.mean(0)) ** 2, -1)))
+      for k, seq in enumerate(res["sequences"][1:], start=1):
+        dist = np.linalg.norm(sel[k, -1] - sel[0, -1]) / spread
+        per_fold[seq].append(dist)
+        if subject == 1:  # the figure's fold
+          np.testing.assert_allclose(res["models"][m]["separation"][seq]["activations"], dist, rtol=1e-4)
+    for seq, values in per_fold.items():
+      folds = res["models"][m]["separation"][seq]["folds"]
+      np.testing.assert_allclose(folds["per_fold"], values, rtol=1e-4)
+      np.testing.assert_allclose(folds["mean"], np.mean(values), rtol=1e-4)
+    # Early recognition: over the held-out videos of both folds.
     er = res["models"][m]["early_recognition"]
     assert er["videos"] == 54 and er["folds"] == 2
-    np.testing.assert_allclose(er["accuracy"]["action"], expected, atol=1e-6)
-    # End-point separation in the activation space, from the reference activations of fold 1.
-    idx, out, cfg = _reference(wd, plan, m, 1, with_acts=True)
-    acts = np.asarray(out.activations[analysis.analysis_layer(cfg)]).reshape(len(idx), ds.videos.shape[1], -1)
-    pos = {names[v]: k for k, v in enumerate(idx)}
-    sel = acts[[pos[s] for s in res["sequences"]]]
-    pts = sel.reshape(-1, sel.shape[-1])
-    spread = np.sqrt(np.mean(np.sum((pts - pts.mean(0)) ** 2, -1)))
-    for k, seq in enumerate(res["sequences"][1:], start=1):
-      dist = np.linalg.norm(sel[k, -1] - sel[0, -1]) / spread
-      np.testing.assert_allclose(res["models"][m]["separation"][seq]["activations"], dist, rtol=1e-4)
+    np.testing.assert_allclose(er["accuracy"]["action"], np.concatenate(correct).mean(0), atol=1e-6)
 
 
 def test_analyze_run_names_unknown_sequence_and_bad_fold(workdir, tmp_path):
