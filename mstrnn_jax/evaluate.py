@@ -171,7 +171,7 @@ def sweep_table(summaries: Mapping[tuple[float, float], dict], tau1s: Sequence[f
       cells = [fmt(summaries[(t1, t2)]['mean'][name], summaries[(t1, t2)]['se'][name])
                for t2 in tau2s]
       label = (name.capitalize() if name != JOINT else 'Joint') if i == 0 else ''
-      lines.append(f'| {label} | {_num(t1)} | ' + ' | '.join(cells) + ' |')
+      lines.append(f'|{" " + label if label else ""} | {_num(t1)} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
 
