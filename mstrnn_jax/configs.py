@@ -283,8 +283,28 @@ def get_model_config(model: str, dataset: str, bn_steps: int = DEFAULT_BN_STEPS,
     model: 'mstrnn' | 'mstnn' | 'lrcn'.
     dataset: '3acwd' (alias 'weizmann_3acwd'), 'cl1ad' or 'cl2ad'.
     bn_steps: stored per-step BN statistics; pass the dataset's padded length T_max.
-    **overrides: other `ModelConfig` fields (e.g. `conv_impl`, `kernel`).
+    **overrides: `derive_config` arguments (e.g. `width_scale`) or other `ModelConfig` fields
+      (e.g. `conv_impl`, `kernel`).
   """
   spec = PAPER_DATASETS[_canonical_dataset(dataset)]
   return derive_config(model, spec["input_size"], spec["heads"], bn_steps,
                        conv0_stride=spec["conv0_stride"], **overrides)
+
+
+def config_for_dataset(model: str, dataset: str, width_scale: float = 1.0, **overrides) -> ModelConfig:
+  """Config for a paper dataset (Table I preset) or a synthetic one (derived from its spec).
+
+  Synthetic datasets are looked up with `mstrnn_jax.data.pipeline.dataset_spec` (input =
+  crop size, heads, bn_steps = padded length); the conv0 stride follows
+  `default_conv0_stride`. Paper presets use `DEFAULT_BN_STEPS` unless `bn_steps=` is given.
+  """
+  if dataset.lower() in PAPER_DATASETS or dataset.lower() in _DATASET_ALIASES:
+    return get_model_config(model, dataset, width_scale=width_scale, **overrides)
+  from mstrnn_jax.data import pipeline  # only for non-paper datasets: configs stays data-free
+
+  spec = pipeline.dataset_spec(dataset)
+  if spec.t_max is None:
+    raise ValueError(f"mstrnn_jax/configs.py: dataset {dataset!r} is not prepared, its length is unknown; "
+                     "prepare it first (see data/README.md) or pass bn_steps=.")
+  overrides.setdefault("bn_steps", spec.t_max)
+  return derive_config(model, spec.crop_size, spec.heads, width_scale=width_scale, **overrides)

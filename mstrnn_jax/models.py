@@ -316,3 +316,52 @@ def step(cfg: ModelConfig, params: Params, batch_stats: Stats, state: ModelState
   running_t = layers.stats_at_steps_tree(batch_stats, jnp.asarray(t))
   state, (logits, _, _) = _frame_step(cfg, params, running_t, state, frame, inv_taus, train=False)
   return state, logits
+
+
+# ----------------------------------------------------------------------------- summary
+_FEATURE_KEYS = ("k", "b", "bn_k", "z", "bn_z")
+
+
+def _count(tree: Any) -> int:
+  return sum(int(math.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def layer_parameter_counts(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...], int]]:
+  """`[(layer, per-frame output shape, parameters)]` in forward order, heads last.
+
+  MSTRNN context layer l is split into its feature units (`feature{l}`: k, b, [z], their BNs)
+  and context units (`context{l}`: k_tilde, b_tilde, z_tilde, their BNs). Pools have none.
+  """
+  params = jax.eval_shape(lambda: init(cfg, jax.random.PRNGKey(0)))["params"]
+  rows = []
+  for name, shape in configs.layer_shapes(cfg).items():
+    if name.startswith(("feature", "context")) and cfg.model == "mstrnn":
+      layer = params["context_layer" + name.removeprefix("feature").removeprefix("context")]
+      feature = name.startswith("feature")
+      count = _count({k: v for k, v in layer.items() if (k in _FEATURE_KEYS) == feature})
+    else:
+      count = _count(params.get(name, {}))
+    rows.append((name, shape, count))
+  for head, n in cfg.heads:
+    rows.append((f"head:{head}", (n,), _count(params["heads"][head])))
+  return rows
+
+
+def summary_table(cfgs: tuple[ModelConfig, ...], title: str = "") -> str:
+  """Text table: every layer's output shape and parameter count per model, totals next to
+  Table II's figure (which the paper gives for CL1AD)."""
+  lines = [title] if title else []
+  for cfg in cfgs:
+    rows = layer_parameter_counts(cfg)
+    total = sum(count for _, _, count in rows)
+    paper = configs.TABLE_II_PARAMS[cfg.model]
+    lines.append(f"{cfg.model.upper()}  (input {cfg.input_size}x{cfg.input_size}x3, conv0 stride "
+                 f"{cfg.conv0_stride}, taus {cfg.taus}, heads {dict(cfg.heads)})")
+    lines.append(f"  {'layer':<12} {'output [H, W, C] per frame':<28} {'parameters':>12}")
+    for name, shape, count in rows:
+      lines.append(f"  {name:<12} {str(list(shape)):<28} {count:>12,}")
+    lines.append(f"  {'total':<12} {'':<28} {total:>12,}   Table II (CL1AD, paper widths): "
+                 f"{paper / 1e6:.1f}M "
+                 f"({100 * (total - paper) / paper:+.1f}%)")
+    lines.append("")
+  return "\n".join(lines)
