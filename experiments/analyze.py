@@ -7,8 +7,11 @@
 Writes pca_trajectories.png, early_recognition.png, analysis.json and analysis.md to
 --out_dir (default <workdir>/analysis/fold<K>/) and prints analysis.md.
 """
+import sys
+
 from absl import app
 from absl import flags
+from absl import logging
 
 from mstrnn_jax import analysis
 
@@ -30,10 +33,14 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Videos evaluated at once."
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  taus = None if _TAUS.value is None else [float(t) for t in _TAUS.value]
-  result = analysis.analyze_run(_WORKDIR.value, _FOLD.value, _SEQUENCES.value, models=_MODELS.value,
-                                taus=taus, epoch=_EPOCH.value, data_dir=_DATA_DIR.value,
-                                out_dir=_OUT_DIR.value, batch_size=_BATCH_SIZE.value)
+  logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
+  try:
+    taus = None if _TAUS.value is None else [float(t) for t in _TAUS.value]
+    result = analysis.analyze_run(_WORKDIR.value, _FOLD.value, _SEQUENCES.value, models=_MODELS.value,
+                                  taus=taus, epoch=_EPOCH.value, data_dir=_DATA_DIR.value,
+                                  out_dir=_OUT_DIR.value, batch_size=_BATCH_SIZE.value)
+  except (ValueError, FileNotFoundError, KeyError) as e:
+    sys.exit(f"error: {e}")
   with open(result["files"]["markdown"]) as f:
     print(f.read())
   print("Wrote " + ", ".join(result["files"].values()))
