@@ -1,7 +1,8 @@
 """Analyses of trained models: PCA trajectories (Figs. 5, 8), end-point separation, early recognition.
 
-Everything here is a pure function of arrays; loading a trained run and choosing videos lives in
-`experiments/analyze.py` (via `run_analysis`). The pieces compose:
+The analyses are pure functions of arrays; `analyze_run` (what `experiments/analyze.py` calls)
+loads a trained workdir, runs the chosen videos and writes the figures and tables. The pieces
+compose:
 
     acts = out.activations['context2']                  # [videos, time, h, w, c] from models.apply
     traj = flatten_trajectories(acts)                   # [videos, time, features]
@@ -343,19 +344,6 @@ def _video_forward(cfg, layer: str, crop_size: int, params, batch_stats, taus: j
   return {h: lg[0] for h, lg in out.logits.items()}, act.reshape(act.shape[0], -1)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "layer", "crop_size", "batch_size"))
-def forward_videos(cfg, layer: str, crop_size: int, batch_size: int, params, batch_stats,
-                   taus: jax.Array, videos_u8: jax.Array, indices: jax.Array):
-  """Runs the stored videos `videos_u8[indices]` through one trained model (eval mode).
-
-  videos_u8: uint8 [videos, time, H, W, 3] (a `Dataset.videos`); indices: int [n];
-  taus: [len(cfg.taus)] ([0] for LRCN). Evaluated `batch_size` videos at a time (`lax.map`).
-  Returns (logits {head: [n, time, classes]}, `layer` activations [n, time, features]).
-  """
-  fn = functools.partial(_video_forward, cfg, layer, crop_size, params, batch_stats, taus, videos_u8)
-  return jax.lax.map(fn, indices, batch_size=batch_size)
-
-
 @functools.partial(jax.jit, static_argnames=("cfg", "crop_size", "batch_size"))
 def logits_over_runs(cfg, crop_size: int, batch_size: int, params, batch_stats, taus: jax.Array,
                      videos_u8: jax.Array, indices: jax.Array) -> dict[str, jax.Array]:
@@ -442,12 +430,14 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
   """The Fig. 5 / Fig. 8 analysis and the early-recognition curves of a trained workdir.
 
   For each model of the workdir (written by experiments/run.py or sweep.py): loads its
-  checkpoint (`checkpoint.load_run`), runs the `sequences` (video names as in `video_names`;
-  default `DEFAULT_SEQUENCES[dataset]`) of fold `fold`'s held-out subject through the model of
-  that fold, fits PCA to the `analysis_layer` activations over all their time steps, and measures
-  the end-point separation of every sequence from the first one (in the layer's activation space
-  and in the PCA space). Early recognition: accuracy per time step over the held-out videos of
-  every fold of the run. `taus` selects one tau tuple of a sweep.
+  checkpoint (`checkpoint.load_run`) and runs, for every fold, the `sequences` (video names as in
+  `video_names`; default `DEFAULT_SEQUENCES[dataset]`) of its held-out subject through its model
+  (per name, every subject contributes the same number of videos: the fewest any has). Fold
+  `fold`'s trajectories of the `analysis_layer` are projected by PCA (fitted over all their time
+  steps) and drawn; the end-point separation of every sequence from the first one is measured for
+  that fold (in the activation and in the PCA space) and over all folds (activation space, mean
+  +- SE). Early recognition: accuracy per time step over the held-out videos of every fold.
+  `taus` selects one tau tuple of a sweep.
 
   Writes to `out_dir` (default `<workdir>/analysis/fold<fold>/`): `pca_trajectories.png`,
   `early_recognition.png`, `analysis.json`, `analysis.md`. Returns the `analysis.json` dict.
@@ -480,67 +470,57 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
   if len(sequences) < 2:
     raise ValueError("mstrnn_jax/analysis.py: give at least two --sequences (the first is the "
                      "reference of the end-point separation).")
-  selected, selected_names = [], []
   for seq in sequences:
-    hits = [int(i) for i in test_idx if names[i] == seq]
-    if not hits:
+    if not any(names[i] == seq for i in test_idx):
       raise ValueError(f"mstrnn_jax/analysis.py: subject {ds.subject_names[fold]} (fold {fold}) of "
                        f"{dataset} has no video named {seq!r}; its videos are "
                        f"{sorted(set(names[i] for i in test_idx))}.")
-    selected += hits
-    selected_names += [seq] * len(hits)
-  groups = {seq: [k for k, n in enumerate(selected_names) if n == seq] for seq in sequences}
   videos = jnp.asarray(ds.videos)
   labels = {h: np.asarray(v) for h, v in ds.labels.items()}
 
   result = {"workdir": os.path.abspath(workdir), "dataset": dataset, "fold": fold,
             "test_subject": str(ds.subject_names[fold]), "sequences": sequences,
-            "videos": {seq: [int(selected[k]) for k in ks] for seq, ks in groups.items()},
             "voting_steps": voting_steps, "reference": sequences[0], "models": {}}
   projections, explained, curves = {}, {}, {}
   for m in models:
     run = loaded[m]
     cfg = run.model_cfg
-    runs = _select_runs(record["runs_by_model"][m], m, taus, workdir)
-    fold_runs = [r for r in runs if r["test_subject"] == fold]
-    if not fold_runs:
-      raise ValueError(f"mstrnn_jax/analysis.py: {workdir} has no {m} run holding out subject {fold}; "
-                       f"its runs hold out {sorted(r['test_subject'] for r in runs)}.")
-    r = fold_runs[0]["run"]
-    pick = lambda x, r=r: x[r]  # noqa: E731
     layer = analysis_layer(cfg)
-    run_taus = jnp.asarray(fold_runs[0]["taus"], jnp.float32)
-    _, acts = forward_videos(cfg, layer, ds.crop_size, batch_size, jax.tree.map(pick, run.params),
-                             jax.tree.map(pick, run.batch_stats), run_taus, videos,
-                             jnp.asarray(selected, jnp.int32))
-    pca = fit_pca(acts.reshape(-1, acts.shape[-1]), n_components)
-    proj = pca_transform(pca, acts)
-    ref = groups[sequences[0]]
-    separation = {seq: {"activations": endpoint_separation(acts, ref, groups[seq]),
-                        "pca": endpoint_separation(proj, ref, groups[seq])} for seq in sequences[1:]}
-    # Every fold of this tau tuple: end-point separation (activation space) and early recognition.
-    rows = np.asarray([r2["run"] for r2 in runs])
+    runs = _select_runs(record["runs_by_model"][m], m, taus, workdir)
+    subjects = [r["test_subject"] for r in runs]
+    if fold not in subjects:
+      raise ValueError(f"mstrnn_jax/analysis.py: {workdir} has no {m} run holding out subject {fold}; "
+                       f"its runs hold out {sorted(subjects)}.")
+    k = subjects.index(fold)
+    rows = np.asarray([r["run"] for r in runs])
     stack = lambda tree: jax.tree.map(lambda x: x[rows], tree)  # noqa: E731
     run_params, run_stats = stack(run.params), stack(run.batch_stats)
-    all_taus = jnp.asarray([r2["taus"] for r2 in runs], jnp.float32).reshape(len(runs), -1)
-    subjects = [r2["test_subject"] for r2 in runs]
-    fold_idx, fold_groups = _per_fold_selection(names, ds.subjects, subjects, sequences, ds.subject_names)
-    fold_acts = activations_over_runs(cfg, layer, ds.crop_size, batch_size, run_params, run_stats,
-                                      all_taus, videos, jnp.asarray(fold_idx))
+    run_taus = jnp.asarray([r["taus"] for r in runs], jnp.float32).reshape(len(runs), -1)
+    # Trajectories of every fold's model on its own held-out subject's sequences.
+    sel_idx, groups = _per_fold_selection(names, ds.subjects, subjects, sequences, ds.subject_names)
+    acts = np.asarray(activations_over_runs(cfg, layer, ds.crop_size, batch_size, run_params, run_stats,
+                                            run_taus, videos, jnp.asarray(sel_idx)))
+    # The figure's fold: PCA and separation in both spaces.
+    pca = fit_pca(acts[k].reshape(-1, acts.shape[-1]), n_components)
+    proj = pca_transform(pca, acts[k])
+    ref = groups[sequences[0]]
+    separation = {}
     for seq in sequences[1:]:
-      per_fold = [endpoint_separation(a, fold_groups[sequences[0]], fold_groups[seq]) for a in fold_acts]
+      per_fold = [endpoint_separation(a, ref, groups[seq]) for a in acts]
       mean, se = evaluate.mean_se(per_fold)
-      separation[seq]["folds"] = {"mean": mean, "se": se, "per_fold": per_fold, "subjects": subjects}
+      separation[seq] = {"activations": per_fold[k], "pca": endpoint_separation(proj, ref, groups[seq]),
+                         "folds": {"mean": mean, "se": se, "per_fold": per_fold, "subjects": subjects}}
+    # Early recognition over the held-out videos of every fold.
     idx, mask = _stacked_test_indices(ds.subjects, subjects)
-    logits = logits_over_runs(cfg, ds.crop_size, batch_size, run_params, run_stats, all_taus, videos,
+    logits = logits_over_runs(cfg, ds.crop_size, batch_size, run_params, run_stats, run_taus, videos,
                               jnp.asarray(idx))
-    valid = idx[mask]
     curve = early_recognition({h: np.asarray(lg)[mask] for h, lg in logits.items()},
-                              {h: labels[h][valid] for h in logits})
+                              {h: labels[h][idx[mask]] for h in logits})
     title = MODEL_TITLES.get(m, m)
     projections[title], explained[title], curves[title] = proj, pca.explained_variance_ratio, curve
+    result["videos"] = {seq: sel_idx[k][g].tolist() for seq, g in groups.items()}
     result["models"][m] = {
-        "layer": layer, "run": int(r), "taus": fold_runs[0]["taus"], "epoch": run.epoch,
+        "layer": layer, "run": int(rows[k]), "taus": runs[k]["taus"], "epoch": run.epoch,
         "explained_variance_ratio": np.asarray(pca.explained_variance_ratio).tolist(),
         "separation": separation,
         "early_recognition": {"videos": int(mask.sum()), "folds": len(runs),
@@ -548,7 +528,8 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
 
   out_dir = out_dir or os.path.join(workdir, "analysis", f"fold{fold}")
   os.makedirs(out_dir, exist_ok=True)
-  fig = plot_pca_trajectories(projections, selected_names, voting_steps, explained,
+  traj_names = [seq for seq in sequences for _ in groups[seq]]
+  fig = plot_pca_trajectories(projections, traj_names, voting_steps, explained,
                               title=f"{dataset}, held-out {ds.subject_names[fold]}: PCA trajectories")
   fig.savefig(os.path.join(out_dir, "pca_trajectories.png"), dpi=110)
   chance = {h: 1.0 / k for h, k in ds.heads}
