@@ -2,7 +2,8 @@
 
 Scenes are lists of anti-aliased shapes (capsules and rotated boxes) whose parameters are
 arrays over `[videos, time]`. Each shape is drawn by evaluating its signed distance on the
-pixel grid and alpha-compositing it over the image in list order (painter's algorithm).
+pixels of a small window around it (per video and frame) and alpha-compositing the covered
+pixels over the image in list order (painter's algorithm).
 
 Coordinates are pixels, `(y, x)` with y pointing down, pixel centres at integer + 0.5.
 """
