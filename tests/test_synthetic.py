@@ -20,6 +20,10 @@ def test_disc_and_box_areas_match_geometry():
   c = np.array([[[20.3, 19.6]]])
   disc = _coverage(render.Capsule(c, c, 7.0, white))
   assert disc.sum() == pytest.approx(np.pi * 49, rel=0.02)
+  edge = np.array([[[20.0, 0.0]]])  # half of this disc lies outside the frame
+  assert _coverage(render.Capsule(edge, edge, 7.0, white)).sum() == pytest.approx(
+      np.pi * 49 / 2, rel=0.03
+  )
   seg = _coverage(render.Capsule(c - [[[0, 6]]], c + [[[0, 6]]], 3.0, white))
   assert seg.sum() == pytest.approx(np.pi * 9 + 12 * 6, rel=0.02)
   for angle in (0.0, 0.4, np.pi / 2):
