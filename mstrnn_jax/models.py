@@ -174,18 +174,21 @@ def _forward(cfg: ModelConfig, params: Params, running: Stats, videos: jax.Array
   eps = cfg.bn_epsilon
   acts: dict[str, jax.Array] = {}
   stats: Stats = {}
-  acts["conv0"], stats["conv0"] = layers.conv_bn_relu(
-      params["conv0"], running["conv0"], videos, cfg.conv0_stride, train, impl, eps)
-  p = acts["pool0"] = ops.max_pool_2x2(acts["conv0"])
+  # Every conv / feature layer: activation relu(h), pooling relu(maxpool(h)) == maxpool(relu(h)).
+  h, stats["conv0"] = layers.conv_bn(params["conv0"], running["conv0"], videos, cfg.conv0_stride,
+                                     train, impl, eps)
+  acts["conv0"] = jax.nn.relu(h)
+  p = acts["pool0"] = ops.relu_max_pool_2x2(h)
   features, contexts, lstms = [], [], []
   if cfg.model == "mstrnn":
     c = None
     for i in range(1, cfg.num_layers + 1):
       name = f"context_layer{i}"
       lp, lr = params[name], running[name]
-      acts[f"feature{i}"], fhat, st_f = layers.feature_units(
+      fhats, fhat, st_f = layers.feature_units(
           lp, lr, p, c, state.feature[i - 1], inv_taus[i - 1], train, impl, cfg.leaky_scan, eps)
-      p = acts[f"pool{i}"] = ops.max_pool_2x2(acts[f"feature{i}"])
+      acts[f"feature{i}"] = jax.nn.relu(fhats)
+      p = acts[f"pool{i}"] = ops.relu_max_pool_2x2(fhats)
       c, carry, st_c = layers.context_units(
           lp, lr, p, state.context[i - 1], inv_taus[i - 1], train, impl, cfg.remat, eps)
       acts[f"context{i}"] = c
@@ -195,16 +198,18 @@ def _forward(cfg: ModelConfig, params: Params, running: Stats, videos: jax.Array
   elif cfg.model == "mstnn":
     for i in range(1, cfg.num_layers + 1):
       name = f"conv{i}"
-      acts[name], fhat, stats[name] = layers.feature_units(
+      fhats, fhat, stats[name] = layers.feature_units(
           params[name], running[name], p, None, state.feature[i - 1], inv_taus[i - 1], train, impl,
           cfg.leaky_scan, eps)
-      p = acts[f"pool{i}"] = ops.max_pool_2x2(acts[name])
+      acts[name] = jax.nn.relu(fhats)
+      p = acts[f"pool{i}"] = ops.relu_max_pool_2x2(fhats)
       features.append(fhat)
   else:
     for i in range(1, cfg.num_layers + 1):
       name = f"conv{i}"
-      acts[name], stats[name] = layers.conv_bn_relu(params[name], running[name], p, 1, train, impl, eps)
-      p = acts[f"pool{i}"] = ops.max_pool_2x2(acts[name])
+      h, stats[name] = layers.conv_bn(params[name], running[name], p, 1, train, impl, eps)
+      acts[name] = jax.nn.relu(h)
+      p = acts[f"pool{i}"] = ops.relu_max_pool_2x2(h)
   top = acts[configs.fc_input_layer(cfg)]
   h = top.reshape(top.shape[:2] + (-1,))
   for i in range(1, len(cfg.fc_widths) + 1):

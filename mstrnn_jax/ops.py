@@ -154,7 +154,8 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str = "VA
 def max_pool_2x2(x: jax.Array) -> jax.Array:
   """2x2 max pooling with stride 2 (floor: an odd last row/column is dropped).
 
-  Implemented as reshape + max (its backward pass is ~2x faster on CPU than reduce_window's).
+  The max of the four window positions by pairwise `jnp.maximum` over a reshape (no
+  reduce_window); its backward pass is a few selects, the cheapest form on CPU.
 
   Args:
     x: `[..., height, width, channels]`.
@@ -165,9 +166,18 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   *lead, h, w, c = x.shape
   if h < 2 or w < 2:
     raise ValueError(f"mstrnn_jax/ops.py: max_pool_2x2 needs maps of at least 2x2, got {h}x{w}.")
-  x = x[..., :h - h % 2, :w - w % 2, :]
-  x = x.reshape(*lead, h // 2, 2, w // 2, 2, c)
-  return jnp.max(x, axis=(-4, -2))
+  x = x[..., :h - h % 2, :w - w % 2, :].reshape(*lead, h // 2, 2, w // 2, 2, c)
+  top = jnp.maximum(x[..., 0, :, 0, :], x[..., 0, :, 1, :])
+  bottom = jnp.maximum(x[..., 1, :, 0, :], x[..., 1, :, 1, :])
+  return jnp.maximum(top, bottom)
+
+
+def relu_max_pool_2x2(x: jax.Array) -> jax.Array:
+  """`max_pool_2x2(relu(x))`, computed as `relu(max_pool_2x2(x))` (equal: relu is monotone).
+
+  Pooling first makes the relu's backward pass 4x smaller. `x`: `[..., height, width, channels]`.
+  """
+  return jax.nn.relu(max_pool_2x2(x))
 
 
 def lecun_tanh(h: jax.Array) -> jax.Array:

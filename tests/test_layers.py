@@ -52,9 +52,10 @@ def test_context_layer_matches_float64_numpy_reference():
   def layer(params, running, p_prev, c_prev, train):
     running = layers.stats_at_steps_tree(running, jnp.arange(t))
     f0 = jnp.zeros((b, size - 2, size - 2, f))
-    feat, _, st_f = layers.feature_units(params, running, p_prev, c_prev, f0, jnp.asarray(1 / tau), train,
+    fhat, _, st_f = layers.feature_units(params, running, p_prev, c_prev, f0, jnp.asarray(1 / tau), train,
                                          "gemm", "sequential", EPS)
-    pool = ops.max_pool_2x2(feat)
+    feat = jax.nn.relu(fhat)
+    pool = ops.relu_max_pool_2x2(fhat)
     carry = layers.ContextCarry(jnp.zeros((b, pool.shape[2] - 1, pool.shape[3] - 1, c)))
     ctx, _, st_c = layers.context_units(params, running, pool, carry, jnp.asarray(1 / tau), train, "gemm",
                                         False, EPS)
