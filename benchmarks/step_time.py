@@ -11,8 +11,9 @@ steps (eq. 9) for every head, backward, Adam update; jitted once per variant. Va
   hoisted_gemm        hoisted + `ops.conv2d(impl='gemm')` (GEMM kernel/input gradients)
 Sizes: 'paper' = CL1AD MSTRNN (108x108, ~3.0M params); 'small' = 32x32 synthetic frames with
 the quick width (width_scale 0.25). Columns: median step time over --repeats runs after one
-warm-up, compile time (lower + compile), and XLA's memory estimate for the compiled step
-(arguments + outputs + temporaries; on GPU also the device's peak bytes in use).
+warm-up, timed round-robin across the variants of a size so that load changes hit them alike;
+compile time (lower + compile); XLA's memory estimate for the compiled step (arguments +
+outputs + temporaries - donated aliases); on GPU also the device's peak bytes in use.
 """
 import platform
 import statistics
@@ -74,44 +75,45 @@ def make_train_step(cfg: configs.ModelConfig, optimizer: optax.GradientTransform
   return jax.jit(train_step, donate_argnums=(0, 1, 2))
 
 
-def measure(size: str, variant: str) -> dict:
+def prepare(size: str, variant: str) -> dict:
+  """Builds and compiles one variant's train step; returns its state and compile statistics."""
   cfg = make_config(size, variant, _TIME.value)
   key_init, key_video, key_label = jax.random.split(jax.random.PRNGKey(0), 3)
   variables = models.init(cfg, key_init)
   optimizer = optax.adam(1e-3)
-  opt_state = optimizer.init(variables['params'])
   shape = (_BATCH.value, _TIME.value, cfg.input_size, cfg.input_size, 3)
   videos = jax.random.uniform(key_video, shape, jnp.float32)
   labels = {h: jax.random.randint(key_label, (_BATCH.value,), 0, n) for h, n in cfg.heads}
   taus = jnp.asarray(cfg.taus, jnp.float32)
-  step = make_train_step(cfg, optimizer)
-  args = (variables['params'], variables['batch_stats'], opt_state, videos, labels, taus)
-
+  args = [variables['params'], variables['batch_stats'], optimizer.init(variables['params']),
+          videos, labels, taus]
   start = time.perf_counter()
-  compiled = step.lower(*args).compile()
+  compiled = make_train_step(cfg, optimizer).lower(*args).compile()
   compile_s = time.perf_counter() - start
   memory = compiled.memory_analysis()
   xla_bytes = None
   if memory is not None:
     xla_bytes = (memory.argument_size_in_bytes + memory.output_size_in_bytes
                  + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+  run = dict(size=size, variant=variant, input=cfg.input_size, compiled=compiled, args=args,
+             compile_s=compile_s, xla_bytes=xla_bytes, times=[],
+             params=sum(x.size for x in jax.tree.leaves(variables['params'])))
+  timed_step(run)  # warm-up
+  run['times'].clear()
+  return run
 
-  params, batch_stats, opt_state = args[:3]
-  times = []
-  for i in range(_REPEATS.value + 1):
-    start = time.perf_counter()
-    params, batch_stats, opt_state, loss = compiled(params, batch_stats, opt_state, videos, labels, taus)
-    loss.block_until_ready()
-    if i:  # the first call is a warm-up
-      times.append(time.perf_counter() - start)
+
+def timed_step(run: dict) -> None:
+  """One train step of a prepared variant; appends its wall time."""
+  params, batch_stats, opt_state, videos, labels, taus = run['args']
+  start = time.perf_counter()
+  params, batch_stats, opt_state, loss = run['compiled'](params, batch_stats, opt_state, videos,
+                                                         labels, taus)
+  loss.block_until_ready()
+  run['times'].append(time.perf_counter() - start)
   if not bool(jnp.isfinite(loss)):
-    raise FloatingPointError(f'benchmarks/step_time.py: non-finite loss for {size}/{variant}.')
-  device_peak = (jax.devices()[0].memory_stats() or {}).get('peak_bytes_in_use')
-  n_params = sum(x.size for x in jax.tree.leaves(params))
-  return dict(size=size, variant=variant, params=n_params, input=cfg.input_size,
-              step_ms=1e3 * statistics.median(times), compile_s=compile_s,
-              xla_mib=None if xla_bytes is None else xla_bytes / 2**20,
-              device_peak_mib=None if device_peak is None else device_peak / 2**20)
+    raise FloatingPointError(f"benchmarks/step_time.py: non-finite loss for {run['size']}/{run['variant']}.")
+  run['args'][:3] = [params, batch_stats, opt_state]
 
 
 def main(argv):
@@ -125,20 +127,29 @@ def main(argv):
   print(f'# batch {_BATCH.value}, time {_TIME.value}, repeats {_REPEATS.value}, '
         f'leaky_scan {_LEAKY.value}, remat {_REMAT.value}')
   header = ('| size | input | params | variant | step (median ms) | compile (s) | XLA memory (MiB) '
-            '| device peak (MiB) | speed-up vs all_in_scan_native |')
+            '| speed-up vs all_in_scan_native |')
   print(header)
   print('|---' * (header.count('|') - 1) + '|')
   for size in _SIZES.value:
+    runs = [prepare(size, variant) for variant in _VARIANTS.value]
+    # Interleaved timing (v1, v2, v3, v1, ...): a change in machine load hits every variant alike,
+    # so the speed-ups measured in one run stay comparable.
+    for _ in range(_REPEATS.value):
+      for run in runs:
+        timed_step(run)
     baseline = None
-    for variant in _VARIANTS.value:
-      row = measure(size, variant)
-      if variant == 'all_in_scan_native':
-        baseline = row['step_ms']
-      speedup = f"{baseline / row['step_ms']:.1f}x" if baseline else '-'
-      fmt = lambda v, f: '-' if v is None else format(v, f)
-      print(f"| {size} | {row['input']} | {row['params']:,} | {variant} | {row['step_ms']:.0f} | "
-            f"{row['compile_s']:.1f} | {fmt(row['xla_mib'], '.0f')} | {fmt(row['device_peak_mib'], '.0f')} | "
-            f"{speedup} |", flush=True)
+    for run in runs:
+      step_ms = 1e3 * statistics.median(run['times'])
+      if run['variant'] == 'all_in_scan_native':
+        baseline = step_ms
+      speedup = f'{baseline / step_ms:.1f}x' if baseline else '-'
+      xla = '-' if run['xla_bytes'] is None else f"{run['xla_bytes'] / 2**20:.0f}"
+      print(f"| {size} | {run['input']} | {run['params']:,} | {run['variant']} | {step_ms:.0f} | "
+            f"{run['compile_s']:.1f} | {xla} | {speedup} |", flush=True)
+    peak = (jax.devices()[0].memory_stats() or {}).get('peak_bytes_in_use')
+    if peak is not None:
+      print(f'# {size}: device peak bytes in use (all variants so far): {peak / 2**20:.0f} MiB')
+    del runs
 
 
 if __name__ == '__main__':
