@@ -25,7 +25,6 @@ per-layer widths except the context maps in Fig. 3: 128 (tau=2) and 256 (tau=100
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from mstrnn_jax import ops
 from mstrnn_jax import scan
@@ -181,18 +180,14 @@ def layer_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
       s = need(s // 2, f"pool{i}")
       shapes[f"pool{i}"] = (s, s, f)
       shapes[f"context{i}"] = (need(s - 1, f"context{i}"),) * 2 + (c,)
-    top = shapes[f"context{cfg.num_layers}"]
   else:
     for i, f in enumerate(cfg.feature_widths, start=1):
       s = need(s - 2, f"conv{i}")
       shapes[f"conv{i}"] = (s, s, f)
       s = need(s // 2, f"pool{i}")
       shapes[f"pool{i}"] = (s, s, f)
-    top = shapes[f"pool{cfg.num_layers}"]
-  width = math.prod(top)
   for i, w in enumerate(cfg.fc_widths, start=1):
     shapes[f"fc{i}"] = (w,)
-    width = w
   for i, w in enumerate(cfg.lstm_widths, start=1):
     shapes[f"lstm{i}"] = (w,)
   return shapes
