@@ -191,3 +191,18 @@ def test_parameter_counts_match_table_ii(model):
   target = configs.TABLE_II_PARAMS[model]
   print(f"{model}: {count:,} parameters (Table II: {target / 1e6:.1f}M)")
   assert abs(count - target) <= 0.1 * target
+
+
+def test_three_context_layers_with_their_own_tau():
+  cfg = configs.derive_config("mstrnn", 62, (("ado", 2),), bn_steps=3, conv0_stride=1,
+                              feature_widths=(2, 2, 3), context_widths=(2, 2, 3), fc_widths=(4, 4),
+                              conv0_width=2, taus=(2.0, 10.0, 100.0))
+  variables = models.init(cfg, jax.random.PRNGKey(0))
+  videos = jax.random.uniform(jax.random.PRNGKey(1), (2, 3, 62, 62, 3))
+  outs = [apply_jit(cfg, variables["params"], variables["batch_stats"], videos, jnp.array(taus), True, True)
+          for taus in ([2.0, 10.0, 100.0], [2.0, 10.0, 1.0])]
+  assert outs[0].activations["context3"].shape == (2, 3, 1, 1, 3)
+  assert "z" in variables["params"]["context_layer3"]
+  # The third tau acts on the third layer only.
+  np.testing.assert_allclose(outs[0].activations["context2"], outs[1].activations["context2"])
+  assert not np.allclose(outs[0].activations["context3"], outs[1].activations["context3"])
