@@ -49,7 +49,6 @@ class Plan:
   folds: list
   tau_pairs: tuple[tuple[float, ...], ...] | None
   model_records: dict
-  data_dir: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +99,7 @@ def plan(exp: presets.Experiment, models: Sequence[str], data_dir: str | None = 
     if exp.taus is not None and n_taus and any(len(p) != n_taus for p in exp.taus):
       raise ValueError(f'{m} has {n_taus} time constants; got tau tuples {exp.taus}.')
   return Plan(exp=exp, models=tuple(models), dataset=ds, folds=folds, tau_pairs=exp.taus,
-              model_records=records, data_dir=data_dir)
+              model_records=records)
 
 
 def run_table(p: Plan, model: str) -> list[dict]:

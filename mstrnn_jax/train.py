@@ -283,7 +283,6 @@ class Programs:
   train_epoch: Callable[..., tuple[TrainState, EpochMetrics]]
   evaluate: Callable[..., jax.Array]
   steps_per_epoch: int
-  tx: optax.GradientTransformation
 
 
 def default_run_chunk(backend: str | None = None) -> int | None:
@@ -375,7 +374,7 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
   return Programs(init=jax.jit(init, out_shardings=shard),
                   train_epoch=jax.jit(train_epoch, donate_argnums=0),
                   evaluate=jax.jit(evaluate_runs),
-                  steps_per_epoch=steps_per_epoch, tx=tx)
+                  steps_per_epoch=steps_per_epoch)
 
 
 def stack_labels(labels: Mapping[str, np.ndarray], heads: Heads) -> np.ndarray:
