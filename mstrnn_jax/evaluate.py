@@ -145,14 +145,14 @@ def model_table(summaries: Mapping[str, dict], heads: Sequence[tuple[str, int]],
   lines = [f'**{title}**', ''] if title else []
   lines.append('| Category | | ' + ' | '.join(m.upper() for m in models) + ' |')
   lines.append('|---|---|' + '---|' * len(models))
-  cats = [(n, k) for n, k in heads]
-  if len(heads) > 1:
-    cats.append((JOINT, int(np.prod([k for _, k in heads]))))
+  # The joint category's chance level depends on which label combinations exist: left blank.
+  cats = [(n, k) for n, k in heads] + ([(JOINT, None)] if len(heads) > 1 else [])
   for name, n_classes in cats:
     accs = [fmt(summaries[m]['mean'][name], summaries[m]['se'][name]) for m in models]
     label = name.capitalize() if name != JOINT else 'Joint'
     lines.append(f'| {label} | Accuracy | ' + ' | '.join(accs) + ' |')
-    lines.append(f'| | Chance level | {100.0 / n_classes:.2f} |' + ' |' * (len(models) - 1))
+    if n_classes:
+      lines.append(f'| | Chance level | {100.0 / n_classes:.2f} |' + ' |' * (len(models) - 1))
   return '\n'.join(lines) + '\n'
 
 
