@@ -94,6 +94,6 @@ def test_tables_layout():
   table = evaluate.model_table({'mstrnn': s, 'lrcn': s}, heads)
   assert '| Ado | Accuracy | 60.00±10.00 | 60.00±10.00 |' in table
   assert '| | Chance level | 25.00 |' in table and '11.11' in table
-  assert '| Joint | Accuracy | 50.00±10.00 |' in table and table.count('Chance level') == 2
+  assert '| Joint | Accuracy | 40.00±10.00 |' in table and table.count('Chance level') == 2
   sweep = evaluate.sweep_table({(2.0, 50.0): s, (2.0, 100.0): s}, [2.0], [50.0, 100.0], heads)
   assert '| Action | 2 | 50.00±10.00 | 50.00±10.00 |' in sweep
