@@ -305,13 +305,12 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
     target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=shard),
                           target)
     states, meta = ckpt.restore(latest, target)
-    history = {k: [np.asarray(e) for e in np.asarray(v).swapaxes(0, 1)] if len(v) else []
-               for k, v in meta['history'].items()}
+    history = {k: list(np.asarray(v).swapaxes(0, 1)) for k, v in meta['history'].items()}
     start = int(meta['epoch'])
   else:
     states = programs.init(keys)
 
-  events = ScalarEventWriter(os.path.join(workdir, 'events', model))
+  events = ScalarEventWriter(os.path.join(workdir, 'events', model)) if _writer() else None
   t0 = time.time()
   bar = _progress(total=exp.epochs, initial=start, desc=f'{model} ({n_runs} runs)',
                   enabled=progress)
@@ -336,7 +335,8 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
       history['train_acc'].append(train_acc)
       history['test_acc'].append(test_acc)
       done = epoch + 1
-      _log_events(events, done, runs, history, ds.heads)
+      if events is not None:
+        _log_events(events, done, runs, history, ds.heads)
       result = _result(runs, history, time.time() - t0)
       if done % exp.checkpoint_every == 0 or done == exp.epochs:
         ckpt.save(done, states, {'epoch': done, 'history': _history_lists(result['history'])})
@@ -347,7 +347,8 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
                       test_acc=f'{test_acc[:, -1].mean():.1f}')
   finally:
     bar.close()
-    events.close()
+    if events is not None:
+      events.close()
     ckpt.close()
   return _result(runs, history, time.time() - t0)
 
@@ -359,9 +360,15 @@ def _result(runs: list[dict], history: dict, seconds: float) -> dict:
                       for k, v in history.items()}}
 
 
+def _writer() -> bool:
+  """Only process 0 writes result files (every process takes part in checkpoints)."""
+  return jax.process_index() == 0
+
+
 def _progress(total, initial, desc, enabled):
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-  return tqdm(total=total, initial=initial, desc=desc, unit='epoch', disable=not enabled,
+  return tqdm(total=total, initial=initial, desc=desc, unit='epoch',
+              disable=not (enabled and _writer()),
               file=sys.stderr, dynamic_ncols=True)
 
 
@@ -462,6 +469,8 @@ def prepare_workdir(workdir: str, p: Plan, resume: bool) -> None:
   runs_by_model = {m: run_table(p, m) for m in p.models}
   record = experiment_record(p, runs_by_model)
   path = os.path.join(workdir, 'experiment.json')
+  if not _writer():
+    return
   if os.path.exists(path):
     with open(path) as f:
       old = json.load(f)
@@ -485,12 +494,16 @@ def run_experiment(p: Plan, workdir: str, *, resume: bool = False, mesh=None,
   results: dict = {}
   for model in p.models:
     def on_epoch(res, model=model):
-      write_results(workdir, p, {**results, model: res}, final=False)
+      if _writer():
+        write_results(workdir, p, {**results, model: res}, final=False)
     results[model] = train_model(p, model, workdir, resume=resume, mesh=mesh,
                                  progress=progress, on_epoch=on_epoch)
+  if not _writer():
+    return {}
   out = write_results(workdir, p, results, final=True)
   plots.write_figures(workdir, out, p.dataset.heads, p.tau_pairs)
-  log(open(os.path.join(workdir, 'results.md')).read())
+  with open(os.path.join(workdir, 'results.md')) as f:
+    log(f.read())
   return out
 
 
