@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mstrnn_jax import evaluate
+from mstrnn_jax import evaluate, models, parallel
+from mstrnn_jax.data import pipeline
 
 PyTree = Any
 Heads = tuple[tuple[str, int], ...]
@@ -58,8 +59,6 @@ class ModelFns:
 
 def model_fns(cfg) -> ModelFns:
   """Binds :mod:`mstrnn_jax.models` functions for ``cfg`` (a ``configs.ModelConfig``)."""
-  from mstrnn_jax import models  # pylint: disable=import-outside-toplevel
-
   def apply(params, batch_stats, videos, taus, train):
     out = models.apply(cfg, params, batch_stats, videos, taus, train=train)
     return out.logits, out.batch_stats
@@ -174,10 +173,7 @@ def create_train_state(model: ModelFns, tx: optax.GradientTransformation,
                        key: jax.Array) -> TrainState:
   """Initialises one run from a raw PRNG key (uint32 [2])."""
   init_key, run_key = jax.random.split(jax.random.wrap_key_data(key))
-  # Shape arithmetic inside an init written for eager use (e.g. int(jnp.prod(shape))) must stay
-  # concrete while the key is traced.
-  with jax.ensure_compile_time_eval():
-    variables = model.init(init_key)
+  variables = model.init(init_key)
   params = variables['params']
   return TrainState(params=params, batch_stats=variables.get('batch_stats', {}),
                     opt_state=tx.init(params), key=jax.random.key_data(run_key),
@@ -195,9 +191,8 @@ def train_step(model: ModelFns, tx: optax.GradientTransformation, voting_steps: 
     taus: float32 [n_taus].
     crop_key: PRNG key for the random crop.
   """
-  from mstrnn_jax.data import pipeline  # pylint: disable=import-outside-toplevel
   chex.assert_rank(videos, 5)
-  x = pipeline.random_crop(crop_key, videos, model.input_size).astype(jnp.float32) / 255.0
+  x = pipeline.to_float(pipeline.random_crop(crop_key, videos, model.input_size))
 
   def loss_fn(params):
     logits, new_stats = model.apply(params, state.batch_stats, x, taus, True)
@@ -222,8 +217,7 @@ def eval_step(model: ModelFns, voting_steps: int, state: TrainState, videos: jax
   Returns:
     dict head -> float32 [batch, voting_steps, classes].
   """
-  from mstrnn_jax.data import pipeline  # pylint: disable=import-outside-toplevel
-  x = pipeline.center_crop(videos, model.input_size).astype(jnp.float32) / 255.0
+  x = pipeline.to_float(pipeline.center_crop(videos, model.input_size))
   logits, _ = model.apply(state.params, state.batch_stats, x, taus, False)
   return {name: logits[name][:, -voting_steps:] for name, _ in model.heads}
 
@@ -309,7 +303,6 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
   uses a one-device mesh.  Stacked arguments must have a run axis divisible by the mesh size
   (``parallel.pad_runs``).
   """
-  from mstrnn_jax import parallel  # pylint: disable=import-outside-toplevel
   if vote_rule not in evaluate.VOTE_RULES:
     raise ValueError(f'vote_rule must be one of {evaluate.VOTE_RULES}, got {vote_rule!r}.')
   if batch_size < 1 or steps_per_epoch < 1:
