@@ -104,11 +104,12 @@ def get_experiment(dataset: str, preset: str = 'quick') -> Experiment:
     raise ValueError(f'Preset {preset!r} is meant for the synthetic datasets '
                      f'{SYNTHETIC_DATASETS}; use --preset=paper for {dataset!r}.')
   if preset == 'quick':
-    # Measured on synth3a (2-core CPU): ~1.4 s per fold-epoch for MSTRNN at this width, so 20
-    # epochs x 9 folds fit the 10-minute budget of the main job with room for a loaded machine.
-    return Experiment(dataset=dataset, preset=preset, width_scale=0.125, epochs=20,
+    # Measured on synth3a (2-core CPU): ~1 s per fold-epoch for MSTRNN at this width, so 40
+    # epochs x 9 folds take ~6 minutes, inside the 10-minute budget of the main job. 20 epochs
+    # left the models underfitting (37.86% vs 75.31% at 40; benchmarks/RESULTS.md).
+    return Experiment(dataset=dataset, preset=preset, width_scale=0.125, epochs=40,
                       batch_size=16, optim=OptimConfig(lr_values=(0.005, 0.001),
-                                                       lr_boundaries=(14,)),
+                                                       lr_boundaries=(28,)),
                       voting_steps=5, eval_batch_size=32, checkpoint_every=5)
   return Experiment(dataset=dataset, preset=preset, dataset_kwargs=_TINY_DATA[dataset],
                     width_scale=0.0625, epochs=2,
