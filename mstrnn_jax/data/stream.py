@@ -18,6 +18,7 @@ plus the one being assembled and the one the consumer holds (`BatchStream.depth`
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -120,12 +121,17 @@ def epoch_rows(keys, epochs, train_idx, n_train, steps: int, batch_size: int) ->
   train_idx: int32 `[R, n_train_max]`; n_train: int32 `[R]` (`train.RunTables`).
   Returns int32 `[R, steps, batch_size]` (= `train.epoch_batches` for each run).
   """
+  return np.asarray(_epoch_rows_fn(steps, batch_size)(keys, epochs, train_idx, n_train))
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_rows_fn(steps: int, batch_size: int):
   import jax
 
   from mstrnn_jax import train
 
-  fn = jax.vmap(lambda k, e, idx, n: train.epoch_batches(k, e, idx, n, steps, batch_size))
-  return np.asarray(jax.jit(fn)(keys, epochs, train_idx, n_train))
+  return jax.jit(jax.vmap(lambda k, e, idx, n: train.epoch_batches(k, e, idx, n, steps,
+                                                                   batch_size)))
 
 
 def eval_rows(test_idx: np.ndarray, eval_batch_size: int) -> np.ndarray:
