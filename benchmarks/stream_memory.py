@@ -70,7 +70,8 @@ def main():
   p.add_argument("--child", default=None, help=argparse.SUPPRESS)
   a = p.parse_args()
   work = pathlib.Path(a.workdir)
-  name, data_dir, budget = f"folder:{work / 'videos'}", str(work / "data"), int(a.budget_mib * 2**20)
+  name, data_dir = f"folder:{work / 'videos'}", str(work / "data")
+  budget = int(a.budget_mib * 2**20)
   if a.child:
     print(json.dumps(child(a.child, name, data_dir, budget, a.runs, a.batch)))
     return
@@ -86,7 +87,8 @@ def main():
   on_disk = sum(f.stat().st_size for f in prepared.iterdir())
   print(f"prepared {len(src)} videos [T_max={src.t_max}, 64, 64, 3] in "
         f"{time.perf_counter() - t0:.1f} s: {size / 2**20:.1f} MiB in memory "
-        f"({size / budget:.1f}x the {a.budget_mib:g} MiB budget), {on_disk / 2**20:.1f} MiB on disk")
+        f"({size / budget:.1f}x the {a.budget_mib:g} MiB budget), "
+        f"{on_disk / 2**20:.1f} MiB on disk")
   for mode in ("stream", "load"):
     out = subprocess.run([sys.executable, __file__, f"--child={mode}", f"--workdir={work}",
                           f"--budget_mib={a.budget_mib}", f"--runs={a.runs}",

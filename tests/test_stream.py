@@ -70,7 +70,7 @@ def test_real_dataset_source_equals_load(tmp_path):
 
 
 def test_budget_bounds_prefetch_and_errors(folder_ds):
-  name, data_dir, ds = folder_ds
+  ds = folder_ds[2]
   source = stream.ArraySource(ds)
   rows = np.zeros((2, 5, 3), np.int32)
   batch = 2 * 3 * stream.video_nbytes(source)

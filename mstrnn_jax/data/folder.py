@@ -29,7 +29,6 @@ import pathlib
 import re
 import shutil
 import uuid
-from typing import Optional
 
 import numpy as np
 from array_record.python import array_record_data_source, array_record_module
@@ -54,6 +53,7 @@ PREPARE_DEFAULTS = {
     "max_frames": None,  # then keep at most this many frames per clip (None: all)
     "skip_bad_clips": False,  # leave out clips that cannot be read (counted) instead of stopping
 }
+_log = logging.getLogger(__name__)
 CROP_MARGIN = 6  # model input = frame_size - crop_margin (random crops in training, centre in test)
 
 
@@ -65,10 +65,6 @@ class Entry:
   rel: str
   subject: str
   labels: dict
-
-
-def is_folder_name(name: str) -> bool:
-  return isinstance(name, str) and name.startswith(PREFIX)
 
 
 def source_root(name) -> pathlib.Path:
@@ -252,7 +248,7 @@ def prepare(name, data_dir, **kwargs) -> pathlib.Path:
     stale = fingerprint.changes(fingerprint.load(target), fp)
     if not stale:
       return target
-    logging.warning("folder:%s: preparing again (%s)", root, stale)
+    _log.warning("folder:%s: preparing again (%s)", root, stale)
   target.parent.mkdir(parents=True, exist_ok=True)
   _remove_debris(target)
   tmp = target.with_name(f"{target.name}.incomplete-{uuid.uuid4().hex[:8]}")
@@ -266,13 +262,16 @@ def prepare(name, data_dir, **kwargs) -> pathlib.Path:
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   if meta["skipped"]:
-    logging.warning("folder:%s: skipped %d unreadable clip(s): %s", root, len(meta["skipped"]),
+    _log.warning("folder:%s: skipped %d unreadable clip(s): %s", root, len(meta["skipped"]),
                     ", ".join(s["path"] for s in meta["skipped"][:5]))
   return target
 
 
 class Records:
-  """Random access to a prepared folder's videos (no padding): `read(i)` -> uint8 [T_i, H, W, 3]."""
+  """Random access to a prepared folder's videos.
+
+  `read(i)` -> uint8 `[T_i, H, W, 3]` (no padding); `lengths` int32 `[N]`; `meta`: meta.json.
+  """
 
   def __init__(self, prepared: pathlib.Path):
     self.path = pathlib.Path(prepared)

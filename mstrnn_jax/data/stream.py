@@ -1,4 +1,4 @@
-"""Data larger than memory: batches read from the prepared array_record files in a background thread.
+"""Data larger than memory: batches read from prepared array_record files in a background thread.
 
 The in-memory path keeps the whole uint8 video array `[N, T_max, H, W, 3]` on every device and
 each run's training step gathers `videos[rows]` for its batch rows (`train.epoch_batches`). The
@@ -9,7 +9,7 @@ src = open_source("folder:/my/videos", data_dir="data")          # or cl1ad, wei
 rows = epoch_rows(keys, epochs, train_idx, n_train, steps, batch)  # int [R, steps, B]
 with BatchStream(src, rows, memory_budget=2 * 2**30) as stream:
   for step, videos in enumerate(stream):                         # uint8 [R, B, T_max, H, W, 3]
-    ...                                                          # == in-memory videos[rows[:, step]]
+    ...                                            # == in-memory videos[rows[:, step]]
 ```
 
 Host memory in use is bounded by `memory_budget`: at most `depth` ready batches wait in the queue,

@@ -19,6 +19,7 @@ from mstrnn_jax.data.builders.object_actions import Cl1ad, Cl2ad
 from mstrnn_jax.data.builders.weizmann_3acwd import Weizmann3acwd
 from mstrnn_jax.data.dataset import Dataset, DatasetSpec, pad_with_last_frame
 
+_log = logging.getLogger(__name__)
 BUILDERS = {"weizmann_3acwd": Weizmann3acwd, "cl1ad": Cl1ad, "cl2ad": Cl2ad}
 PAPER_SUBJECTS = {"weizmann_3acwd": 9, "cl1ad": 10, "cl2ad": 10}
 DESCRIPTIONS = {
@@ -64,7 +65,7 @@ def prepare(name: str, data_dir, **options) -> tfds.core.DatasetBuilder:
     stale = fingerprint.changes(fingerprint.load(b.data_dir), fp)
     if not stale:
       return b
-    logging.warning("%s: preparing again, the raw files in %s changed (%s)", name, manual, stale)
+    _log.warning("%s: preparing again, the raw files in %s changed (%s)", name, manual, stale)
     shutil.rmtree(b.data_dir)
     b = builder(name, data_dir, **options)
   if not b.is_prepared():
@@ -122,7 +123,10 @@ def spec(name: str, data_dir, crop_margin: int = CROP_MARGIN, **options) -> Data
 
 
 class Records:
-  """Random access to a prepared real dataset (order of `load`): `read(i)` -> uint8 [T_i, H, W, 3]."""
+  """Random access to a prepared real dataset, in the order of `load`.
+
+  `read(i)` -> uint8 `[T_i, H, W, 3]` (no padding).
+  """
 
   def __init__(self, b: tfds.core.DatasetBuilder):
     self._source = b.as_data_source(split="train")

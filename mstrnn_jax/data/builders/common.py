@@ -97,7 +97,9 @@ def decode(clip: Clip, size: tuple, target_fps: Optional[float] = None, frame_st
             frames.append(_rgb(f, size))
   except (av.FFmpegError, OSError, zipfile.BadZipFile, KeyError, StopIteration, IndexError,
           ValueError) as e:
-    raise ValueError(f"cannot decode {clip}: {_one_line(e)}. Re-download or remove this file.") from e
+    raise ValueError(
+        f"cannot decode {clip}: {_one_line(e)}. Re-download or remove this file."
+    ) from e
   if not frames:
     raise ValueError(f"{clip} has no frames. Re-download or remove this file.")
   return np.stack(frames)

@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 from mstrnn_jax.data.builders import common
 from mstrnn_jax.data.synthetic import SYNTH3A_CLASSES
 
+_log = logging.getLogger(__name__)
 # Clip names of the Weizmann database, e.g. daria_pjump.avi, denis_wave1.avi, lena_run1.avi.
 USED_ACTIONS = ("pjump", "wave1", "wave2")  # jump-in-place, one-hand-wave, two-hand-wave
 ALL_ACTIONS = ("bend", "jack", "jump", "pjump", "run", "side", "skip", "walk", "wave1", "wave2")
@@ -64,7 +65,7 @@ def find_clips(manual_dir: pathlib.Path, skip_incomplete_subjects: bool = False)
                 if set(a) != set(USED_ACTIONS)}  # fmt: skip
   missing = ", ".join(f"{s}_{a}.avi" for s, acts in incomplete.items() for a in acts)
   if incomplete and skip_incomplete_subjects:
-    logging.warning("weizmann_3acwd: leaving out subject(s) %s (missing clips %s)",
+    _log.warning("weizmann_3acwd: leaving out subject(s) %s (missing clips %s)",
                     ", ".join(incomplete), missing)
     clips = {s: a for s, a in clips.items() if s not in incomplete}
   elif incomplete:
