@@ -83,7 +83,7 @@ def test_fingerprint_reprepares_on_add_remove_change(clips, tmp_path):
   assert load(clips, data).subject_names == ["subject0", "subject1", "subject2"]
   # other options: prepared again in the same place
   assert load(clips, data, frame_step=3).t_max == 2
-  assert [p.name for p in prepared.parent.iterdir()] == [prepared.name]
+  assert [p.name for p in prepared.parent.iterdir() if p.suffix != ".lock"] == [prepared.name]
 
 
 def test_killed_preparation_leaves_no_debris(clips, tmp_path, monkeypatch):
@@ -97,7 +97,8 @@ def test_killed_preparation_leaves_no_debris(clips, tmp_path, monkeypatch):
     load(clips, data)
   monkeypatch.undo()
   prepared = folder.prepared_dir(clips.resolve(), data)
-  assert not prepared.exists() and list(prepared.parent.iterdir()) == []
+  assert not prepared.exists()
+  assert [p.name for p in prepared.parent.iterdir()] == [prepared.name + ".lock"]
   debris = prepared.with_name(prepared.name + ".incomplete-dead")  # e.g. after kill -9
   debris.mkdir()
   assert len(load(clips, data)) == 12 and not debris.exists()
@@ -192,3 +193,14 @@ def test_commands_one_line_errors(clips, tmp_path, module):
   assert out.returncode == 1
   lines = out.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: bad clip: ") and "clip0.avi" in lines[0]
+
+
+def test_concurrent_preparations_wait_for_each_other(clips, tmp_path):
+  import concurrent.futures
+
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    a, b = pool.map(lambda _: load(clips, tmp_path / "data"), range(2))
+  np.testing.assert_array_equal(a.videos, b.videos)
+  prepared = folder.prepared_dir(clips.resolve(), tmp_path / "data")
+  assert sorted(p.name for p in prepared.parent.iterdir()) == [prepared.name,
+                                                               prepared.name + ".lock"]  # fmt: skip

@@ -13,6 +13,8 @@ if load(prepared_dir) != fingerprint(raw_dir, options=...): re-prepare
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import pathlib
@@ -76,3 +78,16 @@ def load(folder) -> Optional[dict]:
     return json.loads((pathlib.Path(folder) / FILENAME).read_text())
   except (OSError, ValueError):
     return None
+
+
+@contextlib.contextmanager
+def lock(prepared):
+  """Holds an exclusive lock on `<prepared>.lock` (other processes preparing the same data wait)."""
+  path = pathlib.Path(f"{prepared}.lock")
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)

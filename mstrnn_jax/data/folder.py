@@ -243,13 +243,27 @@ def prepare(name, data_dir, **kwargs) -> pathlib.Path:
   root = source_root(name)
   opts = options(**kwargs)
   target = prepared_dir(root, data_dir)
-  fp = fingerprint.fingerprint(root, opts)
-  if (target / META).is_file():
-    stale = fingerprint.changes(fingerprint.load(target), fp)
-    if not stale:
-      return target
-    _log.warning("folder:%s: preparing again (%s)", root, stale)
-  target.parent.mkdir(parents=True, exist_ok=True)
+  if not _stale(root, target, opts):
+    return target
+  with fingerprint.lock(target):  # another process may be preparing it: wait, then look again
+    stale = _stale(root, target, opts)
+    if stale:
+      if (target / META).is_file():
+        _log.warning("folder:%s: preparing again (%s)", root, stale)
+      _build_atomically(root, target, opts)
+  return target
+
+
+def _stale(root: pathlib.Path, target: pathlib.Path, opts: dict) -> str:
+  """Why `target` must be prepared again ('' when it is up to date)."""
+  if not (target / META).is_file():
+    return "not prepared"
+  return fingerprint.changes(fingerprint.load(target), fingerprint.fingerprint(root, opts))
+
+
+def _build_atomically(root: pathlib.Path, target: pathlib.Path, opts: dict) -> None:
+  """Builds into a temporary folder, then replaces `target` (call with the lock held)."""
+  fp = fingerprint.fingerprint(root, opts)  # before decoding: a change meanwhile is seen later
   _remove_debris(target)
   tmp = target.with_name(f"{target.name}.incomplete-{uuid.uuid4().hex[:8]}")
   tmp.mkdir()
@@ -263,8 +277,7 @@ def prepare(name, data_dir, **kwargs) -> pathlib.Path:
     shutil.rmtree(tmp, ignore_errors=True)
   if meta["skipped"]:
     _log.warning("folder:%s: skipped %d unreadable clip(s): %s", root, len(meta["skipped"]),
-                    ", ".join(s["path"] for s in meta["skipped"][:5]))
-  return target
+                 ", ".join(s["path"] for s in meta["skipped"][:5]))
 
 
 class Records:
@@ -334,9 +347,7 @@ def spec(name, data_dir, crop_margin: int = CROP_MARGIN, **kwargs) -> DatasetSpe
   opts = options(**kwargs)
   _check_crop(crop_margin, opts["frame_size"])
   target = prepared_dir(root, data_dir)
-  fresh = (target / META).is_file() and not fingerprint.changes(
-      fingerprint.load(target), fingerprint.fingerprint(root, opts))
-  if fresh:
+  if not _stale(root, target, opts):
     meta = json.loads((target / META).read_text())
     heads, names, subjects = meta["heads"], meta["class_names"], meta["subjects"]
     t_max, n = meta["t_max"], len(meta["clips"])

@@ -59,22 +59,33 @@ def prepare(name: str, data_dir, **options) -> tfds.core.DatasetBuilder:
   options = {**OPTIONS[name], **options}
   b = builder(name, data_dir, **options)
   manual = manual_dir(name, data_dir)
-  have_raw = manual.is_dir() and any(p.name[0] != "." for p in manual.iterdir())
-  if b.is_prepared() and have_raw:
-    fp = fingerprint.fingerprint(manual, options)
-    stale = fingerprint.changes(fingerprint.load(b.data_dir), fp)
+  if not _stale(b, manual, options):
+    return b
+  common.check_manual_dir(manual, b.MANUAL_DOWNLOAD_INSTRUCTIONS.format(manual_dir=manual))
+  with fingerprint.lock(b.data_dir):  # another process may be preparing it: wait, look again
+    b = builder(name, data_dir, **options)
+    stale = _stale(b, manual, options)
     if not stale:
       return b
-    _log.warning("%s: preparing again, the raw files in %s changed (%s)", name, manual, stale)
-    shutil.rmtree(b.data_dir)
-    b = builder(name, data_dir, **options)
-  if not b.is_prepared():
-    common.check_manual_dir(manual, b.MANUAL_DOWNLOAD_INSTRUCTIONS.format(manual_dir=manual))
+    if b.is_prepared():
+      _log.warning("%s: preparing again, the raw files in %s changed (%s)", name, manual, stale)
+      shutil.rmtree(b.data_dir)
+      b = builder(name, data_dir, **options)
     _remove_debris(b)
-    fp = fingerprint.fingerprint(manual, options)
+    fp = fingerprint.fingerprint(manual, options)  # before decoding: a change meanwhile is seen
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
     fingerprint.save(b.data_dir, fp)
   return b
+
+
+def _stale(b: tfds.core.DatasetBuilder, manual: pathlib.Path, options: dict) -> str:
+  """Why `b` must be prepared ('' when it is prepared from the files now in `manual`, or
+  prepared and `manual` is gone or empty: then the prepared files are all there is)."""
+  if not b.is_prepared():
+    return "not prepared"
+  if not (manual.is_dir() and any(p.name[0] != "." for p in manual.iterdir())):
+    return ""
+  return fingerprint.changes(fingerprint.load(b.data_dir), fingerprint.fingerprint(manual, options))
 
 
 def load(name: str, data_dir, crop_margin: int = CROP_MARGIN, **options) -> Dataset:
