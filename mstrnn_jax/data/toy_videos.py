@@ -1,9 +1,12 @@
 """A tiny folder of real video files for tests and demos: squares moving in different directions.
 
 ```python
-root = make_folder("/tmp/moving")      # /tmp/moving/<subject>/<left|right>/<clip>.avi
-ds = pipeline.load_dataset(f"folder:{root}", data_dir="/tmp/data", frame_size=32)
+root = make_folder("/tmp/moving")      # /tmp/moving/subject<i>/<left|right>/clip<j>.avi, 36x36
+ds = pipeline.load_dataset(f"folder:{root}", data_dir="/tmp/data", frame_size=36, crop_margin=4)
 ```
+
+`frame_size=36, crop_margin=4` keeps the frames as written (lossless FFV1) and gives the crop of
+32 that the synthetic datasets use (a 2-context-layer MSTRNN needs a crop of at least 30).
 
 A `right` clip is a `left` clip played backwards (same frames, reversed order), so a single frame
 or a bag of frames cannot tell the classes apart; only the temporal order can.
@@ -54,7 +57,7 @@ def moving_square(direction: str, length: int, size: int, rng: np.random.Generat
 
 
 def make_folder(root, subjects: int = 3, classes=("left", "right"), clips_per_class: int = 2,
-                length: int = 8, size: int = 32, fps: int = 10, seed: int = 0) -> pathlib.Path:
+                length: int = 8, size: int = 36, fps: int = 10, seed: int = 0) -> pathlib.Path:
   """Writes `root/subject<i>/<class>/clip<j>.avi` (`classes` from DIRECTIONS); returns `root`.
 
   Opposite directions reuse the same frames in reverse order (same `rng` draws), so they differ
