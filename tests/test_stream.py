@@ -58,6 +58,11 @@ def test_stream_equals_in_memory_indexing(folder_ds):
   rows = stream.eval_rows(test_idx, 3)
   for s, videos in enumerate(stream.BatchStream(source, rows, memory_budget=10 * 2**20)):
     np.testing.assert_array_equal(videos, ds.videos[rows[:, s]])
+  # dedupe: each distinct video once per step, plus the index that rebuilds the batch
+  rows = stream.epoch_rows(keys, np.zeros(runs, np.int32), train_idx, n_train, steps, batch)
+  for s, (videos, index) in enumerate(stream.BatchStream(source, rows, 10 * 2**20, dedupe=True)):
+    assert len(videos) == len(np.unique(rows[:, s])) < runs * batch
+    np.testing.assert_array_equal(videos[index], ds.videos[rows[:, s]])
 
 
 def test_real_dataset_source_equals_load(tmp_path):

@@ -156,15 +156,19 @@ class BatchStream:
   memory_budget: bytes for batches in flight (default `default_memory_budget()`); at least
     3 batches must fit (one being read, one waiting, one in use).
   prefetch: at most this many ready batches wait (fewer when the budget is smaller).
+  dedupe: yield `(videos uint8 [U, t_max, H, W, 3], index int32 [R, B])` instead, the U distinct
+    videos of the step once each (`videos[index]` is the batch): runs share most training
+    videos, so this moves and holds fewer bytes (U <= min(R * B, number of videos)).
   """
 
   def __init__(self, source: VideoSource, rows: np.ndarray, memory_budget: Optional[int] = None,
-               prefetch: int = 2):
-    self.source, self.rows = source, np.asarray(rows)
+               prefetch: int = 2, dedupe: bool = False):
+    self.source, self.rows, self.dedupe = source, np.asarray(rows), dedupe
     if self.rows.ndim != 3:
       raise ValueError(f"rows must be [runs, steps, batch], got shape {self.rows.shape}")
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
-    self.batch_nbytes = video_nbytes(source) * self.rows.shape[0] * self.rows.shape[2]
+    per_step = self.rows.shape[0] * self.rows.shape[2]
+    self.batch_nbytes = video_nbytes(source) * (min(per_step, len(source)) if dedupe else per_step)
     self.depth = min(int(prefetch), budget // max(self.batch_nbytes, 1) - 2)
     if self.depth < 1:
       raise ValueError(
@@ -180,7 +184,7 @@ class BatchStream:
   def _fill(self) -> None:
     try:
       for s in range(self.rows.shape[1]):
-        batch = gather(self.source, self.rows[:, s])
+        batch = self._read(self.rows[:, s])
         while not self._stop.is_set():
           try:
             self._queue.put(batch, timeout=0.1)
@@ -192,6 +196,12 @@ class BatchStream:
       self._put_final(_DONE)
     except BaseException as e:  # handed to the consumer, re-raised there
       self._put_final(e)
+
+  def _read(self, rows: np.ndarray):
+    if not self.dedupe:
+      return gather(self.source, rows)
+    unique, index = np.unique(rows, return_inverse=True)
+    return gather(self.source, unique), index.reshape(rows.shape).astype(np.int32)
 
   def _put_final(self, item) -> None:
     while not self._stop.is_set():
