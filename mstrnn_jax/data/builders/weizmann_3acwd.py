@@ -66,7 +66,7 @@ def find_clips(manual_dir: pathlib.Path, skip_incomplete_subjects: bool = False)
   missing = ", ".join(f"{s}_{a}.avi" for s, acts in incomplete.items() for a in acts)
   if incomplete and skip_incomplete_subjects:
     _log.warning("weizmann_3acwd: leaving out subject(s) %s (missing clips %s)",
-                    ", ".join(incomplete), missing)
+                 ", ".join(incomplete), missing)
     clips = {s: a for s, a in clips.items() if s not in incomplete}
   elif incomplete:
     raise ValueError(
