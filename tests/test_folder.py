@@ -43,6 +43,18 @@ def test_folder_layout_labels_subjects_and_frames(clips, tmp_path):
   assert [f.test_subjects for f in folds] == [(0,), (1,), (2,)]
 
 
+def test_frame_folder_clips(clips, tmp_path):
+  frames = toy_videos.moving_square("right", 12, SIZE, np.random.default_rng(3))
+  toy_videos.write_frames(clips / "subject0" / "right" / "clip9", frames)
+  ds = load(clips, tmp_path / "d1")
+  i = 3  # subject0: left/clip0, left/clip1, right/clip0, right/clip1 (3), right/clip9 (4)
+  assert len(ds) == 13 and ds.lengths[i + 1] == 12 and ds.labels["class"][i + 1] == 1
+  np.testing.assert_array_equal(ds.videos[i + 1], frames)  # PNG is lossless; t_max = 12
+  ds = load(clips, tmp_path / "d2", fps=5, frame_step=3, max_frames=3)  # fps: video files only
+  np.testing.assert_array_equal(ds.videos[i + 1, :3], frames[::3][:3])
+  assert ds.lengths[i + 1] == 3 and ds.lengths[0] == 1  # 6 frames at 10 fps: every 2*3-th
+
+
 def test_options_subsample_and_truncate(clips, tmp_path):
   ds = load(clips, tmp_path / "d1", frame_step=2)
   full = load(clips, tmp_path / "d2")

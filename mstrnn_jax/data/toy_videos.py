@@ -35,6 +35,17 @@ def write_clip(path, frames: np.ndarray, fps: int = 10) -> pathlib.Path:
   return path
 
 
+def write_frames(folder, frames: np.ndarray) -> pathlib.Path:
+  """Writes uint8 `[T, H, W, 3]` as `folder/frame<t>.png` (a clip given as a folder of frames)."""
+  from PIL import Image  # Pillow: a dependency of matplotlib
+
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  for t, f in enumerate(frames):  # frame2 sorts before frame10 (natural name order)
+    Image.fromarray(f).save(folder / f"frame{t}.png")
+  return folder
+
+
 def moving_square(direction: str, length: int, size: int, rng: np.random.Generator) -> np.ndarray:
   """uint8 `[length, size, size, 3]`: a bright square crossing a dark noisy background.
 
