@@ -158,6 +158,12 @@ def test_manifest_multi_head(clips, tmp_path):
   assert ds.heads == (("direction", 2), ("speed", 2)) and ds.subject_names[0] == "person0"
   assert ds.class_names["speed"] == ["fast", "slow"]
   assert list(ds.labels["speed"][:4]) == [0, 1, 0, 1]
+  # a clip outside PATH is fingerprinted too: changing it prepares again
+  outside = toy_videos.write_clip(tmp_path / "elsewhere.avi", ds.videos[0][:3])
+  (clips / "labels.csv").write_text("\n".join(lines + ["../elsewhere.avi,person3,left,fast"]))
+  assert load(clips, tmp_path / "data").lengths[-1] == 3
+  toy_videos.write_clip(outside, ds.videos[0][:5])
+  assert load(clips, tmp_path / "data").lengths[-1] == 5
   (clips / "labels.csv").write_text("\n".join(lines + ["nothere.avi,person0,left,fast"]) + "\n")
   with pytest.raises(ValueError, match="nothere.avi: labels.csv line 14: does not exist"):
     load(clips, tmp_path / "data")

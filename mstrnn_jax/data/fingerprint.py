@@ -27,13 +27,22 @@ def _visible(rel: pathlib.PurePath) -> bool:
   return not any(part.startswith(".") for part in rel.parts)
 
 
-def fingerprint(root, options: Optional[dict] = None) -> dict:
+def fingerprint(root, options: Optional[dict] = None, extra=()) -> dict:
   """`{"files": {relative posix name: [size, mtime_ns]}, "options": {...}}` of `root`.
 
   Hidden files and folders (names starting with '.') are ignored; so are folders themselves
-  (an empty folder adds nothing). `options` must be JSON-serialisable.
+  (an empty folder adds nothing). `options` must be JSON-serialisable. `extra`: files or
+  folders outside `root` to include too (keyed by their absolute path).
   """
   root = pathlib.Path(root)
+  files = _files(root, "")
+  for path in extra:
+    path = pathlib.Path(path).absolute()
+    files.update(_files(path, path.as_posix()) if path.is_dir() else _files_one(path))
+  return {"files": files, "options": json.loads(json.dumps(options or {}))}
+
+
+def _files(root: pathlib.Path, prefix: str) -> dict:
   files = {}
   for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
     dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -41,9 +50,18 @@ def fingerprint(root, options: Optional[dict] = None) -> dict:
       path = pathlib.Path(dirpath) / name
       rel = path.relative_to(root)
       if _visible(rel):
-        st = path.stat()
-        files[rel.as_posix()] = [st.st_size, st.st_mtime_ns]
-  return {"files": files, "options": json.loads(json.dumps(options or {}))}
+        key = rel.as_posix() if not prefix else f"{prefix}/{rel.as_posix()}"
+        files.update(_files_one(path, key))
+  return files
+
+
+def _files_one(path: pathlib.Path, key: Optional[str] = None) -> dict:
+  """{key: [size, mtime_ns]}; a missing `path` is recorded as [-1, -1] (its arrival counts)."""
+  try:
+    st = path.stat()
+  except FileNotFoundError:
+    return {key or path.as_posix(): [-1, -1]}
+  return {key or path.as_posix(): [st.st_size, st.st_mtime_ns]}
 
 
 def changes(old: Optional[dict], new: dict) -> str:

@@ -258,12 +258,22 @@ def _stale(root: pathlib.Path, target: pathlib.Path, opts: dict) -> str:
   """Why `target` must be prepared again ('' when it is up to date)."""
   if not (target / META).is_file():
     return "not prepared"
-  return fingerprint.changes(fingerprint.load(target), fingerprint.fingerprint(root, opts))
+  return fingerprint.changes(fingerprint.load(target), source_fingerprint(root, opts))
+
+
+def source_fingerprint(root: pathlib.Path, opts: dict) -> dict:
+  """The fingerprint of every file under `root` and of clips a manifest names outside it."""
+  outside = []
+  if (root / MANIFEST).is_file():
+    _, entries, bad = _scan_manifest(root)
+    paths = [e.clip.path for e in entries] + [(root / rel).resolve() for rel, _ in bad]
+    outside = [p for p in paths if root not in p.parents]
+  return fingerprint.fingerprint(root, opts, extra=outside)
 
 
 def _build_atomically(root: pathlib.Path, target: pathlib.Path, opts: dict) -> None:
   """Builds into a temporary folder, then replaces `target` (call with the lock held)."""
-  fp = fingerprint.fingerprint(root, opts)  # before decoding: a change meanwhile is seen later
+  fp = source_fingerprint(root, opts)  # before decoding: a change meanwhile is seen later
   _remove_debris(target)
   tmp = target.with_name(f"{target.name}.incomplete-{uuid.uuid4().hex[:8]}")
   tmp.mkdir()
