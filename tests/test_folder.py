@@ -135,12 +135,19 @@ def test_bad_clips_error_or_skip_with_count(clips, tmp_path):
   assert "skipped     2 unreadable clip(s)" in text and "broken.mp4" in text
 
 
+def test_other_files_beside_the_folders_are_ignored(clips, tmp_path):
+  (clips / "README.txt").write_text("my videos")
+  (clips / "subject0" / "notes.md").write_text("recorded on monday")
+  assert len(load(clips, tmp_path / "data")) == 12
+
+
 def test_layout_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="is not a folder of videos"):
     load(tmp_path / "missing", tmp_path / "data")
   (tmp_path / "v" / "s1").mkdir(parents=True)
   (tmp_path / "v" / "s1" / "clip.avi").write_bytes(b"")
-  with pytest.raises(ValueError, match=r"s1/clip.avi: expected only class folders"):
+  with pytest.raises(ValueError, match=r"s1/clip.avi: a video here is misplaced, .*s1 should "
+                     "hold only class folders"):
     load(tmp_path / "v", tmp_path / "data")
   (tmp_path / "v" / "s1" / "clip.avi").unlink()
   with pytest.raises(ValueError, match="no readable clips found"):

@@ -111,6 +111,14 @@ def _visible(folder: pathlib.Path) -> list:
                 key=lambda p: _natural(p.name))  # fmt: skip
 
 
+def _folders(parent: pathlib.Path, what: str) -> list:
+  """The visible sub-folders of `parent`; other files are ignored, except videos (misplaced)."""
+  for p in _visible(parent):
+    if not p.is_dir() and p.suffix.lower() in common.VIDEO_EXTENSIONS:
+      raise ValueError(f"{p}: a video here is misplaced, {parent} should hold only {what}")
+  return [p for p in _visible(parent) if p.is_dir()]
+
+
 def _is_clip(path: pathlib.Path) -> bool:
   return path.is_dir() or path.suffix.lower() in common.VIDEO_EXTENSIONS
 
@@ -123,14 +131,9 @@ def scan(root: pathlib.Path) -> tuple:
   if (root / MANIFEST).is_file():
     return _scan_manifest(root)
   entries, bad = [], []
-  for subject in _visible(root):
-    if not subject.is_dir():
-      raise ValueError(f"{subject}: expected only subject folders in {root} "
-                       f"(layout <subject>/<class>/<clip>, or a {MANIFEST} manifest)")
-    for category in _visible(subject):
-      if not category.is_dir():
-        raise ValueError(f"{category}: expected only class folders in {subject} "
-                         "(layout <subject>/<class>/<clip>)")
+  for subject in _folders(root, f"subject folders (layout <subject>/<class>/<clip>, or a "
+                                f"{MANIFEST} manifest)"):  # fmt: skip
+    for category in _folders(subject, "class folders (layout <subject>/<class>/<clip>)"):
       for clip in _visible(category):
         rel = clip.relative_to(root).as_posix()
         if _is_clip(clip):
