@@ -271,7 +271,8 @@ def source_fingerprint(root: pathlib.Path, opts: dict) -> dict:
     _, entries, bad = _scan_manifest(root)
     paths = [e.clip.path for e in entries] + [(root / rel).resolve() for rel, _ in bad]
     outside = [p for p in paths if root not in p.parents]
-  return fingerprint.fingerprint(root, opts, extra=outside)
+  # The storage format version counts like an option: a new format prepares again.
+  return fingerprint.fingerprint(root, {**opts, "format": FORMAT_VERSION}, extra=outside)
 
 
 def _build_atomically(root: pathlib.Path, target: pathlib.Path, opts: dict) -> None:
