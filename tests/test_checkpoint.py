@@ -76,3 +76,53 @@ def test_experiment_record_roundtrip():
   exp = presets.get_experiment('synthcl2', 'quick')
   exp = exp.__class__(**{**exp.__dict__, 'taus': ((2.0, 50.0), (100.0, 150.0)), 'subjects': (1, 2)})
   assert presets.Experiment.from_dict(json.loads(json.dumps(exp.to_dict()))) == exp
+
+
+def _damage(ckpt_dir, epoch):
+  """Truncates the array data files of a checkpoint (as a full disk or a bad copy would)."""
+  files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(ckpt_dir, str(epoch)))
+           for f in fs if os.sep + 'd' + os.sep in os.path.join(r, f)]
+  assert files
+  for victim in files:
+    with open(victim, 'r+b') as f:
+      f.truncate(os.path.getsize(victim) // 2)
+
+
+def test_restore_newest_falls_back_past_a_truncated_checkpoint(tmp_path):
+  directory = str(tmp_path / 'ck')
+  ckpt = checkpoint.Checkpointer(directory, max_to_keep=3)
+  for epoch in (1, 2):
+    ckpt.save(epoch, _states(seed=epoch), {'epoch': epoch})
+  ckpt.close()
+  _damage(directory, 2)
+  ckpt = checkpoint.Checkpointer(directory, max_to_keep=3)
+  with pytest.raises(checkpoint.CheckpointError, match=r'ck/2: unreadable checkpoint') as e:
+    ckpt.restore(2)
+  assert '\n' not in str(e.value)
+  warnings = []
+  epoch, states, meta = ckpt.restore_newest(move_aside=True, warn=warnings.append)
+  assert (epoch, meta) == (1, {'epoch': 1})
+  jax.tree.map(np.testing.assert_array_equal, states['params'],
+               jax.tree.map(np.asarray, _states(seed=1).params))
+  assert len(warnings) == 1 and 'ck/2' in warnings[0] and 'ck.damaged/2' in warnings[0]
+  assert ckpt.epochs() == [1] and os.path.isdir(tmp_path / 'ck.damaged' / '2')
+  ckpt.save(2, _states(seed=2), {'epoch': 2})          # the epoch can be saved again
+  assert ckpt.restore(2)[1] == {'epoch': 2}
+  ckpt.close()
+
+
+def test_restore_newest_without_readable_checkpoint_is_one_line(tmp_path):
+  directory = str(tmp_path / 'ck')
+  ckpt = checkpoint.Checkpointer(directory)
+  assert ckpt.restore_newest() is None
+  ckpt.save(1, _states(), {'epoch': 1})
+  ckpt.close()
+  _damage(directory, 1)
+  ckpt = checkpoint.Checkpointer(directory)
+  with pytest.raises(checkpoint.CheckpointError, match='no readable checkpoint') as e:
+    ckpt.restore_newest(warn=lambda m: None)
+  assert '\n' not in str(e.value)
+  assert ckpt.epochs() == [1]                          # without move_aside nothing moves
+  with pytest.raises(checkpoint.CheckpointError, match='no such checkpoint'):
+    ckpt.restore(7)
+  ckpt.close()
