@@ -28,7 +28,17 @@ ANALOGUE = {'synth3a': 'weizmann_3acwd', 'synthcl1': 'cl1ad', 'synthcl2': 'cl2ad
             **{d: d for d in PAPER_DATASETS}}
 
 
-class TimeLayout(str, enum.Enum):
+class Option(str, enum.Enum):
+  """A string option: compares equal to, prints and serialises as its value."""
+
+  def __repr__(self) -> str:
+    return repr(self.value)
+
+  def __str__(self) -> str:
+    return self.value
+
+
+class TimeLayout(Option):
   """How a model lays its work out over time (``ModelConfig.time_layout``).
 
   HOISTED: feed-forward work over all frames at once, only the recurrences scanned.
@@ -38,20 +48,20 @@ class TimeLayout(str, enum.Enum):
   ALL_IN_SCAN = 'all_in_scan'
 
 
-class ConvImpl(str, enum.Enum):
+class ConvImpl(Option):
   """Convolution implementation (``ops.conv2d``): AUTO = gemm on CPU, native elsewhere."""
   AUTO = 'auto'
   NATIVE = 'native'
   GEMM = 'gemm'
 
 
-class LeakyScan(str, enum.Enum):
+class LeakyScan(Option):
   """Feature-unit linear recurrence (``scan.leaky_integrate``)."""
   SEQUENTIAL = 'sequential'
   ASSOCIATIVE = 'associative'
 
 
-class VoteRule(str, enum.Enum):
+class VoteRule(Option):
   """Voting-period prediction rule (``evaluate`` module docstring)."""
   VOTE = 'vote'
   MEAN_PROB = 'mean_prob'
