@@ -50,51 +50,57 @@ _DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFI
 
 
 def define_flags(*, dataset: str, models: Sequence[str], tau1: Sequence[str] | None = None,
-                 tau2: Sequence[str] | None = None) -> None:
-  """Defines the launcher's flags; ``dataset`` / ``tau1`` / ``tau2`` are its defaults."""
+                 tau2: Sequence[str] | None = None, flag_values: flags.FlagValues = FLAGS,
+                 argv: list[str] | None = None) -> None:
+  """Defines the launcher's flags; ``dataset`` / ``tau1`` / ``tau2`` are its defaults.
+
+  ``argv``: the command line the ``--config.*`` flags are read from (default ``sys.argv``).
+  """
+  fv = dict(flag_values=flag_values)
   config_flags.DEFINE_config_dict(
-      'config', _SCHEMA, 'Experiment config; set any field with --config.<field>=<value> '
-      '(fields: mstrnn_jax/experiment_configs/base.py).', lock_config=True)
+      'config', ec.get_config('quick', 'synth3a'), 'Experiment config; set any field with '
+      '--config.<field>=<value> (fields: mstrnn_jax/experiment_configs/base.py).',
+      lock_config=True, sys_argv=argv, **fv)
   defaults = {'dataset': dataset, 'model': models[0]}
   for name, (field, help_) in ALIASES.items():
     kind = _SCHEMA.get_type(field) if _SCHEMA[field] is not None else tuple
     if name == 'model':
-      flags.DEFINE_enum(name, models[0], models, help_)
+      flags.DEFINE_enum(name, models[0], models, help_, **fv)
     else:
-      _DEFINE[kind](name, defaults.get(name), help_)
+      _DEFINE[kind](name, defaults.get(name), help_, **fv)
   flags.DEFINE_list('tau1', tau1, 'Values of tau1 (rows of a sweep); runs every (tau1, tau2) '
-                    'pair; default: the model\'s taus.')
-  flags.DEFINE_list('tau2', tau2, 'Values of tau2 (columns of a sweep).')
-  flags.DEFINE_string('workdir', None, 'Output folder (default runs/<...>-<time>).')
+                    'pair; default: the model\'s taus.', **fv)
+  flags.DEFINE_list('tau2', tau2, 'Values of tau2 (columns of a sweep).', **fv)
+  flags.DEFINE_string('workdir', None, 'Output folder (default runs/<...>-<time>).', **fv)
   flags.DEFINE_bool('resume', False, 'Continue the run in --workdir from its checkpoint (the '
-                    'config is read back from its experiment.json).')
+                    'config is read back from its experiment.json).', **fv)
   flags.DEFINE_bool('dry_run', False, 'Print the resolved config, summary and step cost; no '
-                    'training.')
-  flags.DEFINE_string('data_dir', None, 'Prepared real datasets (default: data/).')
-  flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() first.')
+                    'training.', **fv)
+  flags.DEFINE_string('data_dir', None, 'Prepared real datasets (default: data/).', **fv)
+  flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() first.', **fv)
 
 
-def _alias_values() -> dict:
+def _alias_values(fv: flags.FlagValues) -> dict:
   """Config field -> value of every alias flag given (or with a launcher default)."""
   values = {}
   for name, (field, _) in ALIASES.items():
-    if FLAGS[name].present or FLAGS[name].value is not None:
-      value = FLAGS[name].value
+    if fv[name].present or fv[name].value is not None:
+      value = fv[name].value
       values[field] = tuple(int(s) for s in value) if name == 'subjects' else value
-  if (FLAGS.tau1 is None) != (FLAGS.tau2 is None):
+  if (fv.tau1 is None) != (fv.tau2 is None):
     raise ValueError('give both --tau1 and --tau2 (or neither for the model\'s taus).')
-  if FLAGS.tau1 is not None:
-    values['taus'] = tuple(itertools.product([float(t) for t in FLAGS.tau1],
-                                             [float(t) for t in FLAGS.tau2]))
+  if fv.tau1 is not None:
+    values['taus'] = tuple(itertools.product([float(t) for t in fv.tau1],
+                                             [float(t) for t in fv.tau2]))
   return values
 
 
-def config_from_flags() -> config_dict.ConfigDict:
+def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
   """The preset config with every alias flag and ``--config.*`` override applied."""
-  overrides = dict(config_flags.get_override_values(FLAGS['config']))
-  for field, value in _alias_values().items():
-    flag_given = any(FLAGS[n].present for n, (f, _) in ALIASES.items() if f == field) or (
-        field == 'taus' and FLAGS['tau1'].present)
+  overrides = dict(config_flags.get_override_values(fv['config']))
+  for field, value in _alias_values(fv).items():
+    flag_given = any(fv[n].present for n, (f, _) in ALIASES.items() if f == field) or (
+        field == 'taus' and fv['tau1'].present)
     if field in overrides and flag_given and ec.tuples(overrides[field]) != value:
       raise ValueError(f'--config.{field}={overrides[field]} contradicts its short flag ({value}).')
     if flag_given or field not in overrides:
