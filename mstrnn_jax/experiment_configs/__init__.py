@@ -83,12 +83,15 @@ def to_dict(config: config_dict.ConfigDict) -> dict:
 
 
 def model_names(config: config_dict.ConfigDict) -> tuple[str, ...]:
-  """``config.model`` as the tuple of model families it names ('all': every one)."""
+  """``config.model`` ('mstrnn', 'mstrnn,lrcn' or 'all') as a tuple of model families."""
   if config.model == 'all':
     return names.MODELS
-  if config.model not in names.MODELS:
-    raise ValueError(f'unknown model {config.model!r}; use one of {", ".join(names.MODELS)} or all.')
-  return (config.model,)
+  models = tuple(config.model.split(','))
+  for m in models:
+    if m not in names.MODELS:
+      raise ValueError(f'config.model: unknown model {m!r}; use one or more of '
+                       f'{", ".join(names.MODELS)} (comma-separated) or all.')
+  return models
 
 
 def dataset_kwargs(config: config_dict.ConfigDict) -> dict:

@@ -6,7 +6,7 @@ preset.  ``None`` fields are placeholders: "the model's / dataset's own default"
 
   dataset            canonical dataset name (data.pipeline.NAMES; aliases such as 3acwd accepted)
   preset             'paper' | 'quick' | 'tiny'
-  model              'mstrnn' | 'lrcn' | 'mstnn' | 'all'
+  model              'mstrnn' | 'lrcn' | 'mstnn', several comma-separated, or 'all'
   data.<dataset>.*   options of that dataset: the synthetic generators' arguments (read from
                      their signatures: seed, frame_size, crop_margin, lengths, subjects, noise,
                      ...); for the real datasets crop_margin (None: the builder's 10) and
