@@ -49,7 +49,10 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
     if config[name] < 1:
       raise ValueError(f'config.{name} must be >= 1, got {config[name]}.')
   names.choose(names.VoteRule, config.vote_rule, 'config.vote_rule')
-  ec.optim_config(config)
+  try:
+    ec.optim_config(config)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f'config.optim (--config.optim.*): {e}') from None
   return models
 
 

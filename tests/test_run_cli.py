@@ -22,7 +22,8 @@ def _run(*args, timeout=300):
     (['--tau1=-1', '--tau2=100'], 'time constants must be > 0'),
     (['--batch_size=1000', '--preset=tiny'], 'larger than the smallest training set'),
     (['--tau1=2'], 'give both --tau1 and --tau2'),
-    (['--config.optim.lr_boundaries=(5,1)'], 'lr_boundaries must increase'),
+    (['--config.optim.lr_boundaries=(5,1)'], 'config.optim (--config.optim.*): OptimConfig: 2 '
+     'learning rates need 1 epoch boundaries'),
     (['--config.model_overrides.conv_impl=fft'], "'fft' is not a ConvImpl"),
     (['--dataset=ucf101'], 'ucf101'),
 ])
