@@ -22,6 +22,7 @@ from ml_collections import config_dict, config_flags
 
 from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax import launch, parallel, workdir
+from mstrnn_jax.data import pipeline
 
 FLAGS = flags.FLAGS
 
@@ -30,8 +31,9 @@ _SCHEMA = ec.get_config('quick', 'synth3a')
 
 # Short flag -> (config field, help).
 ALIASES = {
-    'dataset': ('dataset', 'Dataset (synth3a, synthcl1, synthcl2, weizmann_3acwd alias 3acwd, '
-                'cl1ad, cl2ad); it and --preset choose the config the other flags change.'),
+    'dataset': ('dataset', f'Dataset ({", ".join(pipeline.NAMES)}; aliases '
+                f'{", ".join(f"{a}={b}" for a, b in pipeline.ALIASES.items())}); it and --preset '
+                'choose the config the other flags change.'),
     'preset': ('preset', f'Preset ({", ".join(ec.PRESETS)}); default quick for the synthetic '
                'datasets, paper for the real ones.'),
     'model': ('model', 'Model family (mstrnn, lrcn, mstnn) or all.'),
@@ -111,17 +113,17 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
   return ec.override(config, overrides)
 
 
-def _given_settings() -> bool:
-  return bool(config_flags.get_override_values(FLAGS['config'])) or any(
-      FLAGS[n].present for n in list(ALIASES) + ['tau1', 'tau2'])
+def _given_settings(fv: flags.FlagValues) -> bool:
+  return bool(config_flags.get_override_values(fv['config'])) or any(
+      fv[n].present for n in list(ALIASES) + ['tau1', 'tau2'])
 
 
-def resolve_config() -> config_dict.ConfigDict:
+def resolve_config(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
   """:func:`config_from_flags`; with --resume and no settings given, the workdir's config."""
-  if FLAGS.resume and FLAGS.workdir and not _given_settings() and os.path.exists(
-      os.path.join(FLAGS.workdir, workdir.EXPERIMENT)):
-    return workdir.read_config(FLAGS.workdir)
-  return config_from_flags()
+  if fv.resume and fv.workdir and not _given_settings(fv) and os.path.exists(
+      os.path.join(fv.workdir, workdir.EXPERIMENT)):
+    return workdir.read_config(fv.workdir)
+  return config_from_flags(fv)
 
 
 def quiet_logs() -> None:

@@ -23,7 +23,6 @@ TABLE_I = {
                   heads=(('ado', 4), ('action', 4), ('modifier', 6))),
 }
 PAPER_DATASETS = tuple(TABLE_I)
-SYNTHETIC_DATASETS = ('synth3a', 'synthcl1', 'synthcl2')
 ANALOGUE = {'synth3a': 'weizmann_3acwd', 'synthcl1': 'cl1ad', 'synthcl2': 'cl2ad',
             **{d: d for d in PAPER_DATASETS}}
 

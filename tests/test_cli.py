@@ -1,4 +1,7 @@
 """The launchers' command line: every experiment-config field reachable, aliases, epochs."""
+import json
+import os
+
 from absl import flags
 import pytest
 
@@ -11,12 +14,16 @@ _STRINGS = {'dataset': 'synthcl1', 'preset': 'tiny', 'model': 'lrcn', 'vote_rule
             'model_overrides.leaky_scan': 'associative'}
 
 
-def _parse(*args, **defaults):
+def _flags(*args, **defaults):
   fv, argv = flags.FlagValues(), ['prog', *args]
   cli.define_flags(**{'dataset': 'synth3a', 'models': names.MODELS + ('all',), **defaults},
                    flag_values=fv, argv=argv)
   fv(argv)
-  return cli.config_from_flags(fv)
+  return fv
+
+
+def _parse(*args, **defaults):
+  return cli.config_from_flags(_flags(*args, **defaults))
 
 
 def _leaves(config, prefix=''):
@@ -112,3 +119,13 @@ def test_config_json_roundtrip():
   config = _parse('--dataset=synthcl2', '--tau1=2,50', '--tau2=100,150', '--subjects=1,2',
                   '--config.model_overrides.feature_widths=(4,8)')
   assert ec.from_dict(ec.to_dict(config)) == config
+
+
+def test_resume_alone_reads_the_config_back(tmp_path):
+  stored = _parse('--dataset=synthcl1', '--epochs=7', '--config.optim.clip=3.0')
+  with open(os.path.join(tmp_path, 'experiment.json'), 'w') as f:
+    json.dump({'experiment': ec.to_dict(stored)}, f)
+  assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}')) == stored
+  # Settings given with --resume are the ones used (the workdir check then compares them).
+  assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}', '--epochs=7')).dataset == (
+      'synth3a')
