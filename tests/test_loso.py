@@ -108,3 +108,17 @@ def test_nonfinite_loss_stops_and_keeps_last_results(tmp_path):
   with open(os.path.join(workdir, 'results.json')) as f:
     assert json.load(f)['models']['mstrnn']['epochs_done'] == 1
   assert os.path.isdir(os.path.join(workdir, 'checkpoints', 'mstrnn', '1'))
+
+
+def test_batch_order_and_initialisation_seed_separately():
+  base = ec.override(ec.get_config('tiny', 'synth3a'), {'subjects': (0,)})
+  p = plan.plan(base)
+  states = epoch_loop.initial_states(epoch_loop.setup(p, 'mstrnn'))
+  p2 = plan.plan(ec.override(base, {'seeds.batches': 7}))
+  states2 = epoch_loop.initial_states(epoch_loop.setup(p2, 'mstrnn'))
+  jax.tree.map(np.testing.assert_array_equal, states.params, states2.params)
+  assert not np.array_equal(np.asarray(states.key), np.asarray(states2.key))
+  p3 = plan.plan(ec.override(base, {'seeds.init': 7}))
+  states3 = epoch_loop.initial_states(epoch_loop.setup(p3, 'mstrnn'))
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(states.params),
+                                                      jax.tree.leaves(states3.params)))
