@@ -15,6 +15,7 @@ import numpy as np
 
 from mstrnn_jax import evaluate
 from mstrnn_jax import experiment_configs as ec
+from mstrnn_jax.plan import Plan
 from mstrnn_jax.workdir import write_atomic
 
 
@@ -48,7 +49,7 @@ def summarize_model(res: dict, heads) -> dict:
           for k, idx in groups.items()}
 
 
-def write_results(workdir: str, p, results: dict, final: bool) -> dict:
+def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
   """Writes results.json, results.md and metrics.csv of plan ``p``; returns the results dict."""
   heads = p.dataset.heads
   out = {'experiment': ec.to_dict(p.config), 'final': final, 'models': {}, 'tables': {}}
@@ -78,7 +79,7 @@ def write_results(workdir: str, p, results: dict, final: bool) -> dict:
   return out
 
 
-def _sweep_tables(p, trained: dict, heads, tables: dict) -> list[str]:
+def _sweep_tables(p: Plan, trained: dict, heads, tables: dict) -> list[str]:
   """Table VI layout (one per model with several tau pairs); fills ``tables``."""
   if p.tau_pairs is None or len(p.tau_pairs) < 2:
     return []

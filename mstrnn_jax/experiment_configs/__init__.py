@@ -10,6 +10,7 @@ with ``ml_collections.config_flags`` (``--config.<field>=<value>``; ``mstrnn_jax
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any, Mapping
 
 from ml_collections import config_dict
@@ -78,7 +79,6 @@ def from_dict(d: Mapping[str, Any]) -> config_dict.ConfigDict:
 
 def to_dict(config: config_dict.ConfigDict) -> dict:
   """The JSON form of ``config`` (what experiment.json and results.json hold)."""
-  import json  # pylint: disable=import-outside-toplevel
   return json.loads(config.to_json())
 
 
