@@ -1,8 +1,8 @@
 """Orbax checkpoints of the stacked run state, resume, and :func:`load_run` for analysis.
 
-Layout of a workdir (written by :mod:`mstrnn_jax.loso`)::
+Layout of a workdir (written by :mod:`mstrnn_jax.launch`)::
 
-  <workdir>/experiment.json        the experiment record (see loso.experiment_record)
+  <workdir>/experiment.json        the experiment record (see workdir.experiment_record)
   <workdir>/checkpoints/<model>/<epoch>/
       state/   the stacked TrainState of every run (orbax StandardSave; leading run axis,
                padded to a multiple of the device count)
@@ -14,7 +14,6 @@ renames), so a process killed while saving leaves the previous checkpoint as the
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from typing import Any
@@ -161,13 +160,8 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
   Use with ``models.apply(loaded.model_cfg, jax.tree.map(lambda x: x[r], loaded.params), ...)``
   for run ``r`` (``loaded.runs[r]`` names its held-out subject and taus).
   """
-  from mstrnn_jax import presets  # pylint: disable=import-outside-toplevel
-  path = os.path.join(workdir, 'experiment.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} not found: {workdir!r} is not a workdir written by '
-                            'experiments/run.py or experiments/sweep.py.')
-  with open(path) as f:
-    record = json.load(f)
+  from mstrnn_jax import model_records, workdir as workdirs  # pylint: disable=import-outside-toplevel
+  record = workdirs.read_record(workdir)
   names = list(record['models'])
   model = names[0] if model is None else model
   if model not in record['models']:
@@ -187,7 +181,7 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
   runs = record['runs_by_model'][model]
   n = len(runs)
   cut = lambda x: x[:n]  # noqa: E731  (drop the padding runs)
-  return LoadedRun(model_cfg=presets.model_config_from_record(record['models'][model]),
+  return LoadedRun(model_cfg=model_records.model_config_from_record(record['models'][model]),
                    dataset=record['dataset'], dataset_kwargs=record['dataset_kwargs'],
                    params=jax.tree.map(cut, state['params']),
                    batch_stats=jax.tree.map(cut, state['batch_stats']),
