@@ -39,7 +39,7 @@ def default_workdir(config: config_dict.ConfigDict) -> str:
   """runs/<dataset>-<model or all>[-sweep]-<UTC timestamp>."""
   sweep = '-sweep' if config.taus is not None and len(config.taus) > 1 else ''
   stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime())
-  return os.path.join('runs', f'{config.dataset}-{config.model}{sweep}-{stamp}')
+  return os.path.join('runs', f'{ec.dataset_label(config.dataset)}-{config.model}{sweep}-{stamp}')
 
 
 def experiment_record(p, runs_by_model: dict) -> dict:
