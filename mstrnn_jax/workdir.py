@@ -49,7 +49,9 @@ def experiment_record(p, runs_by_model: dict) -> dict:
           'dataset_kwargs': ec.dataset_kwargs(p.config),
           'dataset_summary': {'videos': list(ds.videos.shape), 'heads': [list(h) for h in ds.heads],
                               'subjects': list(map(str, ds.subject_names)),
-                              'crop_size': int(ds.crop_size)},
+                              'crop_size': int(ds.crop_size),
+                              'class_names': {h: list(map(str, n))
+                                              for h, n in ds.class_names.items()}},
           'models': p.model_records,
           'runs': runs_by_model[p.models[0]], 'runs_by_model': runs_by_model}
 
