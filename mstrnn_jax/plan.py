@@ -57,7 +57,11 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
 
 
 def load_data(config: config_dict.ConfigDict, data_dir: str | None = None):
-  """The dataset of ``config`` (real datasets resized when ``data.<name>.frame_size`` is set)."""
+  """The dataset of ``config`` (real datasets resized when ``data.<name>.frame_size`` is set;
+  folder:PATH streamed from its files when larger than the budget, ``stream_loop``)."""
+  from mstrnn_jax import stream_loop  # pylint: disable=import-outside-toplevel
+  if pipeline.is_folder(config.dataset) or stream_loop.stream_mode(config) == 'always':
+    return stream_loop.load_folder(config, data_dir)
   ds = pipeline.load_dataset(config.dataset, data_dir=data_dir, **ec.dataset_kwargs(config))
   frame_size = config.data[ec.data_key(config.dataset)].get('frame_size')
   if config.dataset in pipeline.REAL and frame_size is not None:

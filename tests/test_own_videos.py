@@ -8,9 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from mstrnn_jax import analysis, checkpoint, cli, launch, models, names, predict
+from mstrnn_jax import analysis, checkpoint, cli, launch, models, names, predict, stream_loop
 from mstrnn_jax import experiment_configs as ec
-from mstrnn_jax.data import pipeline, toy_videos
+from mstrnn_jax.data import pipeline, stream, toy_videos
 
 CLASSES = ('left', 'right')   # the same frames in opposite order: only time tells them apart
 
@@ -127,3 +127,42 @@ def test_predict_errors_name_the_flag(trained, tmp_path):
     predict.predict(workdir, str(tmp_path / 'missing.avi'))
   with pytest.raises(ValueError, match='--taus'):
     predict.predict(workdir, str(trained[0]), taus=(3.0, 50.0))
+
+
+def test_streamed_training_equals_in_memory(trained, monkeypatch):
+  """--config.stream=always reads every batch from the prepared files (BatchStream) and gives
+  the in-memory run's history."""
+  root, workdir, tmp = trained
+  opened = []
+
+  class Counting(stream.BatchStream):
+    def __init__(self, *args, **kwargs):
+      opened.append(1)
+      super().__init__(*args, **kwargs)
+
+  monkeypatch.setattr(stream, 'BatchStream', Counting)
+  config = _config(f'--dataset=folder:{root}', '--preset=tiny', '--epochs=1',
+                   '--config.folds=2', '--config.stream=always')
+  out = str(tmp / 'streamed')
+  launch.launch(config, workdir=out, data_dir=str(tmp / 'data'), progress=False,
+                log=lambda s: None)
+  assert len(opened) == 2   # one epoch: its training steps and the evaluation
+  history = lambda w: json.load(open(os.path.join(w, 'results.json')))['models']['mstrnn'][  # noqa: E731
+      'history']
+  ours, theirs = history(out), history(workdir)
+  np.testing.assert_allclose(ours['train_loss'], theirs['train_loss'], rtol=1e-5, atol=1e-6)
+  assert ours['test_acc'] == theirs['test_acc'] and ours['train_acc'] == theirs['train_acc']
+
+
+def test_stream_mode_choice(trained, tmp_path):
+  root, _, tmp = trained
+  base = [f'--dataset=folder:{root}', '--preset=tiny']
+  load = lambda *a: stream_loop.load_folder(_config(*base, *a), str(tmp / 'data'))  # noqa: E731
+  assert not stream_loop.is_streamed(load())
+  assert stream_loop.is_streamed(load('--config.data_memory_budget_mib=0.1'))
+  assert not stream_loop.is_streamed(load('--config.data_memory_budget_mib=0.1',
+                                          '--config.stream=never'))
+  lazy = load('--config.stream=always')
+  np.testing.assert_array_equal(lazy.videos[[3, 0]], load().videos[[3, 0]])
+  with pytest.raises(ValueError, match='folder:PATH datasets only'):
+    stream_loop.stream_mode(_config('--dataset=synth3a', '--config.stream=always'))

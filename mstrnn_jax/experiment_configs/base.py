@@ -14,6 +14,10 @@ preset.  ``None`` fields are placeholders: "the model's / dataset's own default"
   data.folder.*      options of a ``folder:PATH`` dataset (your own videos, data/folder.py):
                      frame_size (64), crop_margin (6), fps (None: all frames), frame_step (1),
                      max_frames (None: all), skip_bad_clips (False)
+  stream             'auto' | 'never' | 'always': read a folder:PATH dataset's batches from its
+                     prepared files while training ('auto': when its videos exceed the budget)
+  data_memory_budget_mib   that budget in MiB (None: a quarter of the machine's memory,
+                     data.stream.default_memory_budget; $MSTRNN_MEMORY_BUDGET in bytes)
   folds              group the subjects into this many LOSO folds (None: one fold per subject);
                      then ``subjects`` names fold numbers
   width_scale        channel-width multiplier of the paper-size models (configs.derive_config)
@@ -126,6 +130,8 @@ def get_config(dataset: str, preset: str) -> config_dict.ConfigDict:
   c.taus = config_dict.placeholder(tuple)
   c.subjects = config_dict.placeholder(tuple)
   c.folds = config_dict.placeholder(int)
+  c.stream = 'auto'
+  c.data_memory_budget_mib = config_dict.placeholder(float)
   c.seed = 0
   c.seeds = config_dict.ConfigDict({'init': config_dict.placeholder(int),
                                     'batches': config_dict.placeholder(int)})
