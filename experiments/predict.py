@@ -10,8 +10,7 @@ Prints the decisions and per-frame probabilities, writes predictions.json and pr
 import os
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from mstrnn_jax import cli, predict
 

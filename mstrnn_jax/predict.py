@@ -23,7 +23,7 @@ import io
 import json
 import os
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -79,11 +79,11 @@ def find_clips(path: str) -> list[pathlib.Path]:
     return [root]
   if _is_frame_folder(root):
     return [root]
+  natural = common._natural_key  # pylint: disable=protected-access
   clips = sorted((p for p in root.rglob('*')
                   if (p.is_file() and p.suffix.lower() in common.VIDEO_EXTENSIONS)
                   or (p.is_dir() and _is_frame_folder(p))),
-                 key=lambda p: [common._natural_key(pathlib.Path(part))  # pylint: disable=protected-access
-                                for part in p.relative_to(root).parts])
+                 key=lambda p: [natural(pathlib.Path(part)) for part in p.relative_to(root).parts])
   if not clips:
     raise ValueError(f'--video: {root} holds no video ({" ".join(common.VIDEO_EXTENSIONS)}) '
                      'and no folder of frame images.')
@@ -152,7 +152,7 @@ def clip_probabilities(loaded: checkpoint.LoadedRun, rows: list[int], video: np.
   t = video.shape[0]
   x = pipeline.to_float(pipeline.center_crop(video[None], crop_size))[0]
   x = jnp.pad(x, ((0, _padded_length(t) - t), (0, 0), (0, 0), (0, 0)), mode='edge')
-  take = lambda tree: jax.tree.map(lambda a: a[np.asarray(rows)], tree)  # noqa: E731
+  take = lambda tree: jax.tree.map(lambda a: a[np.asarray(rows)], tree)
   taus = np.asarray([loaded.runs[r]['taus'] for r in rows], np.float32).reshape(len(rows), -1)
   probs = frame_probabilities(loaded.model_cfg, take(loaded.params), take(loaded.batch_stats),
                               jnp.asarray(taus), x)
@@ -190,7 +190,8 @@ def predict(workdir: str, video: str, *, model: str | None = None, fold: int | N
     steps = min(voting_steps, len(frames))
     decision = {h: names[h][decide(p, steps, rule)] for h, p in probs.items()}
     name = path.name if path == root else path.relative_to(root).as_posix()
-    clips.append({'path': str(path), 'name': name, 'frames': int(len(frames)), 'voting_steps': steps,
+    clips.append({'path': str(path), 'name': name, 'frames': len(frames),
+                  'voting_steps': steps,
                   'decision': decision,
                   'voting_period_probability': {h: p[-steps:].mean(axis=0).tolist()
                                                 for h, p in probs.items()},
@@ -210,11 +211,13 @@ def format_table(result: dict, frames: bool = True) -> str:
   runs = result['runs']
   who = (f'ensemble of {len(runs)} folds' if result['ensemble'] else
          f'fold {runs[0]["test_subject"]} (held out {runs[0]["subject_name"]})')
-  out = [f'{result["model"]} from {result["workdir"]} (epoch {result["epoch"]}, {who}, '
-         f'rule {result["vote_rule"]})', '',
+  out = [(f'{result["model"]} from {result["workdir"]} (epoch {result["epoch"]}, {who}, '
+          f'rule {result["vote_rule"]})'), '',
          '| clip | frames | ' + ' | '.join(heads) + ' |', '|---|---|' + '---|' * len(heads)]
   for c in result['clips']:
-    cells = [f'{c["decision"][h]} ({max(c["voting_period_probability"][h]):.2f})' for h in heads]
+    chosen = {h: names[h].index(c['decision'][h]) for h in heads}
+    cells = [f'{c["decision"][h]} ({c["voting_period_probability"][h][chosen[h]]:.2f})'
+             for h in heads]
     out.append(f'| {c["name"]} | {c["frames"]} | ' + ' | '.join(cells) + ' |')
   if frames:
     cols = [f'{h}:{k}' if len(heads) > 1 else k for h in heads for k in names[h]]

@@ -3,12 +3,21 @@ import csv
 import json
 import os
 
-from absl import flags
 import jax
 import numpy as np
 import pytest
+from absl import flags
 
-from mstrnn_jax import analysis, checkpoint, cli, launch, models, names, predict, stream_loop
+from mstrnn_jax import (
+  analysis,
+  checkpoint,
+  cli,
+  launch,
+  models,
+  names,
+  predict,
+  stream_loop,
+)
 from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax.data import pipeline, stream, toy_videos
 
@@ -20,6 +29,11 @@ def _config(*args):
   cli.define_flags(dataset='synth3a', models=names.MODELS + ('all',), flag_values=fv, argv=argv)
   fv(argv)
   return cli.resolve_config(fv)
+
+
+def _json(*path):
+  with open(os.path.join(*path)) as f:
+    return json.load(f)
 
 
 @pytest.fixture(scope='module')
@@ -39,8 +53,8 @@ def test_folder_config_fields_and_presets(tmp_path):
   config = _config(f'--dataset=folder:{tmp_path}', '--preset=tiny',
                    '--config.data.folder.fps=5', '--config.folds=3')
   assert config.dataset == f'folder:{tmp_path.resolve()}' and config.folds == 3
-  assert ec.dataset_kwargs(config) == dict(frame_size=36, crop_margin=4, fps=5.0, frame_step=1,
-                                           skip_bad_clips=False)
+  assert ec.dataset_kwargs(config) == {'frame_size': 36, 'crop_margin': 4, 'fps': 5.0,
+                                           'frame_step': 1, 'skip_bad_clips': False}
   assert ec.default_preset(f'folder:{tmp_path}') == 'quick'
   for preset in ec.PRESETS:
     assert ec.get_config(preset, f'folder:{tmp_path}').data.folder.frame_step == 1
@@ -49,10 +63,10 @@ def test_folder_config_fields_and_presets(tmp_path):
 
 def test_training_on_a_folder_writes_fold_runs(trained):
   _, workdir, _ = trained
-  record = json.load(open(os.path.join(workdir, 'experiment.json')))
+  record = _json(workdir, 'experiment.json')
   assert [r['subject_name'] for r in record['runs']] == ['subject0+subject1', 'subject2+subject3']
   assert record['dataset_summary']['class_names'] == {'class': list(CLASSES)}
-  results = json.load(open(os.path.join(workdir, 'results.json')))
+  results = _json(workdir, 'results.json')
   assert len(results['models']['mstrnn']['runs']) == 2
 
 
@@ -66,8 +80,9 @@ def test_predict_one_clip_names_classes_and_writes_files(trained, tmp_path):
   assert probs.shape == (8, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
   assert c['decision']['class'] in CLASSES and c['voting_steps'] == 3
   files = predict.write_outputs(result, str(tmp_path))
-  assert json.load(open(files['json']))['clips'][0]['decision'] == c['decision']
-  rows = list(csv.DictReader(open(files['csv'])))
+  assert _json(files['json'])['clips'][0]['decision'] == c['decision']
+  with open(files['csv']) as f:
+    rows = list(csv.DictReader(f))
   assert len(rows) == 8 and set(rows[0]) == {'clip', 'frame', 'in_voting_period', 'class:left',
                                              'class:right'}
   table = predict.format_table(result)
@@ -101,7 +116,7 @@ def test_longer_clips_equal_the_full_sequence_model(trained):
   assert video.shape == (24, 36, 36, 3) and loaded.model_cfg.bn_steps == 8
   probs = predict.clip_probabilities(loaded, [1], video, prep.crop_size)['class'][0]
   x = pipeline.to_float(pipeline.center_crop(video[None], prep.crop_size))
-  run = lambda tree: jax.tree.map(lambda a: a[1], tree)  # noqa: E731
+  run = lambda tree: jax.tree.map(lambda a: a[1], tree)
   logits = models.apply(loaded.model_cfg, run(loaded.params), run(loaded.batch_stats), x,
                         np.asarray(loaded.runs[1]['taus'], np.float32), False).logits['class']
   np.testing.assert_allclose(probs, np.asarray(jax.nn.softmax(logits[0])), atol=1e-5)
@@ -147,8 +162,9 @@ def test_streamed_training_equals_in_memory(trained, monkeypatch):
   launch.launch(config, workdir=out, data_dir=str(tmp / 'data'), progress=False,
                 log=lambda s: None)
   assert len(opened) == 2   # one epoch: its training steps and the evaluation
-  history = lambda w: json.load(open(os.path.join(w, 'results.json')))['models']['mstrnn'][  # noqa: E731
-      'history']
+  def history(w):
+    return _json(w, 'results.json')['models']['mstrnn']['history']
+
   ours, theirs = history(out), history(workdir)
   np.testing.assert_allclose(ours['train_loss'], theirs['train_loss'], rtol=1e-5, atol=1e-6)
   assert ours['test_acc'] == theirs['test_acc'] and ours['train_acc'] == theirs['train_acc']
@@ -157,7 +173,7 @@ def test_streamed_training_equals_in_memory(trained, monkeypatch):
 def test_stream_mode_choice(trained, tmp_path):
   root, _, tmp = trained
   base = [f'--dataset=folder:{root}', '--preset=tiny']
-  load = lambda *a: stream_loop.load_folder(_config(*base, *a), str(tmp / 'data'))  # noqa: E731
+  load = lambda *a: stream_loop.load_folder(_config(*base, *a), str(tmp / 'data'))
   assert not stream_loop.is_streamed(load())
   assert stream_loop.is_streamed(load('--config.data_memory_budget_mib=0.1'))
   assert not stream_loop.is_streamed(load('--config.data_memory_budget_mib=0.1',
@@ -166,3 +182,13 @@ def test_stream_mode_choice(trained, tmp_path):
   np.testing.assert_array_equal(lazy.videos[[3, 0]], load().videos[[3, 0]])
   with pytest.raises(ValueError, match='folder:PATH datasets only'):
     stream_loop.stream_mode(_config('--dataset=synth3a', '--config.stream=always'))
+
+
+def test_preprocessing_follows_the_run():
+  summary = {'videos': [9, 8, 36, 36, 3], 'crop_size': 32}
+  assert predict.preprocessing({'dataset': 'synth3a', 'dataset_summary': summary,
+                                'dataset_kwargs': {'seed': 0}}) == predict.Preprocessing(36, 32)
+  folder = {'dataset': 'folder:/x', 'dataset_summary': {**summary, 'videos': [9, 8, 64, 64, 3],
+                                                        'crop_size': 58},
+            'dataset_kwargs': {'frame_size': 64, 'fps': 10.0, 'frame_step': 2}}
+  assert predict.preprocessing(folder) == predict.Preprocessing(64, 58, 10.0, 2)
