@@ -90,7 +90,8 @@ def prepare_workdir(workdir: str, p, runs_by_model: dict, resume: bool) -> None:
     if not resume:
       raise FileExistsError(f'{workdir} already holds an experiment; pass --resume to continue '
                             'it or choose another --workdir.')
-    if old['experiment'] != record['experiment']:
+    # Through from_dict: fields added to the config since the workdir was written take defaults.
+    if ec.to_dict(ec.from_dict(old['experiment'])) != record['experiment']:
       raise ValueError(f'--resume: {path} describes a different experiment; use the same flags '
                        'or another --workdir.')
     return
