@@ -16,11 +16,13 @@ from mstrnn_jax import analysis, cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by experiments/run.py or sweep.py.",
                                required=True)
-_FOLD = flags.DEFINE_integer("fold", 0, "Fold = index of the held-out subject whose videos are analysed.")
+_FOLD = flags.DEFINE_integer("fold", 0, "Fold = index of the held-out subject whose videos are analysed "
+                             "(the fold number with --config.folds).")
 _SEQUENCES = flags.DEFINE_list(
     "sequences", None, "Video names (class names over the heads joined by '-'); the first is the "
     "reference of the end-point separation. Default: synth3a / 3ACWD JP-JP-JP,OH-OH-OH,TH-TH-TH,"
-    "OH-JP-JP,TH-JP-JP; synthcl1 / CL1AD laptop-sweep,laptop-close.")
+    "OH-JP-JP,TH-JP-JP; synthcl1 / CL1AD laptop-sweep,laptop-close; other datasets (folder:PATH): "
+    "their own classes.")
 _MODELS = flags.DEFINE_list("models", None, "Models of the workdir to analyse (default: all).")
 _TAUS = flags.DEFINE_list("taus", None, "Tau tuple to analyse when the workdir is a sweep, e.g. 2,100.")
 _EPOCH = flags.DEFINE_integer("epoch", None, "Checkpoint epoch (default: the latest).")

@@ -344,7 +344,39 @@ def _load_data(record: dict, data_dir: str | None):
   from mstrnn_jax import experiment_configs
   from mstrnn_jax import plan
 
-  return plan.load_data(experiment_configs.from_dict(record["experiment"]), data_dir)
+  config = experiment_configs.from_dict(record["experiment"])
+  return by_fold(plan.load_data(config, data_dir), config.get("folds"))
+
+
+def by_fold(ds, folds: int | None):
+  """`ds` with its subjects replaced by the `folds` LOSO groups (`pipeline.subject_groups`; names
+  joined by '+'), so that a fold number indexes `ds.subject_names`; `ds` itself when None."""
+  import dataclasses
+
+  from mstrnn_jax.data import pipeline
+
+  if folds is None:
+    return ds
+  groups = pipeline.subject_groups(ds.num_subjects, folds)
+  fold_of = np.empty(ds.num_subjects, np.int32)
+  for k, group in enumerate(groups):
+    fold_of[list(group)] = k
+  return dataclasses.replace(ds, subjects=fold_of[ds.subjects], subject_names=[
+      "+".join(str(ds.subject_names[s]) for s in g) for g in groups])
+
+
+def default_sequences(dataset: str, names: Sequence[str], subjects: np.ndarray,
+                      labels: Mapping[str, np.ndarray], limit: int = 6) -> list[str]:
+  """`DEFAULT_SEQUENCES[dataset]`, else the dataset's own classes: the first `limit` video names
+  (in class order) that every subject has."""
+  if dataset in DEFAULT_SEQUENCES:
+    return list(DEFAULT_SEQUENCES[dataset])
+  common = set.intersection(*({names[i] for i in np.nonzero(subjects == s)[0]}
+                              for s in np.unique(subjects)))
+  order = {}
+  for i, name in enumerate(names):
+    order.setdefault(name, tuple(int(labels[h][i]) for h in labels))
+  return sorted(common, key=order.__getitem__)[:limit]
 
 
 def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None, *,
@@ -355,7 +387,8 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
 
   For each model of the workdir (written by experiments/run.py or sweep.py): loads its
   checkpoint (`checkpoint.load_run`) and runs, for every fold, the `sequences` (video names as in
-  `video_names`; default `DEFAULT_SEQUENCES[dataset]`) of its held-out subject through its model
+  `video_names`; default `default_sequences`: `DEFAULT_SEQUENCES[dataset]`, else the
+  dataset's own classes) of its held-out subject (or subject group with `config.folds`) through its model
   (per name, every subject contributes the same number of videos: the fewest any has). Fold
   `fold`'s trajectories of the `analysis_layer` are projected by PCA (fitted over all their time
   steps) and drawn; the end-point separation of every sequence from the first one is measured for
@@ -387,10 +420,7 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
   names = video_names(ds.class_names, ds.labels)
   test_idx = np.nonzero(ds.subjects == fold)[0]
   if sequences is None:
-    if dataset not in DEFAULT_SEQUENCES:
-      raise ValueError(f"mstrnn_jax/analysis.py: no default sequences for {dataset}; pass "
-                       f"--sequences (names like {names[test_idx[0]]!r}).")
-    sequences = DEFAULT_SEQUENCES[dataset]
+    sequences = default_sequences(dataset, names, ds.subjects, ds.labels)
   sequences = list(dict.fromkeys(sequences))
   if len(sequences) < 2:
     raise ValueError("mstrnn_jax/analysis.py: give at least two --sequences (the first is the "

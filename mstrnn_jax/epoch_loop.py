@@ -17,7 +17,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
-from mstrnn_jax import checkpoint, evaluate, parallel, results, train
+from mstrnn_jax import checkpoint, evaluate, parallel, results, stream_loop, train
 from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax.model_records import model_config_from_record
 from mstrnn_jax.plan import Plan, build_tables, run_table
@@ -67,8 +67,11 @@ def setup(p: Plan, model: str, mesh=None, runs: list | None = None,
   tables_np = build_tables(p, runs)
   init_seed, batch_seed = ec.run_seeds(c)
   put_runs = lambda x: parallel.put(parallel.pad_runs(x, n_pad), shard)  # noqa: E731
+  streamed = stream_loop.is_streamed(ds)
+  if streamed:  # data larger than memory: batches read from the files (stream_loop)
+    programs = stream_loop.streamed_programs(p, cfg, tables_np, n_pad, mesh, run_chunk)
   return Setup(programs=programs, runs=runs,
-               videos=parallel.put(ds.videos, repl),
+               videos=None if streamed else parallel.put(ds.videos, repl),
                labels=parallel.put(train.stack_labels(ds.labels, ds.heads), repl),
                tables=put_runs(tables_np), keys=put_runs(run_keys(init_seed, runs)),
                batch_keys=None if batch_seed is None else put_runs(run_keys(batch_seed, runs)),

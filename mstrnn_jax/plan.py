@@ -57,25 +57,44 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
 
 
 def load_data(config: config_dict.ConfigDict, data_dir: str | None = None):
-  """The dataset of ``config`` (real datasets resized when ``data.<name>.frame_size`` is set)."""
+  """The dataset of ``config`` (real datasets resized when ``data.<name>.frame_size`` is set;
+  folder:PATH streamed from its files when larger than the budget, ``stream_loop``)."""
+  from mstrnn_jax import stream_loop  # pylint: disable=import-outside-toplevel
+  if pipeline.is_folder(config.dataset) or stream_loop.stream_mode(config) == 'always':
+    return stream_loop.load_folder(config, data_dir)
   ds = pipeline.load_dataset(config.dataset, data_dir=data_dir, **ec.dataset_kwargs(config))
-  frame_size = config.data[config.dataset].get('frame_size')
-  if config.dataset not in pipeline.SYNTHETIC and frame_size is not None:
+  frame_size = config.data[ec.data_key(config.dataset)].get('frame_size')
+  if config.dataset in pipeline.REAL and frame_size is not None:
     ds = resize_frames(ds, frame_size)
   return ds
+
+
+def make_folds(config: config_dict.ConfigDict, ds) -> list:
+  """``pipeline.loso_folds``: one fold per subject, or ``config.folds`` groups of subjects."""
+  try:
+    return pipeline.loso_folds(ds, folds=config.folds)
+  except ValueError as e:
+    raise ValueError(f'--config.folds: {e}') from None
+
+
+def fold_name(ds, fold) -> str:
+  """The held-out subjects' names of ``fold``, joined by '+'."""
+  held = fold.test_subjects or (fold.test_subject,)
+  return '+'.join(str(ds.subject_names[int(s)]) for s in held)
 
 
 def plan(config: config_dict.ConfigDict, data_dir: str | None = None) -> Plan:
   """Validates, loads the dataset, builds the fold list and model records."""
   models = validate(config)
   ds = load_data(config, data_dir)
-  folds = pipeline.loso_folds(ds)
+  folds = make_folds(config, ds)
   if config.subjects is not None:
     known = {int(f.test_subject) for f in folds}
     bad = sorted(set(config.subjects) - known)
     if bad:
+      what = 'folds' if config.folds is not None else 'subjects'
       raise ValueError(f'--subjects {bad} not in {config.dataset} '
-                       f'(subjects 0..{len(folds) - 1}).')
+                       f'({what} 0..{len(folds) - 1}).')
     folds = [f for f in folds if int(f.test_subject) in set(config.subjects)]
   min_train = min(len(f.train_idx) for f in folds)
   if config.batch_size > min_train:
@@ -103,9 +122,8 @@ def run_table(p: Plan, model: str) -> list[dict]:
     pairs = [()]
   else:
     pairs = [tuple(float(t) for t in cfg.taus)] if p.tau_pairs is None else list(p.tau_pairs)
-  subject_names = p.dataset.subject_names
   return [{'run': i, 'test_subject': int(f.test_subject),
-           'subject_name': str(subject_names[int(f.test_subject)]),
+           'subject_name': fold_name(p.dataset, f),
            'taus': [float(t) for t in pair]}
           for i, (pair, f) in enumerate(itertools.product(pairs, p.folds))]
 

@@ -188,3 +188,71 @@ def plot_early_recognition(curves: Mapping[str, Mapping[str, np.ndarray]], votin
   if title:
     fig.suptitle(title)
   return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions on new clips (mstrnn_jax.predict)
+# --------------------------------------------------------------------------------------------
+def plot_prediction(frames: np.ndarray, probs: Mapping[str, np.ndarray],
+                    class_names: Mapping[str, Sequence[str]], voting_steps: int,
+                    title: str | None = None, strip: int = 8):
+  """A strip of ``strip`` evenly spaced frames over one panel per head: every class's
+  probability against the frame, the voting period shaded.
+
+  frames: uint8 [T, H, W, 3]; probs: head -> [T, classes]. Returns a Figure (no pyplot state).
+  """
+  fig, _ = _prediction_figure(frames, probs, class_names, voting_steps, title, strip)
+  return fig
+
+
+def _prediction_figure(frames, probs, class_names, voting_steps, title, strip):
+  """The figure of :func:`plot_prediction` and its probability axes (one per head)."""
+  t = len(frames)
+  shown = np.unique(np.linspace(0, t - 1, min(strip, t)).round().astype(int))
+  heads = list(probs)
+  fig = Figure(figsize=(max(7.0, 1.1 * len(shown)), 1.6 + 2.4 * len(heads)), layout='constrained')
+  grid = fig.add_gridspec(1 + len(heads), len(shown), height_ratios=[1.0] + [1.6] * len(heads))
+  for i, k in enumerate(shown):
+    ax = fig.add_subplot(grid[0, i])
+    ax.imshow(frames[k])
+    ax.set_title(f'frame {k}', fontsize=8)
+    ax.set_axis_off()
+  axes = []
+  steps = np.arange(t)
+  for row, head in enumerate(heads):
+    ax = fig.add_subplot(grid[1 + row, :])
+    colours = _colours(list(class_names[head]))
+    for c, name in enumerate(class_names[head]):
+      ax.plot(steps, np.asarray(probs[head])[:, c], lw=1.8, color=colours[name], label=name)
+    ax.axvspan(t - voting_steps - 0.5, t - 0.5, color='0.85', zorder=0, label='voting period')
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(-0.5, t - 0.5)
+    ax.set_xlabel('frame')
+    ax.set_ylabel(f'P({head})')
+    ax.legend(fontsize=8, loc='upper left', ncol=min(len(class_names[head]) + 1, 6))
+    axes.append(ax)
+  if title:
+    fig.suptitle(title)
+  return fig, axes
+
+
+def save_prediction_gif(frames: np.ndarray, probs: Mapping[str, np.ndarray],
+                        class_names: Mapping[str, Sequence[str]], voting_steps: int, path: str,
+                        title: str | None = None, fps: int = 5) -> str:
+  """:func:`plot_prediction` animated: the current frame large on the left, a cursor moving
+  over the probabilities (matplotlib's PillowWriter); returns ``path``."""
+  from matplotlib.animation import PillowWriter  # pylint: disable=import-outside-toplevel
+  fig, axes = _prediction_figure(frames, probs, class_names, voting_steps, title, strip=1)
+  image = fig.axes[0].images[0]
+  cursors = [ax.axvline(0, color='k', lw=1.2) for ax in axes]
+  writer = PillowWriter(fps=fps)
+  tmp = f'{path}.tmp{os.getpid()}.gif'
+  with writer.saving(fig, tmp, dpi=80):
+    for t in range(len(frames)):
+      image.set_data(frames[t])
+      fig.axes[0].set_title(f'frame {t}', fontsize=8)
+      for cursor in cursors:
+        cursor.set_xdata([t, t])
+      writer.grab_frame()
+  os.replace(tmp, path)
+  return path

@@ -377,3 +377,68 @@ def stack_labels(labels: Mapping[str, np.ndarray], heads: Heads) -> np.ndarray:
     raise ValueError(f'Dataset labels lack heads {missing} the model predicts; the model config '
                      'must be derived with the dataset\'s heads (configs.derive_config).')
   return np.stack([np.asarray(labels[h], np.int32) for h, _ in heads], axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Streamed data: one program per step over the run axis (data larger than memory)
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class StepPrograms:
+  """The jitted per-step programs of the streaming path (``data.stream.BatchStream`` batches).
+
+  train_step(states, videos uint8 [R, B, T, H, W, 3], labels int32 [R, B, n_heads], taus, i)
+      -> (states, StepMetrics with a leading R axis): step ``i`` of the current epoch, with the
+      crop key of the in-memory ``train_epoch``'s step ``i``
+  end_epoch(states) -> states with ``epoch + 1``
+  evaluate(states, videos uint8 [R, b, ...], labels [R, b, n_heads], taus)
+      -> int32 correct flags [R, b, n_heads + 1]
+  Same rows (``data.stream.epoch_rows``), keys and arithmetic as :func:`make_programs`.
+  """
+  train_step: Callable[..., tuple[TrainState, StepMetrics]]
+  end_epoch: Callable[[TrainState], TrainState]
+  evaluate: Callable[..., jax.Array]
+  steps_per_epoch: int
+
+
+def make_step_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int,
+                       steps_per_epoch: int, voting_steps: int, vote_rule: str = 'vote',
+                       mesh: jax.sharding.Mesh | None = None,
+                       run_chunk: int | None | str = 'auto') -> StepPrograms:
+  """:func:`make_programs`' work one step at a time on streamed batches (every stacked argument,
+  the batches too, sharded over ``mesh`` along the run axis)."""
+  del batch_size  # the batch shape comes with the streamed videos
+  run_chunk = default_run_chunk() if run_chunk == 'auto' else run_chunk
+  mesh = parallel.make_mesh(1) if mesh is None else mesh
+  tx = make_optimizer(optim, steps_per_epoch)
+  step_fn = functools.partial(train_step, model, tx, voting_steps, vote_rule)
+  eval_fn = functools.partial(eval_step, model, voting_steps)
+
+  def one_step(state, videos, labels, taus, i):
+    ekey = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
+    crop_key = jax.random.fold_in(jax.random.fold_in(ekey, 1), i)
+    return step_fn(state, videos, labels, taus, crop_key)
+
+  def one_eval(state, videos, labels, taus):
+    logits = eval_fn(state, videos, taus)
+    return evaluate.correct_flags(logits, labels, model.heads, voting_steps, vote_rule)
+
+  def map_runs(fn, xs):
+    if run_chunk is None:
+      return jax.vmap(fn)(xs)
+    return jax.lax.map(fn, xs, batch_size=None if run_chunk == 1 else run_chunk)
+
+  def local_step(states, videos, labels, taus, i):
+    return map_runs(lambda a: one_step(*a, i), (states, videos, labels, taus))
+
+  def local_eval(states, videos, labels, taus):
+    return map_runs(lambda a: one_eval(*a), (states, videos, labels, taus))
+
+  runs, rep = jax.sharding.PartitionSpec(parallel.AXIS), jax.sharding.PartitionSpec()
+  step = jax.shard_map(local_step, mesh=mesh, in_specs=(runs, runs, runs, runs, rep),
+                       out_specs=runs, check_vma=False)
+  evaluate_runs = jax.shard_map(local_eval, mesh=mesh, in_specs=(runs,) * 4, out_specs=runs,
+                                check_vma=False)
+  return StepPrograms(train_step=jax.jit(step, donate_argnums=0),
+                      end_epoch=jax.jit(lambda s: s.replace(epoch=s.epoch + 1),
+                                        donate_argnums=0),
+                      evaluate=jax.jit(evaluate_runs), steps_per_epoch=steps_per_epoch)

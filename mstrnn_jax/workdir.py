@@ -39,7 +39,7 @@ def default_workdir(config: config_dict.ConfigDict) -> str:
   """runs/<dataset>-<model or all>[-sweep]-<UTC timestamp>."""
   sweep = '-sweep' if config.taus is not None and len(config.taus) > 1 else ''
   stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime())
-  return os.path.join('runs', f'{config.dataset}-{config.model}{sweep}-{stamp}')
+  return os.path.join('runs', f'{ec.dataset_label(config.dataset)}-{config.model}{sweep}-{stamp}')
 
 
 def experiment_record(p, runs_by_model: dict) -> dict:
@@ -49,7 +49,9 @@ def experiment_record(p, runs_by_model: dict) -> dict:
           'dataset_kwargs': ec.dataset_kwargs(p.config),
           'dataset_summary': {'videos': list(ds.videos.shape), 'heads': [list(h) for h in ds.heads],
                               'subjects': list(map(str, ds.subject_names)),
-                              'crop_size': int(ds.crop_size)},
+                              'crop_size': int(ds.crop_size),
+                              'class_names': {h: list(map(str, n))
+                                              for h, n in ds.class_names.items()}},
           'models': p.model_records,
           'runs': runs_by_model[p.models[0]], 'runs_by_model': runs_by_model}
 
@@ -88,7 +90,8 @@ def prepare_workdir(workdir: str, p, runs_by_model: dict, resume: bool) -> None:
     if not resume:
       raise FileExistsError(f'{workdir} already holds an experiment; pass --resume to continue '
                             'it or choose another --workdir.')
-    if old['experiment'] != record['experiment']:
+    # Through from_dict: fields added to the config since the workdir was written take defaults.
+    if ec.to_dict(ec.from_dict(old['experiment'])) != record['experiment']:
       raise ValueError(f'--resume: {path} describes a different experiment; use the same flags '
                        'or another --workdir.')
     return

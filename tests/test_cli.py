@@ -11,7 +11,7 @@ from mstrnn_jax import experiment_configs as ec
 # Valid non-default values for the string fields (everything else is derived from the type).
 _STRINGS = {'dataset': 'synthcl1', 'preset': 'tiny', 'model': 'lrcn', 'vote_rule': 'mean_prob',
             'model_overrides.conv_impl': 'gemm', 'model_overrides.time_layout': 'all_in_scan',
-            'model_overrides.leaky_scan': 'associative'}
+            'model_overrides.leaky_scan': 'associative', 'stream': 'always'}
 
 
 def _flags(*args, **defaults):

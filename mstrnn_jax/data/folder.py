@@ -323,19 +323,23 @@ class Records:
     self._source.__exit__(None, None, None)
 
 
-def load(name, data_dir, crop_margin: int = CROP_MARGIN, **kwargs) -> Dataset:
+def load(name, data_dir, crop_margin: int = CROP_MARGIN, lazy: bool = False,
+         **kwargs) -> Dataset:
   """Prepares (once) and reads `folder:PATH` into memory as a `Dataset` (head order = manifest
-  columns, or the single head `class`; classes and subjects in natural name order)."""
+  columns, or the single head `class`; classes and subjects in natural name order).
+
+  lazy: the videos stay in the prepared files (`stream.LazyVideos`, read on indexing).
+  """
+  from mstrnn_jax.data import stream  # pylint: disable=import-outside-toplevel
+
   prepared = prepare(name, data_dir, **kwargs)
   rec = Records(prepared)
   meta = rec.meta
   h, w = rec.frame_size
   _check_crop(crop_margin, h)
-  videos = np.empty((len(rec), rec.t_max, h, w, 3), np.uint8)
-  for i in range(len(rec)):
-    v = rec.read(i)
-    videos[i, : len(v)] = v
-    videos[i, len(v) :] = v[-1]
+  videos = stream.LazyVideos(rec)
+  if not lazy:
+    videos = videos[:]
   heads = tuple((hd, len(meta["class_names"][hd])) for hd in meta["heads"])
   return Dataset(
       name=f"{PREFIX}{meta['source']}", videos=videos, lengths=rec.lengths,

@@ -145,6 +145,32 @@ def eval_rows(test_idx: np.ndarray, eval_batch_size: int) -> np.ndarray:
   return padded.reshape(r, chunks, eval_batch_size)
 
 
+class LazyVideos:
+  """The padded video array `[N, t_max, H, W, 3]` uint8 of a `VideoSource`, read on indexing
+  (`videos[rows]` = `gather(source, rows)`); a `Dataset` holding it keeps no frames in memory."""
+
+  dtype = np.dtype(np.uint8)
+  ndim = 5
+
+  def __init__(self, source: VideoSource):
+    self.source = source
+    self.shape = (len(source), int(source.t_max), *map(int, source.frame_size), 3)
+
+  @property
+  def nbytes(self) -> int:
+    return dataset_nbytes(self.shape[0], self.shape[1], self.shape[2:4])
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def __getitem__(self, rows) -> np.ndarray:
+    return gather(self.source, np.arange(self.shape[0])[rows])
+
+  def __array__(self, dtype=None, copy=None):
+    out = self[:]
+    return out if dtype is None else out.astype(dtype)
+
+
 _DONE = object()
 
 

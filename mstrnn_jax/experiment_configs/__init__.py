@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from typing import Any, Mapping
 
 from ml_collections import config_dict
 
 from mstrnn_jax import names, train
 from mstrnn_jax.data import pipeline
+from mstrnn_jax.experiment_configs.base import data_key
 
 PRESETS = ('paper', 'quick', 'tiny')
 
 
 def default_preset(dataset: str) -> str:
-  """'quick' for the synthetic datasets, 'paper' for the real ones."""
-  return 'quick' if pipeline.canonical_name(dataset) in pipeline.SYNTHETIC else 'paper'
+  """'quick' for the synthetic datasets and your own videos, 'paper' for the real ones."""
+  name = pipeline.canonical_name(dataset)
+  return 'quick' if name in pipeline.SYNTHETIC or pipeline.is_folder(name) else 'paper'
 
 
 def get_config(preset: str | None, dataset: str) -> config_dict.ConfigDict:
@@ -95,11 +98,21 @@ def model_names(config: config_dict.ConfigDict) -> tuple[str, ...]:
 
 
 def dataset_kwargs(config: config_dict.ConfigDict) -> dict:
-  """Arguments of ``pipeline.load_dataset`` (real datasets: crop_margin if set)."""
-  options = config.data[config.dataset].to_dict()
+  """Arguments of ``pipeline.load_dataset`` (real datasets: crop_margin if set; folder:PATH:
+  the set ``config.data.folder`` options)."""
+  options = config.data[data_key(config.dataset)].to_dict()
   if config.dataset in pipeline.SYNTHETIC:
     return options
+  if pipeline.is_folder(config.dataset):
+    return {k: v for k, v in options.items() if v is not None}
   return {k: v for k, v in options.items() if k != 'frame_size' and v is not None}
+
+
+def dataset_label(dataset: str) -> str:
+  """A file-name-safe name of ``dataset`` ('folder-<PATH's name>' for ``folder:PATH``)."""
+  if pipeline.is_folder(dataset):
+    return f'folder-{os.path.basename(dataset[len(pipeline.FOLDER_PREFIX):].rstrip("/"))}'
+  return dataset
 
 
 def optim_config(config: config_dict.ConfigDict) -> train.OptimConfig:

@@ -11,6 +11,15 @@ preset.  ``None`` fields are placeholders: "the model's / dataset's own default"
                      their signatures: seed, frame_size, crop_margin, lengths, subjects, noise,
                      ...); for the real datasets crop_margin (None: the builder's 10) and
                      frame_size (None: stored size; else frames are resized, crop in proportion)
+  data.folder.*      options of a ``folder:PATH`` dataset (your own videos, data/folder.py):
+                     frame_size (64), crop_margin (6), fps (None: all frames), frame_step (1),
+                     max_frames (None: all), skip_bad_clips (False)
+  stream             'auto' | 'never' | 'always': read a folder:PATH dataset's batches from its
+                     prepared files while training ('auto': when its videos exceed the budget)
+  data_memory_budget_mib   that budget in MiB (None: a quarter of the machine's memory,
+                     data.stream.default_memory_budget; $MSTRNN_MEMORY_BUDGET in bytes)
+  folds              group the subjects into this many LOSO folds (None: one fold per subject);
+                     then ``subjects`` names fold numbers
   width_scale        channel-width multiplier of the paper-size models (configs.derive_config)
   model_overrides.*  any other ModelConfig field (widths, conv0_stride, taus, conv_impl,
                      time_layout, leaky_scan, remat, bn_momentum, bn_epsilon); None: derived
@@ -30,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import os
 import types
 import typing
 
@@ -52,8 +62,37 @@ def _placeholder_type(hint) -> type:
   return origin
 
 
+FOLDER_KEY = 'folder'   # config.data.folder: the options of every folder:PATH dataset
+
+
+def data_key(dataset: str) -> str:
+  """The ``config.data`` entry of ``dataset`` ('folder' for ``folder:PATH``)."""
+  return FOLDER_KEY if pipeline.is_folder(dataset) else dataset
+
+
+def folder_options() -> config_dict.ConfigDict:
+  """``data/folder.py``'s preparation options and crop margin, with its defaults."""
+  from mstrnn_jax.data import folder  # pylint: disable=import-outside-toplevel
+  opts = {'crop_margin': folder.CROP_MARGIN, **folder.PREPARE_DEFAULTS}
+  types_ = {'fps': float, 'max_frames': int}
+  return config_dict.ConfigDict({k: config_dict.placeholder(types_[k]) if v is None else v
+                                 for k, v in opts.items()})
+
+
+def canonical_dataset(dataset: str) -> str:
+  """``pipeline.canonical_name``; ``folder:PATH`` with PATH made absolute (runs resume from
+  any directory)."""
+  dataset = pipeline.canonical_name(dataset)
+  if pipeline.is_folder(dataset):
+    path = dataset[len(pipeline.FOLDER_PREFIX):]
+    return pipeline.FOLDER_PREFIX + os.path.abspath(os.path.expanduser(path))
+  return dataset
+
+
 def data_options(dataset: str) -> config_dict.ConfigDict:
   """The options of ``dataset``: a synthetic generator's signature, else the real ones'."""
+  if dataset == FOLDER_KEY:
+    return folder_options()
   if dataset in pipeline.SYNTHETIC:
     params = inspect.signature(pipeline.SYNTHETIC[dataset][0]).parameters
     return config_dict.ConfigDict({k: p.default for k, p in params.items()})
@@ -74,12 +113,12 @@ def optim(optim_config: train.OptimConfig) -> config_dict.ConfigDict:
 
 def get_config(dataset: str, preset: str) -> config_dict.ConfigDict:
   """The paper-protocol values for ``dataset``'s analogue; presets change them."""
-  dataset = pipeline.canonical_name(dataset)
+  dataset = canonical_dataset(dataset)
   c = config_dict.ConfigDict()
   c.dataset = dataset
   c.preset = preset
   c.model = names.MODELS[0]
-  c.data = config_dict.ConfigDict({d: data_options(d) for d in pipeline.NAMES})
+  c.data = config_dict.ConfigDict({d: data_options(d) for d in pipeline.NAMES + (FOLDER_KEY,)})
   c.width_scale = 1.0
   c.model_overrides = model_overrides()
   c.epochs = 600
@@ -90,6 +129,9 @@ def get_config(dataset: str, preset: str) -> config_dict.ConfigDict:
   c.optim = optim(train.OptimConfig())
   c.taus = config_dict.placeholder(tuple)
   c.subjects = config_dict.placeholder(tuple)
+  c.folds = config_dict.placeholder(int)
+  c.stream = 'auto'
+  c.data_memory_budget_mib = config_dict.placeholder(float)
   c.seed = 0
   c.seeds = config_dict.ConfigDict({'init': config_dict.placeholder(int),
                                     'batches': config_dict.placeholder(int)})

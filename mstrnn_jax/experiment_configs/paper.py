@@ -14,12 +14,13 @@ from mstrnn_jax.experiment_configs import base
 _LR = {'weizmann_3acwd': dict(lr_values=(0.01, 0.005, 0.001), lr_boundaries=(200, 300)),
        'cl1ad': dict(lr_values=(0.005, 0.001), lr_boundaries=(400,)),
        'cl2ad': dict(lr_values=(0.005, 0.001), lr_boundaries=(400,))}
+FOLDER_ANALOGUE = 'weizmann_3acwd'   # folder:PATH (your own videos): 3ACWD's protocol
 _BATCH = {'weizmann_3acwd': 27, 'cl1ad': 90, 'cl2ad': 84}
 
 
 def get_config(dataset: str = 'cl1ad') -> config_dict.ConfigDict:
   c = base.get_config(dataset, 'paper')
-  analogue = names.ANALOGUE[c.dataset]
+  analogue = names.ANALOGUE.get(c.dataset, FOLDER_ANALOGUE)
   c.batch_size = _BATCH[analogue]
   c.optim.update(_LR[analogue])
   return c
