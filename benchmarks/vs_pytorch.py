@@ -253,7 +253,11 @@ def project_loss_fn(cfg):
   return loss_fn
 
 
-def measure_jax(size: str, warmup: int, steps: int) -> dict:
+def project_train_step(size: str):
+  """The project's jitted train step (forward, eq. 9, backward, Adam; state donated).
+
+  Returns `(step, state, inputs)`: `step(*state, *inputs) -> (*state, loss)`.
+  """
   import jax
   import jax.numpy as jnp
   import optax
@@ -268,20 +272,26 @@ def measure_jax(size: str, warmup: int, steps: int) -> dict:
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), batch_stats, opt_state, loss
 
-  train_step = jax.jit(train_step, donate_argnums=(0, 1, 2))
   variables = models.init(cfg, jax.random.PRNGKey(0))
   videos, labels = batch_arrays(size)
   state = [variables["params"], variables["batch_stats"], tx.init(variables["params"])]
   inputs = (jnp.asarray(videos), jnp.asarray(labels[:, None], jnp.int32),
             jnp.asarray(TAUS, jnp.float32))
+  return jax.jit(train_step, donate_argnums=(0, 1, 2)), state, inputs
+
+
+def measure_jax(size: str, warmup: int, steps: int) -> dict:
+  import jax
+  train_step, state, inputs = project_train_step(size)
+  n_params = sum(x.size for x in jax.tree.leaves(state[0]))
 
   def step():
     *state[:], loss = train_step(*state, *inputs)
     return float(loss)
 
   result = timed_loop(step, warmup, steps)
-  result.update(params=sum(x.size for x in jax.tree.leaves(variables["params"])),
-                version=f"jax {jax.__version__}, conv {cfg.conv_impl}")
+  result.update(params=n_params, version=f"jax {jax.__version__}, conv "
+                f"{project_config(size).conv_impl}")
   return result
 
 
