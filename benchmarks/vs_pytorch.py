@@ -178,8 +178,10 @@ def torch_loss(params: dict, videos, labels, size: str):
   return loss / VOTING_STEPS
 
 
-def measure_torch(size: str, warmup: int, steps: int) -> dict:
+def measure_torch(size: str, warmup: int, steps: int, threads: int = 0) -> dict:
   import torch
+  if threads:
+    torch.set_num_threads(threads)
   torch.manual_seed(0)
   params = torch_init(size)
   optimizer = torch.optim.Adam(params.values(), lr=LR)
@@ -322,7 +324,7 @@ def run_child(python: str, impl: str, size: str, args) -> dict:
   project_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
   cmd = [python, os.path.abspath(__file__), f"--one={impl}:{size}", f"--warmup={args.warmup}",
-         f"--steps={args.steps}"]
+         f"--steps={args.steps}", f"--torch_threads={args.torch_threads}"]
   proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
   if proc.returncode != 0 or not lines:
@@ -364,6 +366,8 @@ def main() -> None:
   parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds (one process each).")
   parser.add_argument("--warmup", type=int, default=3, help="Untimed steps (the first included).")
   parser.add_argument("--steps", type=int, default=10, help="Timed steps per process.")
+  parser.add_argument("--torch_threads", type=int, default=0,
+                      help="torch.set_num_threads (0: torch's default, one per core).")
   parser.add_argument("--check", action="store_true",
                       help="Compare loss and gradients of the two at the project's initial parameters.")
   parser.add_argument("--one", help=argparse.SUPPRESS)  # impl:size, a single measurement
@@ -371,7 +375,8 @@ def main() -> None:
   args = parser.parse_args()
   if args.one:
     impl, size = args.one.split(":")
-    result = (measure_torch if impl == "torch" else measure_jax)(size, args.warmup, args.steps)
+    result = (measure_torch(size, args.warmup, args.steps, args.torch_threads) if impl == "torch"
+              else measure_jax(size, args.warmup, args.steps))
     result.update(impl=impl, size=size, rss_mib=peak_rss_mib())
     print(json.dumps(result), flush=True)
     return
