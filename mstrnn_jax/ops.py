@@ -70,6 +70,8 @@ def im2col(x: jax.Array, kernel: tuple[int, int], stride: int,
     HWIO kernel reshaped to `[kernel_h * kernel_w * in_channels, out_channels]`.
   """
   kh, kw = kernel
+  if stride == kh == kw and not any(lo or hi for lo, hi in pads):
+    return _window_patches(x, stride)
   xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
   n, hp, wp, c = xp.shape
   ho = (hp - kh) // stride + 1
@@ -79,6 +81,18 @@ def im2col(x: jax.Array, kernel: tuple[int, int], stride: int,
       for i in range(kh) for j in range(kw)
   ]
   return jnp.stack(cols, axis=3).reshape(n * ho * wo, kh * kw * c)
+
+
+def _window_patches(x: jax.Array, k: int) -> jax.Array:
+  """`im2col` of non-overlapping `k x k` windows (stride == kernel, no padding): one transpose
+  instead of k*k strided slices (its gradient, col2im, is the inverse transpose, no pad-add).
+
+  `x`: `[batch, height, width, in_channels]` -> `[batch * (height // k) * (width // k), k * k * in_channels]`.
+  """
+  n, h, w, c = x.shape
+  ho, wo = h // k, w // k
+  x = x[:, :ho * k, :wo * k, :].reshape(n, ho, k, wo, k, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(n * ho * wo, k * k * c)
 
 
 def _gemm_conv_forward(x: jax.Array, w: jax.Array, stride: int,

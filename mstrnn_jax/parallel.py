@@ -14,6 +14,7 @@ gathered with :func:`to_host`.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -24,9 +25,27 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 AXIS = 'runs'
 
 
+# Read by :func:`init_distributed` when no cluster manager provides them (e.g. on localhost).
+PROCESS_ENV = ('JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID')
+
+
 def init_distributed() -> None:
-  """``jax.distributed.initialize()`` with the cluster's auto-detected settings."""
-  jax.distributed.initialize()
+  """``jax.distributed.initialize()`` for this process.
+
+  With ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` set (together with ``JAX_COORDINATOR_ADDRESS``
+  ``host:port``), those are used: any set of machines, e.g. several processes on localhost.
+  Otherwise jax detects the cluster (SLURM, Open MPI, Kubernetes, Cloud TPU pods).
+  """
+  if not any(os.environ.get(name) for name in PROCESS_ENV[1:]):
+    jax.distributed.initialize()
+    return
+  missing = [name for name in PROCESS_ENV if not os.environ.get(name)]
+  if missing:
+    raise ValueError(f'mstrnn_jax/parallel.py: --multihost without a cluster manager needs all of '
+                     f'{", ".join(PROCESS_ENV)}; missing {", ".join(missing)}.')
+  jax.distributed.initialize(coordinator_address=os.environ['JAX_COORDINATOR_ADDRESS'],
+                             num_processes=int(os.environ['JAX_NUM_PROCESSES']),
+                             process_id=int(os.environ['JAX_PROCESS_ID']))
 
 
 def make_mesh(n_devices: int | None = None) -> jax.sharding.Mesh:

@@ -10,6 +10,7 @@ from mstrnn_jax import ops
 
 CASES = [  # (input shape, kernel shape, stride, padding): every conv the models use
     ((3, 11, 11, 3), (3, 3, 3, 4), 3, "VALID"),   # conv0, CL1AD-like stride
+    ((2, 12, 9, 3), (3, 3, 3, 4), 3, "VALID"),    # conv0, stride == kernel, exact fit in height
     ((3, 10, 9, 3), (3, 3, 3, 4), 2, "VALID"),    # conv0, 3ACWD-like stride, odd sizes
     ((2, 8, 8, 5), (3, 3, 5, 6), 1, "VALID"),     # k
     ((2, 7, 7, 5), (2, 2, 5, 6), 1, "VALID"),     # z, k_tilde
