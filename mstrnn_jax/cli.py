@@ -15,13 +15,12 @@ import os
 import sys
 from typing import Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_dict, config_flags
 
+from mstrnn_jax import checkpoint, epoch_loop, launch, parallel, workdir
 from mstrnn_jax import experiment_configs as ec
-from mstrnn_jax import launch, parallel, workdir
 from mstrnn_jax.data import pipeline
 
 FLAGS = flags.FLAGS
@@ -88,13 +87,22 @@ def _alias_values(fv: flags.FlagValues) -> dict:
   for name, (field, _) in ALIASES.items():
     if fv[name].present or fv[name].value is not None:
       value = fv[name].value
-      values[field] = tuple(int(s) for s in value) if name == 'subjects' else value
+      values[field] = numbers(value, int, name) if name == 'subjects' else value
   if (fv.tau1 is None) != (fv.tau2 is None):
     raise ValueError('give both --tau1 and --tau2 (or neither for the model\'s taus).')
   if fv.tau1 is not None:
-    values['taus'] = tuple(itertools.product([float(t) for t in fv.tau1],
-                                             [float(t) for t in fv.tau2]))
+    values['taus'] = tuple(itertools.product(numbers(fv.tau1, float, 'tau1'),
+                                             numbers(fv.tau2, float, 'tau2')))
   return values
+
+
+def numbers(items: Sequence[str], kind: type, flag: str) -> tuple:
+  """``items`` (a comma-separated flag's values) as ``kind``; ValueError naming ``--flag``."""
+  try:
+    return tuple(kind(s) for s in items)
+  except ValueError:
+    raise ValueError(f'--{flag}={",".join(items)}: expected comma-separated '
+                     f'{"integers" if kind is int else "numbers"}, e.g. --{flag}=2,3.') from None
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
@@ -137,12 +145,19 @@ def quiet_logs() -> None:
 def main(argv: Sequence[str]) -> None:
   """The launchers' main: config from the flags, then ``launch.launch``."""
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    sys.exit(usage_error(argv))
   quiet_logs()
   if FLAGS.multihost:
     parallel.init_distributed()
   try:
     launch.launch(resolve_config(), workdir=FLAGS.workdir, resume=FLAGS.resume,
                   dry_run=FLAGS.dry_run, data_dir=FLAGS.data_dir)
-  except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError) as e:
+  except (ValueError, TypeError, KeyError, OSError, checkpoint.CheckpointError,
+          epoch_loop.NonFiniteLossError) as e:
     sys.exit(f'error: {e}')
+
+
+def usage_error(argv: Sequence[str]) -> str:
+  """One line for arguments that are not flags (absl's UsageError would print the docstring)."""
+  return (f'error: unexpected arguments {list(argv[1:])}; every setting is a flag --name=value '
+          '(list them with --helpshort).')
