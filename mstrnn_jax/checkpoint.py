@@ -95,7 +95,7 @@ class Checkpointer:
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(f'{path}: unreadable checkpoint metadata ({_first_line(e)}).') from e
     if not (isinstance(meta, dict) and meta.get('epoch') == epoch and
-            isinstance(meta.get('history'), dict)):
+            isinstance(meta.get('history', {}), dict)):
       raise CheckpointError(f'{path}: invalid checkpoint metadata (expected a JSON object '
                             f'{{"epoch": {epoch}, "history": {{...}}}}).')
     return meta

@@ -173,7 +173,8 @@ def nonfinite_causes(c, run: dict, epoch: int) -> list[str]:
   small = [t for t in run['taus'] if t < SMALL_TAU]
   if small:
     causes.append(f'small time constants {small} (1/tau near 1; try larger --tau1/--tau2)')
-  causes.append(f'the data of {c.dataset} (check it: python -m mstrnn_jax.data.describe --dataset={c.dataset})')
+  causes.append(f'the data of {c.dataset} (check it: python -m mstrnn_jax.data.describe '
+                f'--dataset={c.dataset})')
   return causes
 
 

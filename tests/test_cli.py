@@ -129,3 +129,19 @@ def test_resume_alone_reads_the_config_back(tmp_path):
   # Settings given with --resume are the ones used (the workdir check then compares them).
   assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}', '--epochs=7')).dataset == (
       'synth3a')
+
+
+@pytest.mark.parametrize('args, flag', [
+    (('--subjects=a',), '--subjects=a: expected comma-separated integers'),
+    (('--tau1=2,abc', '--tau2=100'), '--tau1=2,abc: expected comma-separated numbers'),
+    (('--tau1=2', '--tau2=x'), '--tau2=x'),
+])
+def test_bad_list_values_name_their_flag(args, flag):
+  with pytest.raises(ValueError, match=flag):
+    _parse(*args)
+
+
+def test_a_usage_error_is_one_line():
+  with pytest.raises(SystemExit) as e:
+    cli.main(['run.py', 'mstrnn'])
+  assert "unexpected arguments ['mstrnn']" in str(e.value.code) and '\n' not in str(e.value.code)
