@@ -72,7 +72,8 @@ def launch(config: config_dict.ConfigDict, *, workdir: str | None = None, resume
     raise ValueError('--resume needs the --workdir of the run to continue.')
   if not dry_run:
     workdir = workdir or default_workdir(config)
-    workdirs.check_workdir(workdir, resume)
+    if is_writer():   # process 0 alone, before it writes (others would see its files)
+      workdirs.check_workdir(workdir, resume)
   if resume:
     config = workdirs.resume_config(workdirs.read_config(workdir), config,
                                     os.path.join(workdir, workdirs.EXPERIMENT))

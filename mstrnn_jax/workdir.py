@@ -135,7 +135,8 @@ def resume_config(old: config_dict.ConfigDict, new: config_dict.ConfigDict,
   - ``epochs``: may grow (training further); the stored learning-rate boundaries are kept, so
     the extra epochs run at the last rate.  ``new``'s boundaries may be the stored ones or the
     ones ``--epochs`` moved in proportion.
-  - ``taus``: kept when ``new`` trains only families without time constants (LRCN) and sets none.
+  - ``taus``: not compared when ``new`` trains only families without time constants (LRCN) and
+    sets none; the workdir keeps its taus for its other families.
 
   Raises ValueError naming every other field that differs, old and new.
   """
@@ -156,7 +157,7 @@ def resume_config(old: config_dict.ConfigDict, new: config_dict.ConfigDict,
     raise ValueError(f'--resume: {where} was run with other settings ({"; ".join(diff)}); give '
                      'the same flags (or --resume alone) or use another --workdir.')
   return ec.override(old, {'model': new.model, 'epochs': new.epochs,
-                           'taus': None if tauless else old.taus})
+                           'taus': new.taus if tauless else old.taus})
 
 
 def merge_models(old: str, new: str) -> str:

@@ -114,6 +114,17 @@ def test_resume_with_more_epochs_keeps_the_stored_lr_boundaries():
     workdirs.resume_config(old, other)
 
 
+def test_adding_lrcn_to_a_sweep_needs_no_tau_flags():
+  old = _tiny(taus=((2.0, 100.0), (4.0, 100.0)))
+  got = workdirs.resume_config(old, _tiny(model='lrcn'))
+  assert (got.model, got.taus) == ('lrcn', None)
+  assert plan.validate(got) == ('lrcn',)
+  with pytest.raises(ValueError, match='lrcn has no time constants'):
+    plan.validate(workdirs.resume_config(old, _tiny(model='lrcn', taus=old.taus)))
+  assert workdirs.merge_models('mstrnn', 'lrcn') == 'mstrnn,lrcn'
+  assert workdirs.merge_models('lrcn,mstnn', 'all') == 'mstrnn,lrcn,mstnn'
+
+
 # 4 + 12. Train further; a non-finite loss keeps the last finite epoch's checkpoint.
 @pytest.mark.slow
 def test_nonfinite_loss_keeps_the_last_checkpoint_and_resume_trains_further(
