@@ -161,9 +161,12 @@ def resume_config(old: config_dict.ConfigDict, new: config_dict.ConfigDict,
 
 
 def merge_models(old: str, new: str) -> str:
-  """``config.model`` covering the families of both (in ``names.MODELS`` order)."""
-  have = {m for model in (old, new) for m in ec.model_names(SimpleNamespace(model=model))}
-  return ','.join(m for m in names.MODELS if m in have)
+  """``config.model`` covering the families of both: ``old`` if it does, else every family in
+  ``names.MODELS`` order."""
+  families = lambda model: set(ec.model_names(SimpleNamespace(model=model)))  # noqa: E731
+  if families(new) <= families(old):
+    return old
+  return ','.join(m for m in names.MODELS if m in families(old) | families(new))
 
 
 def prepare_workdir(workdir: str, p, runs_by_model: dict, resume: bool) -> dict:
@@ -195,7 +198,5 @@ def _merged_record(old: dict, new: dict) -> dict:
   exp['model'] = merge_models(exp['model'], new['experiment']['model'])
   exp['epochs'] = max(exp['epochs'], new['experiment']['epochs'])
   for key in ('models', 'runs_by_model'):
-    merged[key] = {**new[key], **old[key]}
-    merged[key] = {m: merged[key][m] for m in names.MODELS if m in merged[key]}
-  merged['runs'] = next(iter(merged['runs_by_model'].values()))
+    merged[key].update({m: v for m, v in new[key].items() if m not in old[key]})
   return merged

@@ -123,6 +123,7 @@ def test_adding_lrcn_to_a_sweep_needs_no_tau_flags():
     plan.validate(workdirs.resume_config(old, _tiny(model='lrcn', taus=old.taus)))
   assert workdirs.merge_models('mstrnn', 'lrcn') == 'mstrnn,lrcn'
   assert workdirs.merge_models('lrcn,mstnn', 'all') == 'mstrnn,lrcn,mstnn'
+  assert workdirs.merge_models('all', 'lrcn') == 'all'
 
 
 # 4 + 12. Train further; a non-finite loss keeps the last finite epoch's checkpoint.
