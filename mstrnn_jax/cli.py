@@ -74,7 +74,9 @@ def define_flags(*, dataset: str, models: Sequence[str], tau1: Sequence[str] | N
   flags.DEFINE_list('tau2', tau2, 'Values of tau2 (columns of a sweep).', **fv)
   flags.DEFINE_string('workdir', None, 'Output folder (default runs/<...>-<time>).', **fv)
   flags.DEFINE_bool('resume', False, 'Continue the run in --workdir from its checkpoint (the '
-                    'config is read back from its experiment.json).', **fv)
+                    'config is read back from its experiment.json; settings given change it: '
+                    'another --model is added, a larger --epochs trains further, anything else '
+                    'must match).', **fv)
   flags.DEFINE_bool('dry_run', False, 'Print the resolved config, summary and step cost; no '
                     'training.', **fv)
   flags.DEFINE_string('data_dir', None, 'Prepared real datasets (default: data/).', **fv)
@@ -121,16 +123,26 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
   return ec.override(config, overrides)
 
 
-def _given_settings(fv: flags.FlagValues) -> bool:
-  return bool(config_flags.get_override_values(fv['config'])) or any(
-      fv[n].present for n in list(ALIASES) + ['tau1', 'tau2'])
+def given_values(fv: flags.FlagValues) -> dict:
+  """Config field -> value of every setting given on the command line (no defaults)."""
+  values = dict(config_flags.get_override_values(fv['config']))
+  aliases = _alias_values(fv)
+  for name, (field, _) in ALIASES.items():
+    if fv[name].present:
+      values[field] = aliases[field]
+  if fv['tau1'].present or fv['tau2'].present:
+    values['taus'] = aliases['taus']
+  if 'dataset' in values:
+    values['dataset'] = pipeline.canonical_name(values['dataset'])
+  return values
 
 
 def resolve_config(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
-  """:func:`config_from_flags`; with --resume and no settings given, the workdir's config."""
-  if fv.resume and fv.workdir and not _given_settings(fv) and os.path.exists(
-      os.path.join(fv.workdir, workdir.EXPERIMENT)):
-    return workdir.read_config(fv.workdir)
+  """:func:`config_from_flags`; with --resume, the workdir's config with the settings given on
+  the command line set (``launch`` then names any that differ, except new model families and
+  a larger --epochs)."""
+  if fv.resume and fv.workdir and os.path.exists(os.path.join(fv.workdir, workdir.EXPERIMENT)):
+    return ec.override(workdir.read_config(fv.workdir), given_values(fv))
   return config_from_flags(fv)
 
 
