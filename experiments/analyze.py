@@ -12,7 +12,7 @@ import sys
 from absl import app
 from absl import flags
 
-from mstrnn_jax import analysis, cli
+from mstrnn_jax import analysis, checkpoint, cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by experiments/run.py or sweep.py.",
                                required=True)
@@ -33,14 +33,14 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Videos evaluated at once."
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    sys.exit(cli.usage_error(argv))
   cli.quiet_logs()  # orbax logs every restore, TFDS every read at INFO
   try:
-    taus = None if _TAUS.value is None else [float(t) for t in _TAUS.value]
+    taus = None if _TAUS.value is None else list(cli.numbers(_TAUS.value, float, "taus"))
     result = analysis.analyze_run(_WORKDIR.value, _FOLD.value, _SEQUENCES.value, models=_MODELS.value,
                                   taus=taus, epoch=_EPOCH.value, data_dir=_DATA_DIR.value,
                                   out_dir=_OUT_DIR.value, batch_size=_BATCH_SIZE.value)
-  except (ValueError, FileNotFoundError, KeyError) as e:
+  except (ValueError, KeyError, OSError, checkpoint.CheckpointError) as e:
     sys.exit(f"error: {e}")
   with open(result["files"]["markdown"]) as f:
     print(f.read())

@@ -405,8 +405,10 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
   from mstrnn_jax import checkpoint
   from mstrnn_jax import evaluate
   from mstrnn_jax import plots
-  from mstrnn_jax.workdir import write_atomic
+  from mstrnn_jax.workdir import check_writable, write_atomic
 
+  out_dir = out_dir or os.path.join(workdir, "analysis", f"fold{fold}")
+  check_writable(out_dir, "--out_dir")
   first = checkpoint.load_run(workdir, None if models is None else models[0], epoch)
   record = first.experiment
   models = list(record["models"]) if models is None else list(models)
@@ -481,7 +483,6 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
         "early_recognition": {"videos": int(mask.sum()), "folds": len(runs),
                               "accuracy": {h: c.tolist() for h, c in curve.items()}}}
 
-  out_dir = out_dir or os.path.join(workdir, "analysis", f"fold{fold}")
   os.makedirs(out_dir, exist_ok=True)
   traj_names = [seq for seq in sequences for _ in groups[seq]]
   fig = plots.plot_pca_trajectories(projections, traj_names, voting_steps, explained,

@@ -78,15 +78,27 @@ class Checkpointer:
     state_args = (ocp.args.StandardRestore() if target is None else
                   ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct,
                                                         target)))
+    meta = self._restore_meta(epoch)
     try:
-      out = self._mngr.restore(epoch, args=ocp.args.Composite(
-          state=state_args, meta=ocp.args.JsonRestore()))
+      out = self._mngr.restore(epoch, args=ocp.args.Composite(state=state_args))
     except Exception as e:  # pylint: disable=broad-except  (orbax/tensorstore raise many kinds)
       raise CheckpointError(f'{path}: unreadable checkpoint ({_first_line(e)}).') from e
-    if not isinstance(out.meta, dict):
-      raise CheckpointError(f'{path}/meta: checkpoint metadata is not a JSON object.')
     states = jax.tree.map(np.asarray, out.state) if target is None else out.state
-    return states, out.meta
+    return states, meta
+
+  def _restore_meta(self, epoch: int) -> dict:
+    """The JSON ``meta`` of ``epoch``; CheckpointError naming its file when unreadable or not
+    ``{'epoch': epoch, 'history': {...}}``."""
+    path = os.path.join(self.directory, str(epoch), 'meta', 'metadata')
+    try:
+      meta = self._mngr.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(f'{path}: unreadable checkpoint metadata ({_first_line(e)}).') from e
+    if not (isinstance(meta, dict) and meta.get('epoch') == epoch and
+            isinstance(meta.get('history', {}), dict)):
+      raise CheckpointError(f'{path}: invalid checkpoint metadata (expected a JSON object '
+                            f'{{"epoch": {epoch}, "history": {{...}}}}).')
+    return meta
 
   def restore_newest(self, target: Any = None, *, move_aside: bool = False,
                      warn=None) -> tuple[int, Any, dict] | None:
@@ -128,6 +140,24 @@ class Checkpointer:
 
   def close(self) -> None:
     self._mngr.close()
+
+
+def _restore_epoch(ckpt: Checkpointer, epoch: int) -> Any:
+  """The state of an explicitly asked ``epoch``; CheckpointError naming the readable epochs."""
+  try:
+    return ckpt.restore(epoch)[0]
+  except CheckpointError as e:
+    readable = []
+    for other in ckpt.epochs():
+      if other != epoch:
+        try:
+          ckpt.restore(other)
+          readable.append(other)
+        except CheckpointError:
+          pass
+    hint = (f'readable epochs: {readable}; pass --epoch={readable[-1]} or leave --epoch out'
+            if readable else 'no other readable checkpoint')
+    raise CheckpointError(f'{e} {hint}.') from None
 
 
 @dataclasses.dataclass
@@ -175,7 +205,7 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
                                 '(checkpoints are written every --checkpoint_every epochs).')
       epoch, state, _ = newest
     else:
-      state, _ = ckpt.restore(epoch)
+      state = _restore_epoch(ckpt, epoch)
   finally:
     ckpt.close()
   runs = record['runs_by_model'][model]

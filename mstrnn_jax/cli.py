@@ -15,13 +15,12 @@ import os
 import sys
 from typing import Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_dict, config_flags
 
+from mstrnn_jax import checkpoint, epoch_loop, launch, parallel, workdir
 from mstrnn_jax import experiment_configs as ec
-from mstrnn_jax import launch, parallel, workdir
 from mstrnn_jax.data import pipeline
 
 FLAGS = flags.FLAGS
@@ -75,7 +74,9 @@ def define_flags(*, dataset: str, models: Sequence[str], tau1: Sequence[str] | N
   flags.DEFINE_list('tau2', tau2, 'Values of tau2 (columns of a sweep).', **fv)
   flags.DEFINE_string('workdir', None, 'Output folder (default runs/<...>-<time>).', **fv)
   flags.DEFINE_bool('resume', False, 'Continue the run in --workdir from its checkpoint (the '
-                    'config is read back from its experiment.json).', **fv)
+                    'config is read back from its experiment.json; settings given change it: '
+                    'another --model is added, a larger --epochs trains further, anything else '
+                    'must match).', **fv)
   flags.DEFINE_bool('dry_run', False, 'Print the resolved config, summary and step cost; no '
                     'training.', **fv)
   flags.DEFINE_string('data_dir', None, 'Prepared real datasets (default: data/).', **fv)
@@ -88,13 +89,22 @@ def _alias_values(fv: flags.FlagValues) -> dict:
   for name, (field, _) in ALIASES.items():
     if fv[name].present or fv[name].value is not None:
       value = fv[name].value
-      values[field] = tuple(int(s) for s in value) if name == 'subjects' else value
+      values[field] = numbers(value, int, name) if name == 'subjects' else value
   if (fv.tau1 is None) != (fv.tau2 is None):
     raise ValueError('give both --tau1 and --tau2 (or neither for the model\'s taus).')
   if fv.tau1 is not None:
-    values['taus'] = tuple(itertools.product([float(t) for t in fv.tau1],
-                                             [float(t) for t in fv.tau2]))
+    values['taus'] = tuple(itertools.product(numbers(fv.tau1, float, 'tau1'),
+                                             numbers(fv.tau2, float, 'tau2')))
   return values
+
+
+def numbers(items: Sequence[str], kind: type, flag: str) -> tuple:
+  """``items`` (a comma-separated flag's values) as ``kind``; ValueError naming ``--flag``."""
+  try:
+    return tuple(kind(s) for s in items)
+  except ValueError:
+    raise ValueError(f'--{flag}={",".join(items)}: expected comma-separated '
+                     f'{"integers" if kind is int else "numbers"}, e.g. --{flag}=2,3.') from None
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
@@ -113,16 +123,26 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
   return ec.override(config, overrides)
 
 
-def _given_settings(fv: flags.FlagValues) -> bool:
-  return bool(config_flags.get_override_values(fv['config'])) or any(
-      fv[n].present for n in list(ALIASES) + ['tau1', 'tau2'])
+def given_values(fv: flags.FlagValues) -> dict:
+  """Config field -> value of every setting given on the command line (no defaults)."""
+  values = dict(config_flags.get_override_values(fv['config']))
+  aliases = _alias_values(fv)
+  for name, (field, _) in ALIASES.items():
+    if fv[name].present:
+      values[field] = aliases[field]
+  if fv['tau1'].present or fv['tau2'].present:
+    values['taus'] = aliases['taus']
+  if 'dataset' in values:
+    values['dataset'] = pipeline.canonical_name(values['dataset'])
+  return values
 
 
 def resolve_config(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
-  """:func:`config_from_flags`; with --resume and no settings given, the workdir's config."""
-  if fv.resume and fv.workdir and not _given_settings(fv) and os.path.exists(
-      os.path.join(fv.workdir, workdir.EXPERIMENT)):
-    return workdir.read_config(fv.workdir)
+  """:func:`config_from_flags`; with --resume, the workdir's config with the settings given on
+  the command line set (``launch`` then names any that differ, except new model families and
+  a larger --epochs)."""
+  if fv.resume and fv.workdir and os.path.exists(os.path.join(fv.workdir, workdir.EXPERIMENT)):
+    return ec.override(workdir.read_config(fv.workdir), given_values(fv))
   return config_from_flags(fv)
 
 
@@ -137,12 +157,19 @@ def quiet_logs() -> None:
 def main(argv: Sequence[str]) -> None:
   """The launchers' main: config from the flags, then ``launch.launch``."""
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    sys.exit(usage_error(argv))
   quiet_logs()
   if FLAGS.multihost:
     parallel.init_distributed()
   try:
     launch.launch(resolve_config(), workdir=FLAGS.workdir, resume=FLAGS.resume,
                   dry_run=FLAGS.dry_run, data_dir=FLAGS.data_dir)
-  except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError) as e:
+  except (ValueError, TypeError, KeyError, OSError, checkpoint.CheckpointError,
+          epoch_loop.NonFiniteLossError) as e:
     sys.exit(f'error: {e}')
+
+
+def usage_error(argv: Sequence[str]) -> str:
+  """One line for arguments that are not flags (absl's UsageError would print the docstring)."""
+  return (f'error: unexpected arguments {list(argv[1:])}; every setting is a flag --name=value '
+          '(list them with --helpshort).')

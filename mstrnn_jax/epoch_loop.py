@@ -9,6 +9,7 @@ as an uninterrupted run on the same machine).
 """
 from __future__ import annotations
 
+import bisect
 import os
 import sys
 import time
@@ -22,6 +23,10 @@ from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax.model_records import model_config_from_record
 from mstrnn_jax.plan import Plan, build_tables, run_table
 from mstrnn_jax.workdir import is_writer
+
+
+# Time constants below this are named as a possible cause of a non-finite loss.
+SMALL_TAU = 2.0
 
 
 class NonFiniteLossError(RuntimeError):
@@ -118,7 +123,7 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
       flags = e.programs.evaluate(states, e.videos, e.labels, e.tables)
       m, flags = parallel.to_host((m, flags))
       loss = m.loss[:n_runs]
-      _check_finite(loss, e.runs, model, epoch, workdir)
+      _check_finite(loss, e.runs, model, epoch, workdir, c, ckpt.latest_epoch())
       counts = m.count[:n_runs].sum(axis=1)
       train_acc = 100.0 * m.correct[:n_runs].sum(axis=1) / counts[:, None]
       test_acc = evaluate.accuracies(flags[:n_runs], e.test_mask)
@@ -144,18 +149,36 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
   return results.result(e.runs, history, time.time() - t0)
 
 
-def _check_finite(loss: np.ndarray, runs: list[dict], model: str, epoch: int,
-                  workdir: str) -> None:
-  """Raises NonFiniteLossError naming the run, epoch and step of the first non-finite loss."""
+def _check_finite(loss: np.ndarray, runs: list[dict], model: str, epoch: int, workdir: str,
+                  c, kept_epoch: int | None) -> None:
+  """Raises NonFiniteLossError naming the run, epoch and step of the first non-finite loss, the
+  likely causes and the checkpoint that stays (``kept_epoch``)."""
   if np.all(np.isfinite(loss)):
     return
   r, s = np.argwhere(~np.isfinite(loss))[0]
   run = runs[r]
+  kept = (f'the checkpoint of epoch {kept_epoch} (resume from it with --resume)'
+          if kept_epoch is not None else 'no checkpoint (none was written yet)')
   raise NonFiniteLossError(
       f'{model}: non-finite training loss in run {r} (held-out subject '
       f'{run["subject_name"]}, taus {run["taus"]}) at epoch {epoch + 1}, step {s + 1}; '
-      f'stopped. Results up to epoch {epoch} and the last checkpoint stay in {workdir}. '
-      'Lower the learning rate (--config.optim.lr_values) or check the data.')
+      f'stopped. Results up to epoch {epoch} and {kept} stay in {workdir}. Likely causes: '
+      f'{"; ".join(nonfinite_causes(c, run, epoch))}.')
+
+
+def nonfinite_causes(c, run: dict, epoch: int) -> list[str]:
+  """The likely causes of a non-finite loss of ``run`` in (0-based) ``epoch`` under config ``c``."""
+  optim = ec.optim_config(c)
+  lr = optim.lr_values[bisect.bisect_right(optim.lr_boundaries, epoch)]
+  causes = [f'the learning rate {lr:g} of this epoch (lower --config.optim.lr_values)']
+  if not optim.clip:
+    causes.append('no gradient clipping (set --config.optim.clip)')
+  small = [t for t in run['taus'] if t < SMALL_TAU]
+  if small:
+    causes.append(f'small time constants {small} (1/tau near 1; try larger --tau1/--tau2)')
+  causes.append(f'the data of {c.dataset} (check it: python -m mstrnn_jax.data.describe '
+                f'--dataset={c.dataset})')
+  return causes
 
 
 def _progress(total, initial, desc, enabled):

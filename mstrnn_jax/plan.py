@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from typing import Any
 
 import jax
@@ -15,7 +16,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from mstrnn_jax import experiment_configs as ec
-from mstrnn_jax import model_records, names, train
+from mstrnn_jax import configs, model_records, names, train
 from mstrnn_jax.data import pipeline
 from mstrnn_jax.data.resize import resize_frames
 
@@ -42,9 +43,9 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
   """
   pipeline.canonical_name(config.dataset)
   models = ec.model_names(config)
-  for pair in config.taus or ():
-    if any(t <= 0 for t in pair):
-      raise ValueError(f'config.taus: time constants must be > 0, got tau pair {pair}.')
+  validate_taus(config.taus, models)
+  if config.model_overrides.taus:
+    validate_taus((config.model_overrides.taus,), models, '--config.model_overrides.taus')
   for name in ('epochs', 'batch_size', 'voting_steps', 'eval_batch_size', 'checkpoint_every'):
     if config[name] < 1:
       raise ValueError(f'config.{name} must be >= 1, got {config[name]}.')
@@ -54,6 +55,26 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
   except (TypeError, ValueError) as e:
     raise ValueError(f'config.optim (--config.optim.*): {e}') from None
   return models
+
+
+def has_taus(model: str) -> bool:
+  """Whether model family ``model`` has time constants (LRCN has none)."""
+  return bool(configs.PAPER_WIDTHS[model]['taus'])
+
+
+def validate_taus(taus, models: tuple[str, ...],
+                  flag: str = '--tau1/--tau2 (config.taus)') -> None:
+  """Time constants: finite and >= 1 (eqs. 5 and 7 use 1/tau, which must lie in (0, 1]); none for
+  families without them.  With several families, those without taus (LRCN) run without them."""
+  if taus is None:
+    return
+  if not any(has_taus(m) for m in models):
+    raise ValueError(f'{flag}: {", ".join(models)} has no time constants; drop the tau '
+                     'flags.')
+  for pair in taus:
+    if not all(math.isfinite(t) and t >= 1 for t in pair):
+      raise ValueError(f'{flag}: time constants must be finite and >= 1 '
+                       f'(eqs. 5 and 7 need 0 < 1/tau <= 1), got tau pair {tuple(pair)}.')
 
 
 def load_data(config: config_dict.ConfigDict, data_dir: str | None = None):
@@ -106,13 +127,18 @@ def plan(config: config_dict.ConfigDict, data_dir: str | None = None) -> Plan:
   records = {m: model_records.model_record(m, config.dataset, ds.crop_size, ds.heads, t_max,
                                            config.width_scale, ec.model_overrides(config))
              for m in models}
-  taus = None if config.taus is None else tuple(tuple(float(t) for t in p) for p in config.taus)
+  taus = tau_pairs(config)
   for m, rec in records.items():
     n_taus = len(model_records.model_config_from_record(rec).taus)
     if taus is not None and n_taus and any(len(p) != n_taus for p in taus):
       raise ValueError(f'{m} has {n_taus} time constants; got tau tuples {taus}.')
   return Plan(config=config, models=models, dataset=ds, folds=folds, tau_pairs=taus,
               model_records=records)
+
+
+def tau_pairs(config: config_dict.ConfigDict) -> tuple[tuple[float, ...], ...] | None:
+  """``config.taus`` as float tuples (None: each model's default taus)."""
+  return None if config.taus is None else tuple(tuple(float(t) for t in p) for p in config.taus)
 
 
 def run_table(p: Plan, model: str) -> list[dict]:

@@ -128,3 +128,23 @@ def test_restore_newest_without_readable_checkpoint_is_one_line(tmp_path):
   with pytest.raises(checkpoint.CheckpointError, match='no such checkpoint'):
     ckpt.restore(7)
   ckpt.close()
+
+
+@pytest.mark.parametrize('text', ['{"epoch": 1, "hist', '{"epoch": 7, "history": {}}', '[1, 2]'])
+def test_invalid_checkpoint_metadata_names_its_file(tmp_path, text):
+  directory = str(tmp_path / 'ck')
+  ckpt = checkpoint.Checkpointer(directory, max_to_keep=3)
+  for epoch in (1, 2):
+    ckpt.save(epoch, _states(seed=epoch), {'epoch': epoch, 'history': {}})
+  ckpt.close()
+  meta_file = os.path.join(directory, '2', 'meta', 'metadata')
+  with open(meta_file, 'w') as f:
+    f.write(text)
+  ckpt = checkpoint.Checkpointer(directory, max_to_keep=3)
+  with pytest.raises(checkpoint.CheckpointError, match=f'{meta_file}: ') as e:
+    ckpt.restore(2)
+  assert '\n' not in str(e.value)
+  warnings = []
+  assert ckpt.restore_newest(warn=warnings.append)[0] == 1     # falls back past it
+  assert len(warnings) == 1 and meta_file in warnings[0]
+  ckpt.close()

@@ -126,6 +126,26 @@ def test_resume_alone_reads_the_config_back(tmp_path):
   with open(os.path.join(tmp_path, 'experiment.json'), 'w') as f:
     json.dump({'experiment': ec.to_dict(stored)}, f)
   assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}')) == stored
-  # Settings given with --resume are the ones used (the workdir check then compares them).
-  assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}', '--epochs=7')).dataset == (
-      'synth3a')
+  # Settings given with --resume are set on the stored config (launch then compares them).
+  got = cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}', '--epochs=9',
+                                  '--model=lrcn', '--config.optim.clip=4.0'))
+  assert (got.dataset, got.epochs, got.model, got.optim.clip) == ('synthcl1', 9, 'lrcn', 4.0)
+  assert got.optim.lr_boundaries == stored.optim.lr_boundaries
+  assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}', '--dataset=synth3a',
+                                   '--tau1=2', '--tau2=50')).taus == ((2.0, 50.0),)
+
+
+@pytest.mark.parametrize('args, flag', [
+    (('--subjects=a',), '--subjects=a: expected comma-separated integers'),
+    (('--tau1=2,abc', '--tau2=100'), '--tau1=2,abc: expected comma-separated numbers'),
+    (('--tau1=2', '--tau2=x'), '--tau2=x'),
+])
+def test_bad_list_values_name_their_flag(args, flag):
+  with pytest.raises(ValueError, match=flag):
+    _parse(*args)
+
+
+def test_a_usage_error_is_one_line():
+  with pytest.raises(SystemExit) as e:
+    cli.main(['run.py', 'mstrnn'])
+  assert "unexpected arguments ['mstrnn']" in str(e.value.code) and '\n' not in str(e.value.code)

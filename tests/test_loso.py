@@ -79,7 +79,7 @@ def test_experiment_json_rebuilds_the_config(tiny_run):
 
 
 @pytest.mark.parametrize('change, message', [
-    (dict(taus=((0.0, 100.0),)), 'must be > 0'),
+    (dict(taus=((0.0, 100.0),)), 'must be finite and >= 1'),
     (dict(batch_size=100), 'larger than the smallest training set'),
     (dict(subjects=(7,)), 'not in synth3a'),
     (dict(voting_steps=50), 'exceeds the video length'),

@@ -19,7 +19,7 @@ def _run(*args, timeout=300):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--tau1=-1', '--tau2=100'], 'time constants must be > 0'),
+    (['--tau1=-1', '--tau2=100'], 'time constants must be finite and >= 1'),
     (['--batch_size=1000', '--preset=tiny'], 'larger than the smallest training set'),
     (['--tau1=2'], 'give both --tau1 and --tau2'),
     (['--config.optim.lr_boundaries=(5,1)'], 'config.optim (--config.optim.*): OptimConfig: 2 '
