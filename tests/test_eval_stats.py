@@ -1,0 +1,132 @@
+"""Evaluation statistics ('running', 'subject', 'population') against direct models.apply."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mstrnn_jax import configs, evaluate, models, train
+from mstrnn_jax.data import pipeline
+import test_train
+
+HEADS = (('ado', 3), ('action', 2))
+T, SIZE, VOTE, BATCH = 4, 32, 2, 4
+
+
+@pytest.fixture(scope='module')
+def setup():
+  """A tiny MSTRNN trained one epoch (so running statistics are not the initial ones)."""
+  cfg = configs.derive_config('mstrnn', 30, HEADS, bn_steps=T, conv0_stride=1,
+                              feature_widths=(3, 4), context_widths=(3, 4), fc_widths=(5, 4),
+                              conv0_width=2)
+  rng = np.random.default_rng(0)
+  videos = rng.integers(0, 256, (20, T, SIZE, SIZE, 3)).astype(np.uint8)
+  labels = np.stack([rng.integers(0, 3, 20), rng.integers(0, 2, 20)], 1).astype(np.int32)
+  # Run 0: 10 training videos (padded to 12 by the wider run 1), 3 test videos + 3 padding slots.
+  tab = test_train.tables([np.arange(10), np.arange(2, 14)],
+                          [np.array([14, 15, 16]), np.arange(14, 20)], [[2.0, 5.0], [3.0, 9.0]])
+  fns = train.model_fns(cfg)
+  programs = train.make_programs(fns, train.OptimConfig(lr_values=(0.01,), lr_boundaries=()),
+                                 batch_size=BATCH, steps_per_epoch=2, voting_steps=VOTE,
+                                 eval_batch_size=4, eval_stats=train.EVAL_STATS, run_chunk=1)
+  keys = jnp.asarray(np.stack([jax.random.key_data(jax.random.key(s)) for s in range(2)]))
+  states = programs.init(keys)
+  states, _ = programs.train_epoch(states, jnp.asarray(videos), jnp.asarray(labels), tab)
+  return cfg, fns, programs, states, videos, labels, tab
+
+
+def _run(states, r):
+  return jax.tree.map(lambda x: x[r], states)
+
+
+def _crop(videos):
+  return pipeline.to_float(pipeline.center_crop(jnp.asarray(videos), 30))
+
+
+def _direct_flags(cfg, state, stats, videos, labels, rows, taus):
+  out = models.apply(cfg, state.params, stats, _crop(videos[rows]), taus, train=False)
+  return np.asarray(evaluate.correct_flags(out.logits, jnp.asarray(labels[rows]), HEADS, VOTE))
+
+
+def _plain_stats(cfg, state, videos, taus):
+  """Training-mode batch statistics of ``videos`` by a direct models.apply."""
+  plain = dataclasses.replace(cfg, bn_momentum=0.0)
+  return models.apply(plain, state.params, state.batch_stats, _crop(videos), taus,
+                      train=True).batch_stats
+
+
+def test_pool_statistics_is_the_union_of_equal_batches():
+  x = np.random.default_rng(1).normal(size=(3, 5, 7)) * np.array([1.0, 4.0, 9.0])[:, None, None] + 2.0
+  per_batch = {'bn': {'mean': x.mean(1), 'var': x.var(1)}, 'other': x.mean(1)}
+  got = train.pool_statistics(jax.tree.map(jnp.asarray, per_batch))
+  union = x.reshape(15, 7)
+  np.testing.assert_allclose(got['bn']['mean'], union.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(got['bn']['var'], union.var(0), rtol=1e-4)
+  np.testing.assert_allclose(got['other'], union.mean(0), rtol=1e-5)
+
+
+def test_subject_statistics_are_the_valid_videos_batch_and_ignore_padding(setup):
+  cfg, fns, _, states, videos, _, tab = setup
+  state, taus = _run(states, 0), tab.taus[0]
+  want = _plain_stats(cfg, state, videos[[14, 15, 16]], taus)
+  mask = jnp.asarray([True, True, True, False, False, False])
+  for pad in ([0, 0, 0], [19, 3, 7]):     # whatever the padded slots hold
+    rows = jnp.asarray([14, 15, 16] + pad, jnp.int32)
+    got = train.subject_statistics(fns, state.params, state.batch_stats, jnp.asarray(videos),
+                                   rows, mask, taus)
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=2e-4, atol=1e-5), got, want)
+
+
+def test_population_statistics_pool_training_batches(setup):
+  cfg, fns, _, states, videos, _, tab = setup
+  state, taus = _run(states, 0), tab.taus[0]
+  got = train.population_statistics(fns, state.params, state.batch_stats, jnp.asarray(videos),
+                                    tab.train_idx[0], tab.n_train[0], taus, state.key,
+                                    state.epoch, BATCH)
+  # The first BN sees the crops themselves: its pooled statistics are those of the whole
+  # training set in one pass, whatever the batching.
+  whole = _plain_stats(cfg, state, videos[np.arange(10)], taus)
+  first = 'conv0'
+  # 12 padded rows / batch 4 = 3 batches of the 10 valid rows (2 repeated): compare to the
+  # same multiset.
+  pkey = jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(state.key), 2))
+  rows = np.asarray(train.epoch_batches(pkey, state.epoch, tab.train_idx[0], tab.n_train[0], 3,
+                                        BATCH))
+  assert set(rows.ravel()) == set(range(10)) and rows.size == 12
+  multiset = _plain_stats(cfg, state, videos[rows.ravel()], taus)
+  jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=2e-4, atol=1e-5),
+               got[first], multiset[first])
+  assert not np.allclose(whole[first]['bn']['mean'], state.batch_stats[first]['bn']['mean'])
+  # Deeper BNs: the per-batch statistics of direct passes, pooled.
+  per_batch = [_plain_stats(cfg, state, videos[r], taus) for r in rows]
+  pooled = train.pool_statistics(jax.tree.map(lambda *xs: jnp.stack(xs), *per_batch))
+  jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=2e-4, atol=1e-5), got, pooled)
+
+
+def test_evaluate_stats_program_matches_direct_apply(setup):
+  cfg, fns, programs, states, videos, labels, tab = setup
+  flags = np.asarray(programs.evaluate_stats(states, jnp.asarray(videos), jnp.asarray(labels),
+                                             tab))
+  assert flags.shape == (2, 3, 6, 3) and programs.eval_stats == train.EVAL_STATS
+  legacy = np.asarray(programs.evaluate(states, jnp.asarray(videos), jnp.asarray(labels), tab))
+  np.testing.assert_array_equal(flags[:, 0], legacy)
+  for r in range(2):
+    state, taus = _run(states, r), tab.taus[r]
+    rows = np.asarray(tab.test_idx[r])[np.asarray(tab.test_mask[r])]
+    subject = _plain_stats(cfg, state, videos[rows], taus)
+    population = train.population_statistics(
+        fns, state.params, state.batch_stats, jnp.asarray(videos), tab.train_idx[r],
+        tab.n_train[r], taus, state.key, state.epoch, BATCH)
+    for m, stats in enumerate((state.batch_stats, subject, population)):
+      want = _direct_flags(cfg, state, stats, videos, labels, rows, taus)
+      np.testing.assert_array_equal(flags[r, m, :len(rows)], want, err_msg=f'run {r} mode {m}')
+
+
+def test_eval_stats_are_checked():
+  with pytest.raises(ValueError, match='eval_stats'):
+    train.check_eval_stats(('running', 'batch'))
+  model = dataclasses.replace(train.model_fns(configs.derive_config(
+      'lrcn', 30, HEADS, bn_steps=2, width_scale=0.05)), batch_statistics=None)
+  with pytest.raises(ValueError, match='batch_statistics'):
+    train.check_eval_stats(('population',), model)
