@@ -33,12 +33,14 @@ _DATASET = flags.DEFINE_string('dataset', 'synth3a', 'Synthetic dataset.')
 _KWARGS = flags.DEFINE_list('dataset_kwargs', [], 'Generator arguments, name=int.')
 _SUBJECTS = flags.DEFINE_list('subjects', ['0', '4', '8'], 'Test subjects (folds) to run.')
 _EPOCHS = flags.DEFINE_integer('epochs', 40, 'Epochs.')
+_TAU2 = flags.DEFINE_list('tau2', [], 'tau2 values (runs = tau2 x folds; default: the model\'s).')
 _LR = flags.DEFINE_list('lr', [], 'Learning rates (default: the quick preset).')
 _LR_BOUNDS = flags.DEFINE_list('lr_boundaries', None, 'Epoch boundaries (default: preset).')
 _CLIP = flags.DEFINE_float('clip', None, 'Element-wise gradient clip (default: preset, 12).')
 _WIDTH = flags.DEFINE_float('width_scale', None, 'Model width (default: preset).')
 _OVERRIDES = flags.DEFINE_list('model_overrides', [], 'derive_config overrides, name=value.')
-_FORGET = flags.DEFINE_float('forget_bias', None, 'LSTM forget-gate bias at init (default 1).')
+_FORGET = flags.DEFINE_string('forget_bias', None, 'LSTM forget-gate bias at init: a number '
+                              '(default 1) or "chrono" (Tallec & Ollivier 2018, spread to T_max).')
 _GRADS = flags.DEFINE_bool('grad_stats', False, 'Record gradient statistics per epoch.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed (weights, shuffling, validation subjects).')
 _OUT = flags.DEFINE_string('out', None, 'JSON output path.')
@@ -57,6 +59,23 @@ def validation_subject(test_subject: int, num_subjects: int, seed: int) -> int:
   """One training subject of the fold, drawn from the seed and the test subject."""
   others = [s for s in range(num_subjects) if s != test_subject]
   return others[np.random.default_rng([seed, test_subject]).integers(len(others))]
+
+
+def set_forget_bias(value: str, t_max: int) -> None:
+  """Probe only: patches layers.init_lstm's forget-gate bias (a number, or 'chrono':
+  b_f = log(1 + (T_max - 2) q) at evenly spaced quantiles q, b_i = -b_f, Tallec & Ollivier)."""
+  plain = layers.init_lstm
+
+  def init_lstm(in_features, units):
+    p = plain(in_features, units)
+    if value == 'chrono':
+      b_f = jnp.log1p((t_max - 2) * (jnp.arange(units) + 0.5) / units)
+      p['b'] = p['b'].at[units:2 * units].set(b_f).at[:units].set(-b_f)
+    else:
+      p['b'] = p['b'].at[units:2 * units].set(float(value))
+    return p
+
+  layers.init_lstm = init_lstm
 
 
 def grad_statistics(fns, tx, exp, clip):
@@ -79,8 +98,6 @@ def grad_statistics(fns, tx, exp, clip):
 
 def main(argv):
   del argv
-  if _FORGET.value is not None:
-    layers.LSTM_FORGET_BIAS_INIT = _FORGET.value   # probe only: read by layers.init_lstm
   kwargs = {k: _value(v) for k, v in (a.split('=') for a in _KWARGS.value)}
   exp = presets.get_experiment(_DATASET.value, 'quick')
   optim = exp.optim
@@ -99,8 +116,15 @@ def main(argv):
                               'model_overrides': overrides})
   cfg = presets.model_config_from_record(presets.model_record(
       exp, _MODEL.value, ds.crop_size, heads, ds.videos.shape[1]))
+  if _FORGET.value is not None:
+    set_forget_bias(_FORGET.value, ds.videos.shape[1])
   fns = train.model_fns(cfg)
-  subjects = [int(s) for s in _SUBJECTS.value]
+  taus = [tuple(cfg.taus)]
+  if _TAU2.value:
+    taus = [(cfg.taus[0], float(t)) for t in _TAU2.value]
+  folds = [int(s) for s in _SUBJECTS.value]
+  subjects = [s for _ in taus for s in folds]
+  run_taus = [t for t in taus for _ in folds]
   vals = [validation_subject(s, ds.num_subjects, _SEED.value) for s in subjects]
   idx = np.arange(len(ds))
   trains = [idx[(ds.subjects != s) & (ds.subjects != v)] for s, v in zip(subjects, vals)]
@@ -111,7 +135,7 @@ def main(argv):
     rows = [idx[ds.subjects == s] for s in held_out]
     n_te = max(map(len, rows))
     pad = lambda a, n: np.pad(np.asarray(a, np.int32), (0, n - len(a)))  # noqa: E731
-    taus = np.asarray([cfg.taus] * len(held_out), np.float32).reshape(len(held_out), -1)
+    taus = np.asarray(run_taus, np.float32).reshape(len(held_out), -1)
     return train.RunTables(
         train_idx=jnp.asarray(np.stack([pad(t, n_tr) for t in trains])),
         n_train=jnp.asarray([len(t) for t in trains], jnp.int32),
@@ -127,14 +151,14 @@ def main(argv):
   videos = jnp.asarray(ds.videos)
   labels = jnp.asarray(train.stack_labels(ds.labels, heads))
   keys = jnp.asarray(np.stack([jax.random.key_data(jax.random.fold_in(
-      jax.random.key(_SEED.value), s)) for s in subjects]))
+      jax.random.key(_SEED.value), s)) for s in folds] * len(taus)))
   states = programs.init(keys)
   gstats = grad_statistics(fns, train.make_optimizer(optim, steps), exp, optim.clip)
   grad_rows = jnp.asarray(np.stack([t[:exp.batch_size] for t in trains]))
   hist = {'train_loss': [], 'train_acc': [], 'test': [], 'val': [], 'grads': [], 'seconds': []}
   print(f'{_MODEL.value} on {_DATASET.value} {kwargs}: videos {ds.videos.shape}, folds {subjects}'
         f' (validation subjects {vals}), {steps} steps x batch {exp.batch_size}, optim {optim}, '
-        f'width {width}, overrides {overrides}, forget bias {layers.LSTM_FORGET_BIAS_INIT}; '
+        f'width {width}, overrides {overrides}, forget bias {_FORGET.value or 1}; '
         f'data {time.time() - t0:.1f}s', flush=True)
   for epoch in range(_EPOCHS.value):
     t1 = time.time()
@@ -165,17 +189,25 @@ def main(argv):
           f'{line} | {time.time() - t1:.1f}s', flush=True)
   test, val = np.asarray(hist['test']), np.asarray(hist['val'])     # [epochs, folds, modes]
   summary = {}
-  for k, mode in enumerate(train.EVAL_STATS):
-    best = test[:, :, k].max(0)
-    chosen = val[:, :, k].argmax(0)
-    at_val = test[chosen, np.arange(len(subjects)), k]
-    summary[mode] = {'best_test_epoch': evaluate.mean_se(best), 'val_selected': evaluate.mean_se(
-        at_val), 'last': evaluate.mean_se(test[-1, :, k]), 'val_best': evaluate.mean_se(
-        val[:, :, k].max(0)), 'val_selected_epochs': (chosen + 1).tolist()}
-    print(f'{mode:>10}: test at best test epoch {evaluate.fmt(*summary[mode]["best_test_epoch"])}'
-          f', at validation-chosen epoch {evaluate.fmt(*summary[mode]["val_selected"])}, last '
-          f'{evaluate.fmt(*summary[mode]["last"])}; validation best '
-          f'{evaluate.fmt(*summary[mode]["val_best"])}')
+  for g, tau in enumerate(taus):
+    runs = np.arange(g * len(folds), (g + 1) * len(folds))
+    for k, mode in enumerate(train.EVAL_STATS):
+      best = test[:, runs, k].max(0)
+      chosen = val[:, runs, k].argmax(0)
+      at_val = test[chosen, runs, k]
+      key = f'{mode} taus {tau}'
+      summary[key] = {'best_test_epoch': evaluate.mean_se(best), 'val_selected':
+                      evaluate.mean_se(at_val), 'last': evaluate.mean_se(test[-1, runs, k]),
+                      'val_best': evaluate.mean_se(val[:, runs, k].max(0)),
+                      'val_last': evaluate.mean_se(val[-1, runs, k]),
+                      'train_last': evaluate.mean_se(np.asarray(hist['train_acc'])[-1, runs]),
+                      'val_selected_epochs': (chosen + 1).tolist()}
+      print(f'{key}: test at best test epoch {evaluate.fmt(*summary[key]["best_test_epoch"])}'
+            f', at validation-chosen epoch {evaluate.fmt(*summary[key]["val_selected"])}, last '
+            f'{evaluate.fmt(*summary[key]["last"])}; validation best '
+            f'{evaluate.fmt(*summary[key]["val_best"])}, last '
+            f'{evaluate.fmt(*summary[key]["val_last"])}; train last '
+            f'{evaluate.fmt(*summary[key]["train_last"])}')
   if _OUT.value:
     with open(_OUT.value, 'w') as f:
       json.dump({'argv': sys.argv, 'kwargs': kwargs,
