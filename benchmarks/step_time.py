@@ -29,9 +29,9 @@ from mstrnn_jax import configs
 from mstrnn_jax import models
 
 VARIANTS = {
-    'all_in_scan_native': dict(kernel='all_in_scan', conv_impl='native'),
-    'hoisted_native': dict(kernel='hoisted', conv_impl='native'),
-    'hoisted_gemm': dict(kernel='hoisted', conv_impl='gemm'),
+    'all_in_scan_native': dict(time_layout='all_in_scan', conv_impl='native'),
+    'hoisted_native': dict(time_layout='hoisted', conv_impl='native'),
+    'hoisted_gemm': dict(time_layout='hoisted', conv_impl='gemm'),
 }
 VOTING_PERIOD = 15  # Sec. II.E
 

@@ -36,16 +36,17 @@ _CHILD = flags.DEFINE_bool('child', False, 'Internal: measure in this process, p
 
 def measure(n_runs: int, run_chunk, epochs: int) -> dict:
   """Seconds per epoch of the train program with ``n_runs`` runs on all local devices."""
-  import dataclasses  # pylint: disable=import-outside-toplevel
   import jax  # pylint: disable=import-outside-toplevel
-  from mstrnn_jax import loso, presets  # pylint: disable=import-outside-toplevel
-  exp = presets.get_experiment(_DATASET.value, _PRESET.value)
+  from mstrnn_jax import epoch_loop, plan  # pylint: disable=import-outside-toplevel
+  from mstrnn_jax import experiment_configs as ec  # pylint: disable=import-outside-toplevel
+  config = ec.get_config(_PRESET.value, _DATASET.value)
+  config.model = _MODEL.value
   if _WIDTH.value is not None:
-    exp = dataclasses.replace(exp, width_scale=_WIDTH.value)
-  p = loso.plan(exp, [_MODEL.value])
-  runs = loso.run_table(p, _MODEL.value)
+    config.width_scale = _WIDTH.value
+  p = plan.plan(config)
+  runs = plan.run_table(p, _MODEL.value)
   runs = (runs * (-(-n_runs // len(runs))))[:n_runs]
-  e = loso.setup(p, _MODEL.value, runs=runs, run_chunk=run_chunk)
+  e = epoch_loop.setup(p, _MODEL.value, runs=runs, run_chunk=run_chunk)
   states = e.programs.init(e.keys)
   t0 = time.perf_counter()
   states, m = e.programs.train_epoch(states, e.videos, e.labels, e.tables)

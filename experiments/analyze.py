@@ -11,9 +11,8 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
-from mstrnn_jax import analysis
+from mstrnn_jax import analysis, cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by experiments/run.py or sweep.py.",
                                required=True)
@@ -33,7 +32,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Videos evaluated at once."
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
+  cli.quiet_logs()  # orbax logs every restore, TFDS every read at INFO
   try:
     taus = None if _TAUS.value is None else [float(t) for t in _TAUS.value]
     result = analysis.analyze_run(_WORKDIR.value, _FOLD.value, _SEQUENCES.value, models=_MODELS.value,

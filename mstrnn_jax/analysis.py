@@ -1,7 +1,8 @@
 """Analyses of trained models: PCA trajectories (Figs. 5, 8), end-point separation, early recognition.
 
-The analyses are pure functions of arrays; `analyze_run` (what `experiments/analyze.py` calls)
-loads a trained workdir, runs the chosen videos and writes the figures and tables. The pieces
+The analyses are pure functions of arrays (their figures are in `mstrnn_jax.plots`);
+`analyze_run` (what `experiments/analyze.py` calls) loads a trained workdir, runs the chosen
+videos and writes the figures and tables. The pieces
 compose:
 
     acts = out.activations['context2']                  # [videos, time, h, w, c] from models.apply
@@ -9,8 +10,8 @@ compose:
     pca = fit_pca(traj.reshape(-1, traj.shape[-1]), 3)  # PCA over all (video, time) points
     proj = pca_transform(pca, traj)                     # [videos, time, 3]
     sep = endpoint_separation(traj, [0], [3])           # end-point distance / trajectory spread
-    fig = plot_pca_trajectories({'MSTRNN': proj}, names, voting_steps=15,
-                                explained={'MSTRNN': pca.explained_variance_ratio})
+    fig = plots.plot_pca_trajectories({'MSTRNN': proj}, names, voting_steps=15,
+                                      explained={'MSTRNN': pca.explained_variance_ratio})
     curves = early_recognition(out.logits, labels)      # head -> accuracy [time]
 
 Conventions (Sec. III.B of the paper): a trajectory is one video's activations over its whole
@@ -27,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 
 # Fig. 5 / Fig. 8 panels: (x component, y component), 0-based.
-PC_PAIRS = ((0, 1), (0, 2), (1, 2))
 
 
 class PCA(NamedTuple):
@@ -214,90 +214,6 @@ def early_recognition_table(curves: Mapping[str, Mapping[str, np.ndarray]], voti
   return "\n".join(lines) + "\n"
 
 
-def _colours(names: Sequence[str]) -> dict[str, tuple]:
-  import matplotlib
-  cmap = matplotlib.colormaps["tab10"]
-  unique = list(dict.fromkeys(names))
-  return {name: cmap(i % 10) for i, name in enumerate(unique)}
-
-
-def plot_pca_trajectories(projections: Mapping[str, np.ndarray], names: Sequence[str], voting_steps: int,
-                          explained: Mapping[str, np.ndarray] | None = None, title: str | None = None):
-  """Fig. 5 / Fig. 8 style figure: one row per model, three panels (PC1-PC2, PC1-PC3, PC2-PC3).
-
-  projections: model -> [videos, time, >=3] PCA projections (`pca_transform`); names: one label
-  per video (videos sharing a label share a colour and one legend entry, e.g. a class name);
-  voting_steps: the last steps drawn thick (the voting period); explained: model -> explained
-  variance ratios, shown on the axis labels. Start points are circles, end points stars.
-  Returns a `matplotlib.figure.Figure` (no pyplot state).
-  """
-  from matplotlib.figure import Figure
-  from matplotlib.lines import Line2D
-
-  colours = _colours(names)
-  fig = Figure(figsize=(12, 3.6 * len(projections) + 0.6), layout="constrained")
-  axes = fig.subplots(len(projections), 3, squeeze=False)
-  for row, (model, proj) in enumerate(projections.items()):
-    proj = np.asarray(proj)
-    if proj.ndim != 3 or proj.shape[-1] < 3 or proj.shape[0] != len(names):
-      raise ValueError(f"mstrnn_jax/analysis.py: plot_pca_trajectories: {model}: expected "
-                       f"[{len(names)} videos, time, >=3], "
-                       f"got {proj.shape}.")
-    v0 = max(proj.shape[1] - voting_steps, 0)
-    for col, (i, j) in enumerate(PC_PAIRS):
-      ax = axes[row, col]
-      for k, name in enumerate(names):
-        c = colours[name]
-        x, y = proj[k, :, i], proj[k, :, j]
-        ax.plot(x[:v0 + 1], y[:v0 + 1], color=c, lw=0.9, alpha=0.8)
-        ax.plot(x[v0:], y[v0:], color=c, lw=2.6)
-        ax.plot(x[0], y[0], "o", color=c, ms=5, mec="k", mew=0.5)
-        ax.plot(x[-1], y[-1], "*", color=c, ms=12, mec="k", mew=0.6)
-      ev = None if explained is None else np.asarray(explained[model])
-      ax.set_xlabel(f"PC{i + 1}" + ("" if ev is None else f" ({100 * ev[i]:.0f}%)"))
-      ax.set_ylabel(f"PC{j + 1}" + ("" if ev is None else f" ({100 * ev[j]:.0f}%)"))
-      ax.set_title(f"{model}: PC{i + 1}-PC{j + 1}", fontsize=10)
-      ax.tick_params(labelsize=8)
-      ax.locator_params(nbins=4)
-  handles = [Line2D([], [], color=c, lw=2, label=n) for n, c in colours.items()]
-  handles += [Line2D([], [], ls="", marker="o", color="grey", label="start"),
-              Line2D([], [], ls="", marker="*", ms=10, color="grey", label="end"),
-              Line2D([], [], color="grey", lw=2.6, label=f"voting period (last {voting_steps})")]
-  fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=9)
-  if title:
-    fig.suptitle(title)
-  return fig
-
-
-def plot_early_recognition(curves: Mapping[str, Mapping[str, np.ndarray]], voting_steps: int,
-                           chance: Mapping[str, float] | None = None, title: str | None = None):
-  """Accuracy vs time step, one panel per head (plus 'joint'), one line per model; the voting period
-  is shaded and chance level (head -> accuracy) dashed. curves: model -> head -> [time]."""
-  from matplotlib.figure import Figure
-
-  heads = list(dict.fromkeys(h for per_model in curves.values() for h in per_model))
-  fig = Figure(figsize=(max(4.2 * len(heads), 6.0), 3.4), layout="constrained")
-  axes = fig.subplots(1, len(heads), squeeze=False)[0]
-  for ax, head in zip(axes, heads):
-    t_max = 0
-    for model, per_model in curves.items():
-      if head in per_model:
-        curve = 100 * np.asarray(per_model[head])
-        t_max = max(t_max, curve.shape[0])
-        ax.plot(np.arange(1, curve.shape[0] + 1), curve, lw=1.8, label=model)
-    ax.axvspan(t_max - voting_steps + 0.5, t_max + 0.5, color="0.85", zorder=0, label="voting period")
-    if chance is not None and head in chance:
-      ax.axhline(100 * chance[head], color="k", ls="--", lw=1, label="chance")
-    ax.set_ylim(-2, 102)
-    ax.set_xlabel("time step")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(head)
-  axes[0].legend(fontsize=8, loc="upper left")
-  if title:
-    fig.suptitle(title)
-  return fig
-
-
 # --------------------------------------------------------------------------------------------
 # A trained run end to end (experiments/analyze.py)
 # --------------------------------------------------------------------------------------------
@@ -423,6 +339,14 @@ def _per_fold_selection(names: Sequence[str], subjects: np.ndarray, test_subject
   return np.asarray(rows, np.int32), groups
 
 
+def _load_data(record: dict, data_dir: str | None):
+  """The dataset a workdir was trained on, as its experiment config loads it."""
+  from mstrnn_jax import experiment_configs
+  from mstrnn_jax import plan
+
+  return plan.load_data(experiment_configs.from_dict(record["experiment"]), data_dir)
+
+
 def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None, *,
                 models: Sequence[str] | None = None, taus: Sequence[float] | None = None,
                 epoch: int | None = None, data_dir: str | None = None, out_dir: str | None = None,
@@ -447,14 +371,15 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
 
   from mstrnn_jax import checkpoint
   from mstrnn_jax import evaluate
-  from mstrnn_jax.data import pipeline
+  from mstrnn_jax import plots
+  from mstrnn_jax.workdir import write_atomic
 
   first = checkpoint.load_run(workdir, None if models is None else models[0], epoch)
   record = first.experiment
   models = list(record["models"]) if models is None else list(models)
   loaded = {m: first if m == models[0] else checkpoint.load_run(workdir, m, epoch) for m in models}
   dataset = first.dataset
-  ds = pipeline.load_dataset(dataset, data_dir=data_dir, **first.dataset_kwargs)
+  ds = _load_data(record, data_dir)
   voting_steps = int(record["experiment"]["voting_steps"])
   if not 0 <= fold < len(ds.subject_names):
     raise ValueError(f"mstrnn_jax/analysis.py: --fold={fold} is not a subject of {dataset} "
@@ -529,18 +454,18 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
   out_dir = out_dir or os.path.join(workdir, "analysis", f"fold{fold}")
   os.makedirs(out_dir, exist_ok=True)
   traj_names = [seq for seq in sequences for _ in groups[seq]]
-  fig = plot_pca_trajectories(projections, traj_names, voting_steps, explained,
-                              title=f"{dataset}, held-out {ds.subject_names[fold]}: PCA trajectories")
-  fig.savefig(os.path.join(out_dir, "pca_trajectories.png"), dpi=110)
+  fig = plots.plot_pca_trajectories(projections, traj_names, voting_steps, explained,
+                                    title=f"{dataset}, held-out {ds.subject_names[fold]}: PCA trajectories")
+  plots.save(fig, os.path.join(out_dir, "pca_trajectories.png"))
   chance = {h: 1.0 / k for h, k in ds.heads}
-  fig = plot_early_recognition(curves, voting_steps, chance,
-                               title=f"{dataset}: accuracy per time step, held-out videos of all folds")
-  fig.savefig(os.path.join(out_dir, "early_recognition.png"), dpi=110)
+  fig = plots.plot_early_recognition(curves, voting_steps, chance,
+                                     title=f"{dataset}: accuracy per time step, held-out videos of all folds")
+  plots.save(fig, os.path.join(out_dir, "early_recognition.png"))
   result["files"] = {k: os.path.join(out_dir, v) for k, v in (
       ("pca", "pca_trajectories.png"), ("early", "early_recognition.png"),
       ("json", "analysis.json"), ("markdown", "analysis.md"))}
-  _write_text(result["files"]["json"], json.dumps(result, indent=1))
-  _write_text(result["files"]["markdown"], analysis_markdown(result, curves))
+  write_atomic(result["files"]["json"], json.dumps(result, indent=1))
+  write_atomic(result["files"]["markdown"], analysis_markdown(result, curves))
   return result
 
 
@@ -578,10 +503,3 @@ def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray
   return "\n".join(out)
 
 
-def _write_text(path: str, text: str) -> None:
-  """Writes via a temporary file and `os.replace` (never a half-written file)."""
-  import os
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)

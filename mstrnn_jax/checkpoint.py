@@ -1,8 +1,8 @@
 """Orbax checkpoints of the stacked run state, resume, and :func:`load_run` for analysis.
 
-Layout of a workdir (written by :mod:`mstrnn_jax.loso`)::
+Layout of a workdir (written by :mod:`mstrnn_jax.launch`)::
 
-  <workdir>/experiment.json        the experiment record (see loso.experiment_record)
+  <workdir>/experiment.json        the experiment record (see workdir.experiment_record)
   <workdir>/checkpoints/<model>/<epoch>/
       state/   the stacked TrainState of every run (orbax StandardSave; leading run axis,
                padded to a multiple of the device count)
@@ -14,8 +14,8 @@ renames), so a process killed while saving leaves the previous checkpoint as the
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
+import sys
 from typing import Any
 
 import jax
@@ -23,8 +23,21 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
+class CheckpointError(RuntimeError):
+  """A checkpoint cannot be read; the message is one line naming its folder."""
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip().splitlines()
+  return f'{type(e).__name__}: {text[0][:160]}' if text else type(e).__name__
+
+
 class Checkpointer:
-  """Saves / restores the stacked state of one model's runs under ``directory``."""
+  """Saves / restores the stacked state of one model's runs under ``directory``.
+
+  A checkpoint that cannot be read (a truncated or missing file) is moved aside to
+  ``<directory>.damaged/<epoch>`` by :meth:`restore_newest`, never deleted.
+  """
 
   def __init__(self, directory: str, max_to_keep: int = 2):
     self.directory = os.path.abspath(directory)
@@ -32,6 +45,10 @@ class Checkpointer:
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
                                                              create=True,
                                                              enable_async_checkpointing=False))
+
+  def epochs(self) -> list[int]:
+    """Completed epochs of every complete checkpoint, oldest first."""
+    return sorted(self._mngr.all_steps())
 
   def latest_epoch(self) -> int | None:
     """Completed epochs of the newest complete checkpoint, or None."""
@@ -43,19 +60,71 @@ class Checkpointer:
                                                    meta=ocp.args.JsonSave(meta)), force=True)
     self._mngr.wait_until_finished()
 
-  def restore(self, epoch: int, target: Any) -> tuple[Any, dict]:
-    """Restores ``(states, meta)``; ``target`` is a pytree of ``jax.ShapeDtypeStruct`` with
-    shardings (e.g. ``jax.eval_shape`` of the init program) or concrete arrays."""
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    out = self._mngr.restore(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-    return out.state, out.meta
+  def restore(self, epoch: int, target: Any = None) -> tuple[Any, dict]:
+    """Restores ``(states, meta)`` of ``epoch``.
 
-  def restore_raw(self, epoch: int) -> tuple[Any, dict]:
-    """Restores ``(states as nested dicts of numpy arrays, meta)`` without a target."""
-    out = self._mngr.restore(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-    return jax.tree.map(np.asarray, out.state), out.meta
+    Args:
+      epoch: a value of :meth:`epochs`.
+      target: a pytree of ``jax.ShapeDtypeStruct`` with shardings (e.g. ``jax.eval_shape`` of
+        the init program) or concrete arrays; None -> nested dicts of numpy arrays.
+
+    Raises:
+      CheckpointError: (one line, naming the folder) when ``epoch`` is missing or unreadable.
+    """
+    path = os.path.join(self.directory, str(epoch))
+    if epoch not in self.epochs():
+      raise CheckpointError(f'{path}: no such checkpoint; {self.directory} holds epochs '
+                            f'{self.epochs()}.')
+    state_args = (ocp.args.StandardRestore() if target is None else
+                  ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                                                        target)))
+    try:
+      out = self._mngr.restore(epoch, args=ocp.args.Composite(
+          state=state_args, meta=ocp.args.JsonRestore()))
+    except Exception as e:  # pylint: disable=broad-except  (orbax/tensorstore raise many kinds)
+      raise CheckpointError(f'{path}: unreadable checkpoint ({_first_line(e)}).') from e
+    if not isinstance(out.meta, dict):
+      raise CheckpointError(f'{path}/meta: checkpoint metadata is not a JSON object.')
+    states = jax.tree.map(np.asarray, out.state) if target is None else out.state
+    return states, out.meta
+
+  def restore_newest(self, target: Any = None, *, move_aside: bool = False,
+                     warn=None) -> tuple[int, Any, dict] | None:
+    """``(epoch, states, meta)`` of the newest readable checkpoint, or None if there is none.
+
+    Each unreadable newer checkpoint is reported through ``warn`` (one line; default: a
+    ``warning:`` line on stderr) and, with ``move_aside`` (resuming: training will save that
+    epoch again), moved to ``<directory>.damaged/<epoch>``.
+
+    Raises:
+      CheckpointError: when checkpoints exist but none of them is readable.
+    """
+    warn = warn or (lambda msg: print(f'warning: {msg}', file=sys.stderr))
+    damaged = []
+    for epoch in reversed(self.epochs()):
+      try:
+        states, meta = self.restore(epoch, target)
+      except CheckpointError as e:
+        damaged.append(epoch)
+        moved = f' Moved it to {self._move_aside(epoch)};' if move_aside else ''
+        warn(f'{e}{moved} falling back to an older checkpoint.')
+        continue
+      return epoch, states, meta
+    if damaged:
+      raise CheckpointError(f'{self.directory}: no readable checkpoint (damaged: epochs '
+                            f'{sorted(damaged)}); start again in a new --workdir.')
+    return None
+
+  def _move_aside(self, epoch: int) -> str:
+    dest_dir = f'{self.directory}.damaged'
+    os.makedirs(dest_dir, exist_ok=True)
+    dest = os.path.join(dest_dir, str(epoch))
+    n = 1
+    while os.path.exists(dest):
+      dest, n = os.path.join(dest_dir, f'{epoch}.{n}'), n + 1
+    os.replace(os.path.join(self.directory, str(epoch)), dest)
+    self._mngr.reload()
+    return dest
 
   def close(self) -> None:
     self._mngr.close()
@@ -91,30 +160,28 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
   Use with ``models.apply(loaded.model_cfg, jax.tree.map(lambda x: x[r], loaded.params), ...)``
   for run ``r`` (``loaded.runs[r]`` names its held-out subject and taus).
   """
-  from mstrnn_jax import presets  # pylint: disable=import-outside-toplevel
-  path = os.path.join(workdir, 'experiment.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} not found: {workdir!r} is not a workdir written by '
-                            'experiments/run.py or experiments/sweep.py.')
-  with open(path) as f:
-    record = json.load(f)
+  from mstrnn_jax import model_records, workdir as workdirs  # pylint: disable=import-outside-toplevel
+  record = workdirs.read_record(workdir)
   names = list(record['models'])
   model = names[0] if model is None else model
   if model not in record['models']:
     raise KeyError(f'{workdir}: no model {model!r}; it holds {names}.')
   ckpt = Checkpointer(os.path.join(workdir, 'checkpoints', model))
   try:
-    epoch = ckpt.latest_epoch() if epoch is None else epoch
     if epoch is None:
-      raise FileNotFoundError(f'{workdir}/checkpoints/{model} holds no checkpoint yet '
-                              '(checkpoints are written every --checkpoint_every epochs).')
-    state, _ = ckpt.restore_raw(epoch)
+      newest = ckpt.restore_newest()
+      if newest is None:
+        raise FileNotFoundError(f'{workdir}/checkpoints/{model} holds no checkpoint yet '
+                                '(checkpoints are written every --checkpoint_every epochs).')
+      epoch, state, _ = newest
+    else:
+      state, _ = ckpt.restore(epoch)
   finally:
     ckpt.close()
   runs = record['runs_by_model'][model]
   n = len(runs)
   cut = lambda x: x[:n]  # noqa: E731  (drop the padding runs)
-  return LoadedRun(model_cfg=presets.model_config_from_record(record['models'][model]),
+  return LoadedRun(model_cfg=model_records.model_config_from_record(record['models'][model]),
                    dataset=record['dataset'], dataset_kwargs=record['dataset_kwargs'],
                    params=jax.tree.map(cut, state['params']),
                    batch_stats=jax.tree.map(cut, state['batch_stats']),

@@ -27,18 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 from mstrnn_jax import ops
-from mstrnn_jax import scan
-
-MODELS = ("mstrnn", "mstnn", "lrcn")
-KERNELS = ("hoisted", "all_in_scan")
-
-# Table I: input size after the 10-pixel random crop, conv0 stride, and the softmax heads.
-PAPER_DATASETS = {
-    "3acwd": dict(input_size=73, conv0_stride=2, heads=(("action", 27),)),
-    "cl1ad": dict(input_size=108, conv0_stride=3, heads=(("ado", 4), ("action", 9))),
-    "cl2ad": dict(input_size=108, conv0_stride=3, heads=(("ado", 4), ("action", 4), ("modifier", 6))),
-}
-_DATASET_ALIASES = {"weizmann_3acwd": "3acwd"}
+from mstrnn_jax.names import MODELS, TABLE_I, ConvImpl, LeakyScan, TimeLayout, choose
 
 # Table II (CL1AD) parameter counts, for summaries and tests.
 TABLE_II_PARAMS = {"mstrnn": 3.0e6, "lrcn": 4.6e6, "mstnn": 4.6e6}
@@ -76,10 +65,11 @@ class ModelConfig:
     lstm_widths: LRCN LSTM widths (paper: (256, 256)); () otherwise.
     taus: default time constants, one per context / leaky layer; () for LRCN. (The model
       takes taus as an array argument; these are only the defaults.)
-    conv_impl: 'auto' | 'native' | 'gemm' (see `ops.conv2d`).
-    kernel: 'hoisted' (feed-forward work over all frames, only recurrences scanned) or
-      'all_in_scan' (every layer inside one scan over time; the reference/baseline).
-    leaky_scan: 'sequential' | 'associative' (feature-unit linear recurrence).
+    conv_impl: `names.ConvImpl` ('auto' | 'native' | 'gemm', see `ops.conv2d`).
+    time_layout: `names.TimeLayout`: 'hoisted' (feed-forward work over all frames, only
+      recurrences scanned) or 'all_in_scan' (every layer inside one scan over time; the
+      reference/baseline).
+    leaky_scan: `names.LeakyScan` ('sequential' | 'associative', feature-unit recurrence).
     remat: `jax.checkpoint` the scan bodies.
     bn_momentum: running statistics update `new = momentum * old + (1 - momentum) * batch`.
       0.9: a LOSO epoch has only a few mini-batches (Sec. II.E batch sizes 27-90), so a
@@ -97,15 +87,17 @@ class ModelConfig:
   fc_widths: tuple[int, ...]
   lstm_widths: tuple[int, ...]
   taus: tuple[float, ...]
-  conv_impl: str = "auto"
-  kernel: str = "hoisted"
-  leaky_scan: str = "sequential"
+  conv_impl: ConvImpl = ConvImpl.AUTO
+  time_layout: TimeLayout = TimeLayout.HOISTED
+  leaky_scan: LeakyScan = LeakyScan.SEQUENTIAL
   remat: bool = False
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
 
   def __post_init__(self):
     where = "mstrnn_jax/configs.py"
+    for name, kind in (("conv_impl", ConvImpl), ("time_layout", TimeLayout), ("leaky_scan", LeakyScan)):
+      object.__setattr__(self, name, choose(kind, getattr(self, name), f"{where}: {name}"))
     if self.model not in MODELS:
       raise ValueError(f"{where}: unknown model {self.model!r}; use one of {MODELS}.")
     if not self.heads or any(n < 1 for _, n in self.heads):
@@ -129,12 +121,6 @@ class ModelConfig:
       raise ValueError(f"{where}: lstm_widths is for LRCN only (got {self.lstm_widths}).")
     if not self.fc_widths and self.model != "lrcn":
       raise ValueError(f"{where}: {self.model} needs at least one FC width.")
-    if self.kernel not in KERNELS:
-      raise ValueError(f"{where}: kernel must be one of {KERNELS}, got {self.kernel!r}.")
-    if self.leaky_scan not in scan.LEAKY_SCANS:
-      raise ValueError(f"{where}: leaky_scan must be one of {scan.LEAKY_SCANS}, got {self.leaky_scan!r}.")
-    if self.conv_impl != "auto":
-      ops.resolve_conv_impl(self.conv_impl)
     layer_shapes(self)  # raises if a map would vanish
 
   @property
@@ -211,11 +197,9 @@ def _scaled(widths: tuple[int, ...], scale: float) -> tuple[int, ...]:
 
 
 def _canonical_dataset(dataset: str) -> str:
-  name = _DATASET_ALIASES.get(dataset.lower(), dataset.lower())
-  if name not in PAPER_DATASETS:
-    raise ValueError(f"mstrnn_jax/configs.py: unknown paper dataset {dataset!r}; use one of "
-                     f"{sorted(PAPER_DATASETS) + sorted(_DATASET_ALIASES)} (or derive_config for others).")
-  return name
+  from mstrnn_jax.data import pipeline  # the dataset names and aliases
+
+  return pipeline.canonical_name(dataset)
 
 
 def default_conv0_stride(input_size: int, num_context_layers: int = 2) -> int:
@@ -253,7 +237,7 @@ def derive_config(model: str, input_size: int, heads: tuple[tuple[str, int], ...
       LSTM), rounding, at least 1. 0.25 gives a narrow "quick" model.
     **overrides: any other `ModelConfig` field, e.g. `feature_widths=(8, 16, 32)`,
       `context_widths=(8, 16, 32)`, `taus=(2., 20., 100.)` for a third context layer, or
-      `conv_impl`, `kernel`, `leaky_scan`, `remat`. Explicit widths are used as given (not scaled).
+      `conv_impl`, `time_layout`, `leaky_scan`, `remat`. Explicit widths are used as given (not scaled).
   """
   if model not in MODELS:
     raise ValueError(f"mstrnn_jax/configs.py: unknown model {model!r}; use one of {MODELS}.")
@@ -276,12 +260,16 @@ def get_model_config(model: str, dataset: str, bn_steps: int = DEFAULT_BN_STEPS,
 
   Args:
     model: 'mstrnn' | 'mstnn' | 'lrcn'.
-    dataset: '3acwd' (alias 'weizmann_3acwd'), 'cl1ad' or 'cl2ad'.
+    dataset: 'weizmann_3acwd' (alias '3acwd'), 'cl1ad' or 'cl2ad'.
     bn_steps: stored per-step BN statistics; pass the dataset's padded length T_max.
     **overrides: `derive_config` arguments (e.g. `width_scale`) or other `ModelConfig` fields
-      (e.g. `conv_impl`, `kernel`).
+      (e.g. `conv_impl`, `time_layout`).
   """
-  spec = PAPER_DATASETS[_canonical_dataset(dataset)]
+  name = _canonical_dataset(dataset)
+  if name not in TABLE_I:
+    raise ValueError(f"mstrnn_jax/configs.py: {dataset!r} is not a paper dataset ({', '.join(TABLE_I)}); "
+                     "use config_for_dataset or derive_config.")
+  spec = TABLE_I[name]
   return derive_config(model, spec["input_size"], spec["heads"], bn_steps,
                        conv0_stride=spec["conv0_stride"], **overrides)
 
@@ -293,9 +281,9 @@ def config_for_dataset(model: str, dataset: str, width_scale: float = 1.0, **ove
   crop size, heads, bn_steps = padded length); the conv0 stride follows
   `default_conv0_stride`. Paper presets use `DEFAULT_BN_STEPS` unless `bn_steps=` is given.
   """
-  if dataset.lower() in PAPER_DATASETS or dataset.lower() in _DATASET_ALIASES:
+  if _canonical_dataset(dataset) in TABLE_I:
     return get_model_config(model, dataset, width_scale=width_scale, **overrides)
-  from mstrnn_jax.data import pipeline  # only for non-paper datasets: configs stays data-free
+  from mstrnn_jax.data import pipeline
 
   spec = pipeline.dataset_spec(dataset)
   if spec.t_max is None:

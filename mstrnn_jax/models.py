@@ -20,9 +20,9 @@ Every feed-forward layer has a per-time-step BN before its activation (Sec. II.A
 use eq. (8); heads are linear softmax layers and `apply` returns their logits at every step.
 
 One forward function per model, `_forward`, runs a `[batch, time, ...]` chunk from a given
-recurrent state and returns the state after it. `apply` with `cfg.kernel == 'hoisted'` calls it
+recurrent state and returns the state after it. `apply` with `cfg.time_layout == 'hoisted'` calls it
 once on the whole video (feed-forward convs over all frames at once, only recurrences in
-scans); `cfg.kernel == 'all_in_scan'` scans `_frame_step` (the same `_forward` on one frame)
+scans); `cfg.time_layout == 'all_in_scan'` scans `_frame_step` (the same `_forward` on one frame)
 over time, the straightforward baseline; `step` is `_frame_step` in eval mode for streaming.
 All three give the same numbers (tested).
 """
@@ -285,7 +285,7 @@ def apply(cfg: ModelConfig, params: Params, batch_stats: Stats, videos: jax.Arra
   inv_taus = _check_taus(cfg, taus)
   running = layers.stats_at_steps_tree(batch_stats, jnp.arange(t))
   state = initial_state(cfg, params, b)
-  if cfg.kernel == "hoisted":
+  if cfg.time_layout == "hoisted":
     logits, acts, stats, _ = _forward(cfg, params, running, videos, inv_taus, state, train)
   else:
     frame_step = functools.partial(_frame_step, cfg, params, inv_taus=inv_taus, train=train)

@@ -1,19 +1,27 @@
-"""Figures of a LOSO run: accuracy curves per model and Table VI heat-maps per head."""
+"""Every figure of the package, as ``matplotlib.figure.Figure`` objects (no pyplot state).
+
+* A LOSO run: accuracy curves per model and Table VI heat-maps per head (``write_figures``).
+* The analysis of a trained run (:mod:`mstrnn_jax.analysis`): PCA trajectories (Figs. 5, 8)
+  and early-recognition curves.
+"""
 from __future__ import annotations
 
+import io
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
-import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
+from mstrnn_jax import evaluate
+from mstrnn_jax.workdir import write_atomic
 
-from mstrnn_jax import evaluate  # noqa: E402  pylint: disable=wrong-import-position
+PC_PAIRS = ((0, 1), (0, 2), (1, 2))
 
 
-def accuracy_curves(entry: dict, heads, title: str) -> plt.Figure:
+def accuracy_curves(entry: dict, heads, title: str) -> Figure:
   """Test accuracy per run (thin) and the mean over runs (thick) against the epoch, one panel
   per category, and the mean training loss.
 
@@ -24,7 +32,8 @@ def accuracy_curves(entry: dict, heads, title: str) -> plt.Figure:
   loss = np.asarray(entry['history']['train_loss'])               # [R, E]
   cats = [h for h, _ in heads] + ([evaluate.JOINT] if len(heads) > 1 else [])
   epochs = np.arange(1, test_acc.shape[1] + 1)
-  fig, axes = plt.subplots(1, len(cats) + 1, figsize=(4 * (len(cats) + 1), 3.2), squeeze=False)
+  fig = Figure(figsize=(4 * (len(cats) + 1), 3.2), layout='constrained')
+  axes = fig.subplots(1, len(cats) + 1, squeeze=False)
   for c, cat in enumerate(cats):
     ax = axes[0, c]
     col = c if cat != evaluate.JOINT else test_acc.shape[-1] - 1
@@ -41,12 +50,11 @@ def accuracy_curves(entry: dict, heads, title: str) -> plt.Figure:
   ax.set_ylabel('training loss (mean over runs)')
   ax.grid(alpha=0.3)
   fig.suptitle(title)
-  fig.tight_layout()
   return fig
 
 
 def tau_heatmap(summary: dict, tau1s: Sequence[float], tau2s: Sequence[float], category: str,
-                title: str) -> plt.Figure:
+                title: str) -> Figure:
   """Mean accuracy (annotated mean±SE) over the (tau1 rows, tau2 columns) grid.
 
   Args:
@@ -55,7 +63,8 @@ def tau_heatmap(summary: dict, tau1s: Sequence[float], tau2s: Sequence[float], c
   key = lambda a, b: f'{a:g},{b:g}'  # noqa: E731
   mean = np.array([[summary[key(a, b)]['mean'][category] for b in tau2s] for a in tau1s])
   se = np.array([[summary[key(a, b)]['se'][category] for b in tau2s] for a in tau1s])
-  fig, ax = plt.subplots(figsize=(1.6 * len(tau2s) + 2, 1.2 * len(tau1s) + 1.5))
+  fig = Figure(figsize=(1.6 * len(tau2s) + 2, 1.2 * len(tau1s) + 1.5), layout='constrained')
+  ax = fig.subplots()
   im = ax.imshow(mean, cmap='viridis', origin='upper')
   for i in range(len(tau1s)):
     for j in range(len(tau2s)):
@@ -67,7 +76,6 @@ def tau_heatmap(summary: dict, tau1s: Sequence[float], tau2s: Sequence[float], c
   ax.set_ylabel('τ1')
   ax.set_title(title)
   fig.colorbar(im, ax=ax, label='accuracy (%)')
-  fig.tight_layout()
   return fig
 
 
@@ -80,7 +88,7 @@ def write_figures(workdir: str, results: dict, heads, tau_pairs) -> list[str]:
     if not entry['epochs_done']:
       continue
     fig = accuracy_curves(entry, heads, f'{model.upper()} on {dataset}: LOSO test accuracy')
-    paths.append(_save(fig, os.path.join(workdir, f'curves_{model}.png')))
+    paths.append(save(fig, os.path.join(workdir, f'curves_{model}.png')))
     summary = entry.get('summary', {})
     if tau_pairs is not None and len(summary) > 1:
       tau1s = sorted({p[0] for p in tau_pairs})
@@ -89,13 +97,94 @@ def write_figures(workdir: str, results: dict, heads, tau_pairs) -> list[str]:
       for cat in cats:
         fig = tau_heatmap(summary, tau1s, tau2s, cat,
                           f'{model.upper()} on {dataset}: {cat} accuracy')
-        paths.append(_save(fig, os.path.join(workdir, f'heatmap_{model}_{cat}.png')))
+        paths.append(save(fig, os.path.join(workdir, f'heatmap_{model}_{cat}.png')))
   return paths
 
 
-def _save(fig: plt.Figure, path: str) -> str:
-  tmp = path + '.tmp.png'
-  fig.savefig(tmp, dpi=110)
-  plt.close(fig)
-  os.replace(tmp, path)
+def save(fig: Figure, path: str, dpi: int = 110) -> str:
+  """Writes ``fig`` as a PNG atomically; returns ``path``."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format='png', dpi=dpi)
+  write_atomic(path, buf.getvalue())
   return path
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis figures (mstrnn_jax.analysis)
+# --------------------------------------------------------------------------------------------
+def _colours(names: Sequence[str]) -> dict[str, tuple]:
+  cmap = matplotlib.colormaps["tab10"]
+  unique = list(dict.fromkeys(names))
+  return {name: cmap(i % 10) for i, name in enumerate(unique)}
+
+
+def plot_pca_trajectories(projections: Mapping[str, np.ndarray], names: Sequence[str], voting_steps: int,
+                          explained: Mapping[str, np.ndarray] | None = None, title: str | None = None):
+  """Fig. 5 / Fig. 8 style figure: one row per model, three panels (PC1-PC2, PC1-PC3, PC2-PC3).
+
+  projections: model -> [videos, time, >=3] PCA projections (`pca_transform`); names: one label
+  per video (videos sharing a label share a colour and one legend entry, e.g. a class name);
+  voting_steps: the last steps drawn thick (the voting period); explained: model -> explained
+  variance ratios, shown on the axis labels. Start points are circles, end points stars.
+  Returns a `matplotlib.figure.Figure` (no pyplot state).
+  """
+  colours = _colours(names)
+  fig = Figure(figsize=(12, 3.6 * len(projections) + 0.6), layout="constrained")
+  axes = fig.subplots(len(projections), 3, squeeze=False)
+  for row, (model, proj) in enumerate(projections.items()):
+    proj = np.asarray(proj)
+    if proj.ndim != 3 or proj.shape[-1] < 3 or proj.shape[0] != len(names):
+      raise ValueError(f"mstrnn_jax/plots.py: plot_pca_trajectories: {model}: expected "
+                       f"[{len(names)} videos, time, >=3], "
+                       f"got {proj.shape}.")
+    v0 = max(proj.shape[1] - voting_steps, 0)
+    for col, (i, j) in enumerate(PC_PAIRS):
+      ax = axes[row, col]
+      for k, name in enumerate(names):
+        c = colours[name]
+        x, y = proj[k, :, i], proj[k, :, j]
+        ax.plot(x[:v0 + 1], y[:v0 + 1], color=c, lw=0.9, alpha=0.8)
+        ax.plot(x[v0:], y[v0:], color=c, lw=2.6)
+        ax.plot(x[0], y[0], "o", color=c, ms=5, mec="k", mew=0.5)
+        ax.plot(x[-1], y[-1], "*", color=c, ms=12, mec="k", mew=0.6)
+      ev = None if explained is None else np.asarray(explained[model])
+      ax.set_xlabel(f"PC{i + 1}" + ("" if ev is None else f" ({100 * ev[i]:.0f}%)"))
+      ax.set_ylabel(f"PC{j + 1}" + ("" if ev is None else f" ({100 * ev[j]:.0f}%)"))
+      ax.set_title(f"{model}: PC{i + 1}-PC{j + 1}", fontsize=10)
+      ax.tick_params(labelsize=8)
+      ax.locator_params(nbins=4)
+  handles = [Line2D([], [], color=c, lw=2, label=n) for n, c in colours.items()]
+  handles += [Line2D([], [], ls="", marker="o", color="grey", label="start"),
+              Line2D([], [], ls="", marker="*", ms=10, color="grey", label="end"),
+              Line2D([], [], color="grey", lw=2.6, label=f"voting period (last {voting_steps})")]
+  fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=9)
+  if title:
+    fig.suptitle(title)
+  return fig
+
+
+def plot_early_recognition(curves: Mapping[str, Mapping[str, np.ndarray]], voting_steps: int,
+                           chance: Mapping[str, float] | None = None, title: str | None = None):
+  """Accuracy vs time step, one panel per head (plus 'joint'), one line per model; the voting period
+  is shaded and chance level (head -> accuracy) dashed. curves: model -> head -> [time]."""
+  heads = list(dict.fromkeys(h for per_model in curves.values() for h in per_model))
+  fig = Figure(figsize=(max(4.2 * len(heads), 6.0), 3.4), layout="constrained")
+  axes = fig.subplots(1, len(heads), squeeze=False)[0]
+  for ax, head in zip(axes, heads):
+    t_max = 0
+    for model, per_model in curves.items():
+      if head in per_model:
+        curve = 100 * np.asarray(per_model[head])
+        t_max = max(t_max, curve.shape[0])
+        ax.plot(np.arange(1, curve.shape[0] + 1), curve, lw=1.8, label=model)
+    ax.axvspan(t_max - voting_steps + 0.5, t_max + 0.5, color="0.85", zorder=0, label="voting period")
+    if chance is not None and head in chance:
+      ax.axhline(100 * chance[head], color="k", ls="--", lw=1, label="chance")
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel("time step")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(head)
+  axes[0].legend(fontsize=8, loc="upper left")
+  if title:
+    fig.suptitle(title)
+  return fig

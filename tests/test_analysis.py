@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mstrnn_jax import analysis
+from mstrnn_jax import analysis, plots
 
 
 def _svd_reference(x, k):
@@ -119,7 +119,7 @@ def test_figures_draw_every_trajectory(tmp_path):
   rng = np.random.default_rng(0)
   proj = {"MSTRNN": rng.normal(size=(3, 10, 3)), "LRCN": rng.normal(size=(3, 10, 3))}
   names = ["JP-JP-JP", "OH-JP-JP", "OH-JP-JP"]
-  fig = analysis.plot_pca_trajectories(proj, names, voting_steps=4,
+  fig = plots.plot_pca_trajectories(proj, names, voting_steps=4,
                                        explained={m: np.array([0.5, 0.2, 0.1]) for m in proj})
   axes = fig.axes
   assert len(axes) == 6
@@ -133,9 +133,9 @@ def test_figures_draw_every_trajectory(tmp_path):
   assert legend_labels[:2] == ["JP-JP-JP", "OH-JP-JP"]
   fig.savefig(tmp_path / "pca.png")
   with pytest.raises(ValueError, match="expected"):
-    analysis.plot_pca_trajectories({"m": rng.normal(size=(2, 10, 3))}, names, voting_steps=4)
+    plots.plot_pca_trajectories({"m": rng.normal(size=(2, 10, 3))}, names, voting_steps=4)
   curves = {"MSTRNN": {"action": np.linspace(0, 1, 10), "joint": np.linspace(0, 0.9, 10)}}
-  fig2 = analysis.plot_early_recognition(curves, voting_steps=4, chance={"action": 1 / 9})
+  fig2 = plots.plot_early_recognition(curves, voting_steps=4, chance={"action": 1 / 9})
   assert len(fig2.axes) == 2
   np.testing.assert_allclose(fig2.axes[0].lines[0].get_ydata(), 100 * curves["MSTRNN"]["action"])
   fig2.savefig(tmp_path / "early.png")

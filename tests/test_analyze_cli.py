@@ -1,11 +1,10 @@
 """experiments/analyze.py end to end on a workdir in the training engine's format.
 
-The workdir is written with the engine's own functions (`loso.plan`, `loso.prepare_workdir`,
+The workdir is written with the engine's own functions (`plan.plan`, `workdir.prepare_workdir`,
 `checkpoint.Checkpointer`) holding freshly initialised (different per run) parameters, so the
 test needs no training; the analysis results are checked against an independent computation
 with `models.apply`.
 """
-import dataclasses
 import json
 import os
 import subprocess
@@ -18,9 +17,11 @@ import pytest
 
 from mstrnn_jax import analysis
 from mstrnn_jax import checkpoint
-from mstrnn_jax import loso
+from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax import models
-from mstrnn_jax import presets
+from mstrnn_jax import plan as planning
+from mstrnn_jax import workdir as workdirs
+from mstrnn_jax.model_records import model_config_from_record
 from mstrnn_jax.data import pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,14 +31,14 @@ MODELS = ("mstrnn", "lrcn")
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   wd = str(tmp_path_factory.mktemp("run"))
-  exp = dataclasses.replace(presets.get_experiment("synth3a", "tiny"),
-                            dataset_kwargs=(("frames_per_primitive", 5), ("num_subjects", 2)))
-  plan = loso.plan(exp, MODELS)
-  loso.prepare_workdir(wd, plan, resume=False)
+  config = ec.override(ec.get_config("tiny", "synth3a"), {
+      "data.synth3a.frames_per_primitive": 5, "data.synth3a.num_subjects": 2, "model": ",".join(MODELS)})
+  plan = planning.plan(config)
+  workdirs.prepare_workdir(wd, plan, {m: planning.run_table(plan, m) for m in MODELS}, resume=False)
   rng = np.random.default_rng(0)
   for m in MODELS:
-    cfg = presets.model_config_from_record(plan.model_records[m])
-    n_runs = len(loso.run_table(plan, m))
+    cfg = model_config_from_record(plan.model_records[m])
+    n_runs = len(planning.run_table(plan, m))
     # Random stacked variables of init's structure (a real init is slow to run eagerly).
     shapes = jax.eval_shape(lambda cfg=cfg: models.init(cfg, jax.random.key(0)))
     params = jax.tree.map(lambda s: rng.normal(0, 0.4, (n_runs,) + s.shape).astype(np.float32),

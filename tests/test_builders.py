@@ -1,6 +1,7 @@
 """Real-data builders end to end on tiny fake raw clips written with PyAV (no TensorFlow)."""
 
 import itertools
+import pathlib
 import shutil
 import sys
 import zipfile
@@ -9,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from mstrnn_jax.data import builders, pipeline
+from mstrnn_jax.data import builders, fingerprint, pipeline
 
 SUBJECTS = ("daria", "denis", "eli")
 ACTIONS = ("pjump", "wave1", "wave2")
@@ -155,3 +156,53 @@ def test_cl2ad_manifest_and_label_errors(tmp_path):
 
 def test_builders_registry_names():
   assert set(builders.BUILDERS) == set(pipeline.REAL)
+
+
+def test_weizmann_reprepares_when_raw_files_change(tmp_path):
+  manual = tmp_path / "downloads" / "weizmann_3acwd"
+  make_weizmann(manual, SUBJECTS[:2])
+  assert pipeline.load_dataset("3acwd", data_dir=tmp_path).subject_names == list(SUBJECTS[:2])
+  make_weizmann(manual, SUBJECTS)  # a subject added: prepared again, not silently ignored
+  assert pipeline.load_dataset("3acwd", data_dir=tmp_path).subject_names == list(SUBJECTS)
+  spec = pipeline.dataset_spec("3acwd", data_dir=tmp_path)
+  assert spec.num_subjects == 3 and spec.num_videos == 81
+  # raw files gone (e.g. deleted to save space): the prepared data is used as it is
+  shutil.rmtree(manual)
+  assert len(pipeline.load_dataset("3acwd", data_dir=tmp_path)) == 81
+
+
+def test_killed_preparation_debris_is_removed(tmp_path, monkeypatch):
+  manual = tmp_path / "downloads" / "weizmann_3acwd"
+  make_weizmann(manual, SUBJECTS[:1])
+  b = builders.builder("weizmann_3acwd", tmp_path)
+  debris = pathlib.Path(b.data_dir).parent / f"incomplete.ABC123_{pathlib.Path(b.data_dir).name}"
+  debris.mkdir(parents=True)
+  (debris / "half.array_record-00000-of-00001").write_bytes(b"x")
+  assert len(pipeline.load_dataset("3acwd", data_dir=tmp_path)) == 27
+  assert not debris.exists()
+  # killed after the rename but before the fingerprint was written: prepared again
+  (pathlib.Path(b.data_dir) / fingerprint.FILENAME).unlink()
+  calls = []
+  real = builders.Weizmann3acwd.download_and_prepare
+  monkeypatch.setattr(builders.Weizmann3acwd, "download_and_prepare",
+                      lambda self, **kw: calls.append(1) or real(self, **kw))  # fmt: skip
+  assert len(pipeline.load_dataset("3acwd", data_dir=tmp_path)) == 27 and calls == [1]
+  assert len(pipeline.load_dataset("3acwd", data_dir=tmp_path)) == 27 and calls == [1]
+
+
+def test_weizmann_skip_incomplete_subjects(tmp_path):
+  manual = tmp_path / "downloads" / "weizmann_3acwd"
+  make_weizmann(manual)
+  (manual / "denis_wave1.avi").unlink()
+  with pytest.raises(ValueError, match="missing clips denis_wave1.avi; add them, or leave out "
+                     "the subject.s. denis with the option skip_incomplete_subjects=True"):
+    pipeline.load_dataset("3acwd", data_dir=tmp_path)
+  ds = pipeline.load_dataset("3acwd", data_dir=tmp_path, skip_incomplete_subjects=True)
+  assert ds.subject_names == ["daria", "eli"] and len(ds) == 54
+  with pytest.raises(ValueError, match="takes only crop_margin, skip_incomplete_subjects, not fps"):
+    pipeline.load_dataset("3acwd", data_dir=tmp_path, fps=3)
+  with pytest.raises(ValueError, match="takes only crop_margin, not skip_incomplete_subjects"):
+    pipeline.load_dataset("cl1ad", data_dir=tmp_path, skip_incomplete_subjects=True)
+  # the option is part of the fingerprint: without it, the incomplete subject is an error again
+  with pytest.raises(ValueError, match="missing clips denis_wave1.avi"):
+    pipeline.load_dataset("3acwd", data_dir=tmp_path)

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mstrnn_jax import checkpoint, models, parallel, presets, train
+from mstrnn_jax import checkpoint, model_records, models, parallel, train
+from mstrnn_jax import experiment_configs as ec
 import standin_model
 
 
@@ -41,9 +42,10 @@ def test_save_restore_roundtrip_with_sharding(tmp_path):
 
 
 def test_load_run_drops_padding_and_rebuilds_config(tmp_path):
-  exp = presets.get_experiment('synth3a', 'tiny')
-  record = presets.model_record(exp, 'mstrnn', 32, (('action', 27),), 9)
-  cfg = presets.model_config_from_record(record)
+  config = ec.get_config('tiny', 'synth3a')
+  record = model_records.model_record('mstrnn', 'synth3a', 32, (('action', 27),), 9,
+                                      config.width_scale, {})
+  cfg = model_records.model_config_from_record(record)
   runs = [{'run': r, 'test_subject': r, 'subject_name': f's{r}', 'taus': [2.0, 100.0]}
           for r in range(3)]
   variables = [models.init(cfg, jax.random.key(r)) for r in range(4)]       # 3 runs + padding
@@ -53,15 +55,15 @@ def test_load_run_drops_padding_and_rebuilds_config(tmp_path):
   workdir = tmp_path / 'run'
   os.makedirs(workdir)
   with open(workdir / 'experiment.json', 'w') as f:
-    json.dump({'experiment': exp.to_dict(), 'dataset': 'synth3a',
-               'dataset_kwargs': dict(exp.dataset_kwargs), 'models': {'mstrnn': record},
+    json.dump({'experiment': ec.to_dict(config), 'dataset': 'synth3a',
+               'dataset_kwargs': ec.dataset_kwargs(config), 'models': {'mstrnn': record},
                'runs': runs, 'runs_by_model': {'mstrnn': runs}}, f)
   ckpt = checkpoint.Checkpointer(str(workdir / 'checkpoints' / 'mstrnn'))
   ckpt.save(5, state, {'epoch': 5})
   ckpt.close()
   run = checkpoint.load_run(str(workdir))
   assert run.model_cfg == cfg and run.epoch == 5 and run.runs == runs
-  assert run.dataset_kwargs == dict(exp.dataset_kwargs)
+  assert run.dataset_kwargs == ec.dataset_kwargs(config)
   for r in range(3):
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[r], b),
                  run.params, variables[r]['params'])
@@ -73,6 +75,56 @@ def test_load_run_drops_padding_and_rebuilds_config(tmp_path):
 
 
 def test_experiment_record_roundtrip():
-  exp = presets.get_experiment('synthcl2', 'quick')
-  exp = exp.__class__(**{**exp.__dict__, 'taus': ((2.0, 50.0), (100.0, 150.0)), 'subjects': (1, 2)})
-  assert presets.Experiment.from_dict(json.loads(json.dumps(exp.to_dict()))) == exp
+  config = ec.override(ec.get_config('quick', 'synthcl2'),
+                       {'taus': ((2.0, 50.0), (100.0, 150.0)), 'subjects': (1, 2)})
+  assert ec.from_dict(json.loads(json.dumps(ec.to_dict(config)))) == config
+
+
+def _damage(ckpt_dir, epoch):
+  """Truncates the array data files of a checkpoint (as a full disk or a bad copy would)."""
+  files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(ckpt_dir, str(epoch)))
+           for f in fs if os.sep + 'd' + os.sep in os.path.join(r, f)]
+  assert files
+  for victim in files:
+    with open(victim, 'r+b') as f:
+      f.truncate(os.path.getsize(victim) // 2)
+
+
+def test_restore_newest_falls_back_past_a_truncated_checkpoint(tmp_path):
+  directory = str(tmp_path / 'ck')
+  ckpt = checkpoint.Checkpointer(directory, max_to_keep=3)
+  for epoch in (1, 2):
+    ckpt.save(epoch, _states(seed=epoch), {'epoch': epoch})
+  ckpt.close()
+  _damage(directory, 2)
+  ckpt = checkpoint.Checkpointer(directory, max_to_keep=3)
+  with pytest.raises(checkpoint.CheckpointError, match=r'ck/2: unreadable checkpoint') as e:
+    ckpt.restore(2)
+  assert '\n' not in str(e.value)
+  warnings = []
+  epoch, states, meta = ckpt.restore_newest(move_aside=True, warn=warnings.append)
+  assert (epoch, meta) == (1, {'epoch': 1})
+  jax.tree.map(np.testing.assert_array_equal, states['params'],
+               jax.tree.map(np.asarray, _states(seed=1).params))
+  assert len(warnings) == 1 and 'ck/2' in warnings[0] and 'ck.damaged/2' in warnings[0]
+  assert ckpt.epochs() == [1] and os.path.isdir(tmp_path / 'ck.damaged' / '2')
+  ckpt.save(2, _states(seed=2), {'epoch': 2})          # the epoch can be saved again
+  assert ckpt.restore(2)[1] == {'epoch': 2}
+  ckpt.close()
+
+
+def test_restore_newest_without_readable_checkpoint_is_one_line(tmp_path):
+  directory = str(tmp_path / 'ck')
+  ckpt = checkpoint.Checkpointer(directory)
+  assert ckpt.restore_newest() is None
+  ckpt.save(1, _states(), {'epoch': 1})
+  ckpt.close()
+  _damage(directory, 1)
+  ckpt = checkpoint.Checkpointer(directory)
+  with pytest.raises(checkpoint.CheckpointError, match='no readable checkpoint') as e:
+    ckpt.restore_newest(warn=lambda m: None)
+  assert '\n' not in str(e.value)
+  assert ckpt.epochs() == [1]                          # without move_aside nothing moves
+  with pytest.raises(checkpoint.CheckpointError, match='no such checkpoint'):
+    ckpt.restore(7)
+  ckpt.close()

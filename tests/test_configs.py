@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from mstrnn_jax import configs
+from mstrnn_jax import configs, evaluate, names, ops, scan
 
 
 def test_cl1ad_mstrnn_spatial_chain_matches_paper():
@@ -24,8 +24,21 @@ def test_3acwd_uses_stride_2_and_reaches_the_same_maps():
 def test_presets_heads_follow_table_i():
   assert configs.get_model_config("lrcn", "cl1ad").heads == (("ado", 4), ("action", 9))
   assert configs.get_model_config("mstnn", "cl2ad").heads == (("ado", 4), ("action", 4), ("modifier", 6))
-  with pytest.raises(ValueError, match="unknown paper dataset"):
+  with pytest.raises(ValueError, match="unknown dataset"):
     configs.get_model_config("mstrnn", "ucf101")
+  with pytest.raises(ValueError, match="not a paper dataset"):
+    configs.get_model_config("mstrnn", "synth3a")
+  assert configs.get_model_config("mstrnn", "3acwd") == configs.get_model_config("mstrnn", "weizmann_3acwd")
+
+
+def test_string_options_are_enums_validated_once():
+  cfg = configs.get_model_config("mstrnn", "cl1ad", conv_impl="gemm", time_layout="all_in_scan")
+  assert cfg.conv_impl is names.ConvImpl.GEMM and cfg.time_layout == "all_in_scan"
+  assert {m.value for m in names.LeakyScan} == set(scan.LEAKY_SCANS)
+  assert {m.value for m in names.ConvImpl} == {"auto", *ops.CONV_IMPLS}
+  assert {m.value for m in names.VoteRule} == set(evaluate.VOTE_RULES)
+  with pytest.raises(ValueError, match="conv_impl: 'fft' is not a ConvImpl"):
+    configs.get_model_config("mstrnn", "cl1ad", conv_impl="fft")
 
 
 def test_baselines_spatial_chain():
@@ -62,7 +75,7 @@ def test_vanishing_map_error_names_the_sizes():
 
 def test_invalid_fields_raise():
   base = configs.derive_config("mstrnn", 32, (("a", 2),), bn_steps=4)
-  for bad in (dict(taus=(2.0,)), dict(context_widths=(3,)), dict(kernel="unrolled"),
+  for bad in (dict(taus=(2.0,)), dict(context_widths=(3,)), dict(time_layout="unrolled"),
               dict(leaky_scan="fft"), dict(conv_impl="winograd"), dict(bn_steps=0), dict(heads=())):
     with pytest.raises(ValueError):
       dataclasses.replace(base, **bad)

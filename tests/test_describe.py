@@ -49,3 +49,19 @@ def test_preview_png_shows_distinct_classes(tmp_path):
   assert Image.open(tmp_path / "s.png").size[0] > 100
   preview.save_gif(ds, tmp_path / "s.gif", rows=2, columns=2)
   assert 1 < Image.open(tmp_path / "s.gif").n_frames <= ds.t_max  # Pillow merges equal frames
+
+
+def test_describe_bad_real_clip_is_one_line_error(tmp_path):
+  from test_builders import make_weizmann
+
+  manual = tmp_path / "downloads" / "weizmann_3acwd"
+  make_weizmann(manual, ("daria",))
+  (manual / "daria_wave2.avi").write_bytes(b"\x00not a video" * 50)
+  out = subprocess.run(
+      [sys.executable, "-m", "mstrnn_jax.data.describe", "--dataset=3acwd",
+       f"--data_dir={tmp_path}"],
+      capture_output=True, text=True, check=False,
+  )  # fmt: skip
+  assert out.returncode == 1 and "Traceback" not in out.stderr
+  assert out.stderr.strip().splitlines()[-1].startswith("error: cannot decode ")
+  assert "daria_wave2.avi" in out.stderr.strip().splitlines()[-1]

@@ -1,25 +1,24 @@
-"""The LOSO driver end to end on the tiny preset (real MSTRNN, 3-subject synth3a)."""
-import dataclasses
+"""The LOSO driver (plan -> epoch loop -> results) end to end on the tiny preset (real MSTRNN,
+3-subject synth3a)."""
 import glob
 import json
 import os
-import struct
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mstrnn_jax import checkpoint, evaluate, loso, models, presets, train
+from mstrnn_jax import checkpoint, epoch_loop, evaluate, launch, models, plan
+from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax.data import pipeline
 
 
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
-  exp, model_names = loso.make_experiment('synth3a', 'tiny', model='mstrnn')
-  p = loso.plan(exp, model_names)
+  p = plan.plan(ec.get_config('tiny', 'synth3a'))
   workdir = str(tmp_path_factory.mktemp('loso') / 'run')
-  out = loso.run_experiment(p, workdir, progress=False, log=lambda s: None)
+  out = launch.run_experiment(p, workdir, progress=False, log=lambda s: None)
   return p, workdir, out
 
 
@@ -31,23 +30,23 @@ def test_results_files_and_summary(tiny_run):
   with open(os.path.join(workdir, 'results.json')) as f:
     res = json.load(f)
   entry = res['models']['mstrnn']
-  assert res['final'] and entry['epochs_done'] == p.exp.epochs
+  assert res['final'] and entry['epochs_done'] == p.config.epochs
   test_acc = np.asarray(entry['history']['test_acc'])
-  assert test_acc.shape == (3, p.exp.epochs, 2)          # 3 folds, epochs, action + joint
+  assert test_acc.shape == (3, p.config.epochs, 2)          # 3 folds, epochs, action + joint
   assert [r['test_subject'] for r in entry['runs']] == [0, 1, 2]
   want = evaluate.summarize_group(test_acc, ['action'])
   assert entry['summary']['2,100'] == json.loads(json.dumps(want))
   md = open(os.path.join(workdir, 'results.md')).read()
   assert evaluate.fmt(want['mean']['action'], want['se']['action']) in md
   rows = open(os.path.join(workdir, 'metrics.csv')).read().strip().split('\n')
-  assert len(rows) == 1 + 3 * p.exp.epochs
+  assert len(rows) == 1 + 3 * p.config.epochs
 
 
 def test_checkpoint_reproduces_last_epoch_accuracy(tiny_run):
   """load_run + models.apply on each held-out subject == the history's last-epoch accuracy."""
   p, workdir, out = tiny_run
   run = checkpoint.load_run(workdir)
-  assert run.epoch == p.exp.epochs and len(run.runs) == 3
+  assert run.epoch == p.config.epochs and len(run.runs) == 3
   ds = pipeline.load_dataset(run.dataset, **run.dataset_kwargs)
   last = np.asarray(out['models']['mstrnn']['history']['test_acc'])[:, -1, 0]
   for r, info in enumerate(run.runs):
@@ -56,36 +55,27 @@ def test_checkpoint_reproduces_last_epoch_accuracy(tiny_run):
     logits = models.apply(run.model_cfg, jax.tree.map(lambda a: a[r], run.params),
                           jax.tree.map(lambda a: a[r], run.batch_stats), x,
                           jnp.asarray(info['taus'], jnp.float32), train=False).logits
-    pred = np.asarray(evaluate.predict(logits['action'][:, -p.exp.voting_steps:]))
+    pred = np.asarray(evaluate.predict(logits['action'][:, -p.config.voting_steps:]))
     acc = 100.0 * np.mean(pred == ds.labels['action'][idx])
     assert acc == pytest.approx(last[r], abs=1e-6), r
 
 
-def _read_records(path):
-  data = open(path, 'rb').read()
-  out, pos = [], 0
-  while pos < len(data):
-    header = data[pos:pos + 8]
-    (n,) = struct.unpack('<Q', header)
-    assert struct.unpack('<I', data[pos + 8:pos + 12])[0] == loso._masked_crc(header)
-    body = data[pos + 12:pos + 12 + n]
-    assert struct.unpack('<I', data[pos + 12 + n:pos + 16 + n])[0] == loso._masked_crc(body)
-    out.append(body)
-    pos += 16 + n
-  return out
+def test_events_read_back_with_tensorboard(tiny_run):
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  p, workdir, out = tiny_run
+  acc = event_accumulator.EventAccumulator(os.path.join(workdir, 'events', 'mstrnn'))
+  acc.Reload()
+  events = acc.Scalars('subject1_tau2_tau100/test_acc_action')
+  assert [e.step for e in events] == list(range(1, p.config.epochs + 1))
+  want = np.asarray(out['models']['mstrnn']['history']['test_acc'])[1, :, 0]
+  np.testing.assert_allclose([e.value for e in events], want, rtol=1e-6)
+  assert 'mean/train_loss' in acc.Tags()['scalars']
 
 
-def test_event_file_is_tfrecord_framed(tiny_run):
-  p, workdir, _ = tiny_run
-  (path,) = glob.glob(os.path.join(workdir, 'events', 'mstrnn', 'events.out.tfevents.*'))
-  records = _read_records(path)
-  assert len(records) == 1 + p.exp.epochs
-  assert b'brain.Event:2' in records[0]
-  assert b'subject1_tau2_tau100/test_acc_action' in records[1]
-
-
-def test_crc32c_known_value():
-  assert loso.crc32c(b'123456789') == 0xE3069283
+def test_experiment_json_rebuilds_the_config(tiny_run):
+  _, workdir, _ = tiny_run
+  from mstrnn_jax import workdir as wd  # pylint: disable=g-import-not-at-top
+  assert wd.read_config(workdir) == ec.get_config('tiny', 'synth3a')
 
 
 @pytest.mark.parametrize('change, message', [
@@ -95,27 +85,40 @@ def test_crc32c_known_value():
     (dict(voting_steps=50), 'exceeds the video length'),
 ])
 def test_bad_settings_fail_before_compiling(change, message):
-  exp = dataclasses.replace(presets.get_experiment('synth3a', 'tiny'), **change)
+  config = ec.override(ec.get_config('tiny', 'synth3a'), change)
   with pytest.raises(ValueError, match=message):
-    loso.plan(exp, ['mstrnn'])
+    plan.plan(config)
 
 
 def test_unknown_dataset_and_unprepared_real_dataset(tmp_path):
-  with pytest.raises(ValueError, match='Unknown dataset'):
-    loso.make_experiment('ucf101')
-  exp, names = loso.make_experiment('cl1ad', model='mstrnn')
+  with pytest.raises(ValueError, match='unknown dataset'):
+    ec.get_config(None, 'ucf101')
   with pytest.raises(Exception, match='cl1ad'):
-    loso.plan(exp, names, data_dir=str(tmp_path))
+    plan.plan(ec.get_config(None, 'cl1ad'), data_dir=str(tmp_path))
 
 
 def test_nonfinite_loss_stops_and_keeps_last_results(tmp_path):
-  exp = dataclasses.replace(
-      presets.get_experiment('synth3a', 'tiny'), epochs=3, subjects=(0,),
-      optim=train.OptimConfig(lr_values=(1e-3, 1e38), lr_boundaries=(1,)))
-  p = loso.plan(exp, ['mstrnn'])
+  config = ec.override(ec.get_config('tiny', 'synth3a'), {
+      'epochs': 3, 'subjects': (0,), 'optim.lr_values': (1e-3, 1e38),
+      'optim.lr_boundaries': (1,)})
+  p = plan.plan(config)
   workdir = str(tmp_path / 'nan')
-  with pytest.raises(loso.NonFiniteLossError, match=r'epoch 2, step \d+'):
-    loso.run_experiment(p, workdir, progress=False, log=lambda s: None)
+  with pytest.raises(epoch_loop.NonFiniteLossError, match=r'epoch 2, step \d+'):
+    launch.run_experiment(p, workdir, progress=False, log=lambda s: None)
   with open(os.path.join(workdir, 'results.json')) as f:
     assert json.load(f)['models']['mstrnn']['epochs_done'] == 1
   assert os.path.isdir(os.path.join(workdir, 'checkpoints', 'mstrnn', '1'))
+
+
+def test_batch_order_and_initialisation_seed_separately():
+  base = ec.override(ec.get_config('tiny', 'synth3a'), {'subjects': (0,)})
+  p = plan.plan(base)
+  states = epoch_loop.initial_states(epoch_loop.setup(p, 'mstrnn'))
+  p2 = plan.plan(ec.override(base, {'seeds.batches': 7}))
+  states2 = epoch_loop.initial_states(epoch_loop.setup(p2, 'mstrnn'))
+  jax.tree.map(np.testing.assert_array_equal, states.params, states2.params)
+  assert not np.array_equal(np.asarray(states.key), np.asarray(states2.key))
+  p3 = plan.plan(ec.override(base, {'seeds.init': 7}))
+  states3 = epoch_loop.initial_states(epoch_loop.setup(p3, 'mstrnn'))
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(states.params),
+                                                      jax.tree.leaves(states3.params)))

@@ -86,7 +86,7 @@ def test_hoisted_equals_all_in_scan_and_streaming(model):
     params = random_params(variables["params"], 1)
     videos = jax.random.uniform(jax.random.PRNGKey(3), (4, 5, 32, 32, 3), jnp.float64)
     taus = jnp.asarray(cfg.taus, jnp.float64)
-    scan_cfg = dataclasses.replace(cfg, kernel="all_in_scan")
+    scan_cfg = dataclasses.replace(cfg, time_layout="all_in_scan")
     train_h = apply_jit(cfg, params, variables["batch_stats"], videos, taus, True, True)
     train_s = apply_jit(scan_cfg, params, variables["batch_stats"], videos, taus, True, True)
     chex_tree_allclose((train_h.logits, train_h.activations, train_h.batch_stats),

@@ -19,9 +19,12 @@ def _run(*args, timeout=300):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--tau1=-1', '--tau2=100'], 'Time constants must be > 0'),
+    (['--tau1=-1', '--tau2=100'], 'time constants must be > 0'),
     (['--batch_size=1000', '--preset=tiny'], 'larger than the smallest training set'),
-    (['--tau1=2'], 'Give both --tau1 and --tau2'),
+    (['--tau1=2'], 'give both --tau1 and --tau2'),
+    (['--config.optim.lr_boundaries=(5,1)'], 'config.optim (--config.optim.*): OptimConfig: 2 '
+     'learning rates need 1 epoch boundaries'),
+    (['--config.model_overrides.conv_impl=fft'], "'fft' is not a ConvImpl"),
     (['--dataset=ucf101'], 'ucf101'),
 ])
 def test_bad_flags_give_one_clear_error(args, message):
@@ -38,9 +41,13 @@ def test_unprepared_real_dataset(tmp_path):
 
 
 def test_dry_run_summarises_without_training(tmp_path):
-  proc = _run('--dry_run', '--preset=tiny', '--model=all', f'--workdir={tmp_path / "w"}')
+  proc = _run('--dry_run', '--preset=tiny', '--model=all', f'--workdir={tmp_path / "w"}',
+              '--config.width_scale=0.25', '--config.voting_steps=2',
+              '--config.optim.weight_decay=0.001')
   assert proc.returncode == 0, proc.stderr[-2000:]
-  for word in ('MSTRNN', 'MSTNN', 'LRCN', 'parameters', 'GFLOP', 'synth3a'):
+  for word in ('MSTRNN', 'MSTNN', 'LRCN', 'parameters', 'GFLOP', 'synth3a',
+               '"width_scale": 0.25', '"voting_steps": 2', '"weight_decay": 0.001',
+               'weight decay 0.001', 'voting steps 2'):
     assert word in proc.stdout
   assert not os.path.exists(tmp_path / 'w')
 

@@ -2,11 +2,13 @@
 
 python -m mstrnn_jax.data.describe --dataset=synth3a
 python -m mstrnn_jax.data.describe --dataset=weizmann_3acwd --data_dir=/path/to/data
+python -m mstrnn_jax.data.describe --dataset=folder:/my/videos --frame_size=64 --fps=10
 """
 
 from __future__ import annotations
 
 import collections
+import sys
 
 import numpy as np
 from absl import app, flags
@@ -57,9 +59,14 @@ def location(name: str, data_dir=None) -> str:
   key = pipeline.canonical_name(name)
   if key in pipeline.SYNTHETIC:
     return "none on disk (deterministic from the seed; regenerated on each load)"
+  root = data_dir or pipeline.default_data_dir()
+  if pipeline.is_folder(key):
+    from mstrnn_jax.data import folder
+
+    src = folder.source_root(key)
+    return f"prepared: {folder.prepared_dir(src, root)}; source videos: {src}"
   from mstrnn_jax.data import builders
 
-  root = data_dir or pipeline.default_data_dir()
   return (
       f"prepared: {builders.builder(key, root).data_dir}; "
       f"raw downloads: {builders.manual_dir(key, root)}"
@@ -70,7 +77,21 @@ def describe(name: str, data_dir=None, **kwargs) -> str:
   """The full description; loads (and for real data, first prepares) the dataset."""
   ds = pipeline.load_dataset(name, data_dir, **kwargs)
   spec = pipeline.dataset_spec(name, data_dir, **kwargs)
-  return format_spec(spec, location(name, data_dir)) + "\n" + format_dataset(ds)
+  text = format_spec(spec, location(name, data_dir)) + "\n" + format_dataset(ds)
+  if pipeline.is_folder(pipeline.canonical_name(name)):
+    text += "\n" + format_skipped(name, data_dir, **kwargs)
+  return text
+
+
+def format_skipped(name: str, data_dir=None, **kwargs) -> str:
+  """The clips a `folder:` dataset left out (with skip_bad_clips)."""
+  from mstrnn_jax.data import folder
+
+  options = {k: v for k, v in kwargs.items() if k != "crop_margin"}
+  skipped = folder.skipped(name, data_dir or pipeline.default_data_dir(), **options)
+  lines = [f"skipped     {len(skipped)} unreadable clip(s)"]
+  lines += [f"            {s['path']}: {s['error']}" for s in skipped[:10]]
+  return "\n".join(lines + ([f"            ... ({len(skipped) - 10} more)"] * (len(skipped) > 10)))
 
 
 FLAGS = flags.FLAGS
@@ -78,21 +99,48 @@ FLAGS = flags.FLAGS
 
 def _define_flags():
   """Command-line flags (defined only when run as a program, so imports never clash)."""
-  flags.DEFINE_string("dataset", "synth3a", f"one of {', '.join(pipeline.NAMES)} (or 3acwd)")
+  define_dataset_flags()
+
+
+def define_dataset_flags():
+  """--dataset, --data_dir and the dataset options (shared with `preview`)."""
+  flags.DEFINE_string("dataset", "synth3a",
+                      f"one of {', '.join(pipeline.NAMES)} (or 3acwd), or folder:PATH")
   flags.DEFINE_string("data_dir", None, "where datasets are prepared (default: data/)")
   flags.DEFINE_integer("seed", None, "synthetic datasets: generator seed")
-  flags.DEFINE_integer("frame_size", None, "synthetic datasets: frame height == width")
+  flags.DEFINE_integer("frame_size", None, "synthetic and folder: datasets: frame height == width")
+  flags.DEFINE_integer("crop_margin", None, "model input = frame size - crop_margin")
+  flags.DEFINE_float("fps", None, "folder: datasets: target frame rate of video files")
+  flags.DEFINE_integer("frame_step", None, "folder: datasets: keep every k-th frame")
+  flags.DEFINE_integer("max_frames", None, "folder: datasets: keep at most this many frames")
+  flags.DEFINE_bool("skip_bad_clips", None, "folder: datasets: leave out unreadable clips")
+  flags.DEFINE_bool("skip_incomplete_subjects", None,
+                    "weizmann_3acwd: leave out subjects with missing clips")
+
+
+DATASET_OPTIONS = ("seed", "frame_size", "crop_margin", "fps", "frame_step", "max_frames",
+                   "skip_bad_clips", "skip_incomplete_subjects")
+
+
+def dataset_kwargs() -> dict:
+  """The dataset options given on the command line."""
+  return {k: getattr(FLAGS, k) for k in DATASET_OPTIONS if getattr(FLAGS, k) is not None}
 
 
 def main(argv):
   del argv
-  kwargs = {k: getattr(FLAGS, k) for k in ("seed", "frame_size") if getattr(FLAGS, k) is not None}
+  kwargs = dataset_kwargs()
   try:
-    print(describe(FLAGS.dataset, FLAGS.data_dir, **kwargs))
-  except FileNotFoundError as e:  # real data not downloaded yet: say what is known and what to do
-    spec = pipeline.dataset_spec(FLAGS.dataset, FLAGS.data_dir, **kwargs)
-    print(format_spec(spec, location(FLAGS.dataset, FLAGS.data_dir)) + "\n\n" + str(e))
-    return 1
+    try:
+      print(describe(FLAGS.dataset, FLAGS.data_dir, **kwargs))
+    except FileNotFoundError as e:  # real data not downloaded yet: say what is known and what to do
+      if pipeline.is_folder(FLAGS.dataset):
+        raise
+      spec = pipeline.dataset_spec(FLAGS.dataset, FLAGS.data_dir, **kwargs)
+      print(format_spec(spec, location(FLAGS.dataset, FLAGS.data_dir)) + "\n\n" + str(e))
+      return 1
+  except (ValueError, FileNotFoundError, OSError) as e:
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 ```python
 ds = load_dataset("synth3a")                 # or synthcl1, synthcl2, weizmann_3acwd (3acwd), cl1ad, cl2ad
+ds = load_dataset("folder:/my/videos", data_dir="data", frame_size=64, fps=10)   # your own videos
 folds = loso_folds(ds)                       # one Fold per subject
+folds = loso_folds(ds, folds=5)              # subjects grouped into 5 folds
 x = random_crop(key, videos, ds.crop_size)   # inside the jitted train step
 x = center_crop(videos, ds.crop_size)        # evaluation
 ```
@@ -31,14 +33,25 @@ SYNTHETIC = {
 REAL = ("weizmann_3acwd", "cl1ad", "cl2ad")
 ALIASES = {"3acwd": "weizmann_3acwd"}
 NAMES = tuple(SYNTHETIC) + REAL
+FOLDER_PREFIX = "folder:"  # folder:PATH, your own videos (data/folder.py)
+
+
+def is_folder(name: str) -> bool:
+  """True for `folder:PATH` (a dataset of your own videos)."""
+  return isinstance(name, str) and name.startswith(FOLDER_PREFIX)
 
 
 def canonical_name(name: str) -> str:
-  """Resolves aliases (`3acwd` -> `weizmann_3acwd`); raises listing the valid names."""
+  """Resolves aliases (`3acwd` -> `weizmann_3acwd`); raises listing the valid names.
+
+  `folder:PATH` (your own videos, see `data.folder`) is returned unchanged.
+  """
+  if is_folder(name):
+    return name
   key = ALIASES.get(name.lower(), name.lower())
   if key not in NAMES:
     raise ValueError(
-        f"unknown dataset {name!r}; valid names: {', '.join(NAMES)} "
+        f"unknown dataset {name!r}; valid names: {', '.join(NAMES)}, folder:PATH "
         f"(aliases: {', '.join(f'{a}={b}' for a, b in ALIASES.items())})"
     )
   return key
@@ -56,10 +69,14 @@ def dataset_spec(name: str, data_dir: Optional[str] = None, **kwargs) -> Dataset
   """Heads, class names, frame/crop size, T_max and counts without rendering or loading videos.
 
   `kwargs` are the synthetic generator's arguments (e.g. `frame_size`, `seed`) or, for the real
-  datasets, `crop_margin`. For a real dataset that is not prepared yet, `t_max` and
-  `num_videos` are None.
+  datasets, `crop_margin` and builder options; for `folder:PATH` the options of
+  `folder.load`. For a real dataset that is not prepared yet, `t_max` and `num_videos` are None.
   """
   key = canonical_name(name)
+  if is_folder(key):
+    from mstrnn_jax.data import folder
+
+    return folder.spec(key, data_dir or default_data_dir(), **kwargs)
   if key in SYNTHETIC:
     return SYNTHETIC[key][1](**kwargs)
   from mstrnn_jax.data import builders
@@ -73,9 +90,16 @@ def load_dataset(name: str, data_dir: Optional[str] = None, **kwargs) -> Dataset
   Synthetic datasets are generated in memory (`kwargs`: generator arguments such as `seed`,
   `frame_size`, `crop_margin`). Real datasets are prepared once from the manual downloads
   under `<data_dir>/downloads/<name>/` into `<data_dir>` (TFDS array_record files) and then
-  read back (`kwargs`: `crop_margin`, default 10 as in the paper).
+  read back (`kwargs`: `crop_margin`, default 10 as in the paper; for weizmann_3acwd also
+  `skip_incomplete_subjects`). `folder:PATH` is a folder of your own videos, prepared once
+  into `<data_dir>/folder/` (`kwargs`: `frame_size`, `fps`, `frame_step`, `max_frames`,
+  `skip_bad_clips`, `crop_margin`; see `data.folder`).
   """
   key = canonical_name(name)
+  if is_folder(key):
+    from mstrnn_jax.data import folder
+
+    return folder.load(key, data_dir or default_data_dir(), **kwargs)
   if key in SYNTHETIC:
     return SYNTHETIC[key][0](**kwargs)
   from mstrnn_jax.data import builders
@@ -84,27 +108,56 @@ def load_dataset(name: str, data_dir: Optional[str] = None, **kwargs) -> Dataset
 
 
 def _real_kwargs(name: str, kwargs: dict) -> dict:
-  unknown = set(kwargs) - {"crop_margin"}
+  from mstrnn_jax.data import builders
+
+  valid = ["crop_margin", *builders.OPTIONS[name]]
+  unknown = set(kwargs) - set(valid)
   if unknown:
     raise ValueError(
-        f"{name} is a real dataset: it takes only crop_margin, not {', '.join(sorted(unknown))} "
+        f"{name} is a real dataset: it takes only {', '.join(valid)}, not "
+        f"{', '.join(sorted(unknown))} "
         f"(generator arguments apply to {', '.join(SYNTHETIC)})"
     )
   return kwargs
 
 
 class Fold(NamedTuple):
-  """One leave-one-subject-out split: indices into the dataset's first axis."""
+  """One held-out split: indices into the dataset's first axis.
+
+  test_subject:  the held-out subject (plain LOSO), or the fold number with `folds=K`.
+  test_subjects: the subjects held out (one for plain LOSO).
+  """
 
   test_subject: int
   train_idx: np.ndarray
   test_idx: np.ndarray
+  test_subjects: tuple = ()
 
 
-def loso_folds(ds: Dataset) -> list:
-  """One `Fold` per subject, in subject order (paper Sec. II.F)."""
+def subject_groups(num_subjects: int, folds: Optional[int] = None) -> list:
+  """Subjects `0..S-1` in `folds` contiguous, balanced groups (sizes differ by at most one);
+  `folds=None` (or S): one subject per group."""
+  if folds is None:
+    folds = num_subjects
+  if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not (
+      2 <= folds <= num_subjects):
+    raise ValueError(f"folds must be an integer in 2..{num_subjects} (the number of subjects), "
+                     f"got {folds!r}")
+  return [tuple(int(s) for s in g) for g in np.array_split(np.arange(num_subjects), folds)]
+
+
+def loso_folds(ds: Dataset, folds: Optional[int] = None) -> list:
+  """One `Fold` per subject, in subject order (paper Sec. II.F); with `folds=K`, the subjects
+  are grouped into K folds (`subject_groups`) and each fold holds out one group."""
   idx = np.arange(len(ds))
-  return [Fold(s, idx[ds.subjects != s], idx[ds.subjects == s]) for s in range(ds.num_subjects)]
+  if folds is None:
+    return [Fold(s, idx[ds.subjects != s], idx[ds.subjects == s], (s,))
+            for s in range(ds.num_subjects)]  # fmt: skip
+  out = []
+  for k, group in enumerate(subject_groups(ds.num_subjects, folds)):
+    held = np.isin(ds.subjects, group)
+    out.append(Fold(k, idx[~held], idx[held], group))
+  return out
 
 
 @functools.partial(jax.jit, static_argnames="size")

@@ -2,6 +2,7 @@
 
   python -m mstrnn_jax.data.preview --dataset=synth3a --out=docs/images/synth3a.png
   python -m mstrnn_jax.data.preview --dataset=synthcl2 --out=/tmp/cl2.png --gif=/tmp/cl2.gif
+  python -m mstrnn_jax.data.preview --dataset=folder:/my/videos --out=/tmp/mine.png
 
 Each row is one video (a different class per row, subjects cycling), each column a time step.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import sys
 
 import matplotlib
 
@@ -19,7 +21,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from PIL import Image  # noqa: E402  (Pillow: a dependency of matplotlib)
 
-from mstrnn_jax.data import pipeline  # noqa: E402
+from mstrnn_jax.data import describe, pipeline  # noqa: E402
 from mstrnn_jax.data.dataset import Dataset  # noqa: E402
 
 
@@ -110,22 +112,24 @@ FLAGS = flags.FLAGS
 
 def _define_flags():
   """Command-line flags (defined only when run as a program, so imports never clash)."""
-  flags.DEFINE_string("dataset", "synth3a", f"one of {', '.join(pipeline.NAMES)}")
-  flags.DEFINE_string("data_dir", None, "where datasets are prepared (default: data/)")
+  describe.define_dataset_flags()
   flags.DEFINE_string("out", None, "PNG contact sheet to write", required=True)
   flags.DEFINE_string("gif", None, "optional animated GIF to write")
   flags.DEFINE_integer("rows", 8, "videos in the contact sheet")
-  flags.DEFINE_integer("frame_step", 2, "show every n-th frame")
+  flags.DEFINE_integer("show_every", 2, "show every n-th frame in the contact sheet")
 
 
 def main(argv):
   del argv
-  ds = pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir)
-  shown = save_png(ds, FLAGS.out, FLAGS.rows, FLAGS.frame_step)
-  print(f"wrote {FLAGS.out}: {len(shown)} videos")
-  if FLAGS.gif:
-    save_gif(ds, FLAGS.gif)
-    print(f"wrote {FLAGS.gif}")
+  try:
+    ds = pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir, **describe.dataset_kwargs())
+    shown = save_png(ds, FLAGS.out, FLAGS.rows, FLAGS.show_every)
+    print(f"wrote {FLAGS.out}: {len(shown)} videos")
+    if FLAGS.gif:
+      save_gif(ds, FLAGS.gif)
+      print(f"wrote {FLAGS.gif}")
+  except (ValueError, FileNotFoundError, OSError) as e:
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -58,18 +58,21 @@ def _rgb(frame: av.VideoFrame, size: tuple) -> np.ndarray:
   return frame.to_ndarray(format="rgb24", width=size[1], height=size[0], interpolation="AREA")
 
 
-def decode(clip: Clip, size: tuple, target_fps: Optional[float] = None) -> np.ndarray:
+def decode(clip: Clip, size: tuple, target_fps: Optional[float] = None, frame_step: int = 1,
+           max_frames: Optional[int] = None) -> np.ndarray:
   """Decodes a clip to uint8 `[time, size[0], size[1], 3]` (area-resized).
 
-  target_fps: keep every `round(fps / target_fps)`-th frame of a video file (None: all).
-  Frame folders are taken as they are (all images, in natural name order).
+  target_fps: keep every `round(fps / target_fps)`-th frame of a video file (None: all); frame
+    folders have no frame rate and are taken as they are.
+  frame_step: then keep every `frame_step`-th frame (video files and frame folders).
+  max_frames: then keep at most the first `max_frames` frames (None: all).
   Raises ValueError naming the file when it cannot be decoded or has no frames.
   """
   try:
     if clip.member is None and clip.path.is_dir():
       images = sorted(
           (p for p in clip.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key
-      )
+      )[::frame_step][:max_frames]
       frames = []
       for image in images:
         with av.open(str(image)) as container:
@@ -85,12 +88,25 @@ def decode(clip: Clip, size: tuple, target_fps: Optional[float] = None) -> np.nd
         step = 1
         if target_fps is not None and stream.average_rate:
           step = max(1, round(float(stream.average_rate) / target_fps))
-        frames = [_rgb(f, size) for i, f in enumerate(container.decode(stream)) if i % step == 0]
-  except (av.FFmpegError, OSError, zipfile.BadZipFile, KeyError, StopIteration) as e:
-    raise ValueError(f"cannot decode {clip}: {e}. Re-download or remove this file.") from e
+        step *= frame_step
+        frames = []
+        for i, f in enumerate(container.decode(stream)):
+          if max_frames is not None and len(frames) >= max_frames:
+            break
+          if i % step == 0:
+            frames.append(_rgb(f, size))
+  except (av.FFmpegError, OSError, zipfile.BadZipFile, KeyError, StopIteration, IndexError,
+          ValueError) as e:
+    raise ValueError(
+        f"cannot decode {clip}: {_one_line(e)}. Re-download or remove this file."
+    ) from e
   if not frames:
     raise ValueError(f"{clip} has no frames. Re-download or remove this file.")
   return np.stack(frames)
+
+
+def _one_line(e: Exception) -> str:
+  return " ".join(str(e).split()) or type(e).__name__
 
 
 def read_manifest(path: pathlib.Path, heads: dict) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import pathlib
 import zipfile
 
@@ -12,6 +13,7 @@ import tensorflow_datasets as tfds
 from mstrnn_jax.data.builders import common
 from mstrnn_jax.data.synthetic import SYNTH3A_CLASSES
 
+_log = logging.getLogger(__name__)
 # Clip names of the Weizmann database, e.g. daria_pjump.avi, denis_wave1.avi, lena_run1.avi.
 USED_ACTIONS = ("pjump", "wave1", "wave2")  # jump-in-place, one-hand-wave, two-hand-wave
 ALL_ACTIONS = ("bend", "jack", "jump", "pjump", "run", "side", "skip", "walk", "wave1", "wave2")
@@ -26,10 +28,12 @@ into {manual_dir}
 Other Weizmann actions in that folder are ignored."""
 
 
-def find_clips(manual_dir: pathlib.Path) -> dict:
+def find_clips(manual_dir: pathlib.Path, skip_incomplete_subjects: bool = False) -> dict:
   """Finds the clips: `{subject: {action: Clip}}` for every subject with all of USED_ACTIONS.
 
-  Accepts .avi files anywhere under `manual_dir` and .avi members of .zip files there.
+  Accepts .avi files anywhere under `manual_dir` and .avi members of .zip files there. A subject
+  missing one of USED_ACTIONS is an error, or left out (with a warning) when
+  `skip_incomplete_subjects`.
   """
   found = []
   for path in sorted(manual_dir.rglob("*")):
@@ -59,15 +63,20 @@ def find_clips(manual_dir: pathlib.Path) -> dict:
     clips[subject][action] = clip
   incomplete = {s: sorted(set(USED_ACTIONS) - set(a)) for s, a in clips.items()
                 if set(a) != set(USED_ACTIONS)}  # fmt: skip
-  if incomplete or not clips:
+  missing = ", ".join(f"{s}_{a}.avi" for s, acts in incomplete.items() for a in acts)
+  if incomplete and skip_incomplete_subjects:
+    _log.warning("weizmann_3acwd: leaving out subject(s) %s (missing clips %s)",
+                 ", ".join(incomplete), missing)
+    clips = {s: a for s, a in clips.items() if s not in incomplete}
+  elif incomplete:
     raise ValueError(
-        f"{manual_dir}: missing clips "
-        + (
-            ", ".join(f"{s}_{a}.avi" for s, acts in incomplete.items() for a in acts)
-            or "(none found)"
-        )
-        + "\n"
+        f"{manual_dir}: missing clips {missing}; add them, or leave out the subject(s) "
+        f"{', '.join(incomplete)} with the option skip_incomplete_subjects=True\n"
         + INSTRUCTIONS.format(manual_dir=manual_dir)
+    )
+  if not clips:
+    raise ValueError(
+        f"{manual_dir}: missing clips (none found)\n" + INSTRUCTIONS.format(manual_dir=manual_dir)
     )
   return dict(sorted(clips.items()))
 
@@ -85,6 +94,10 @@ class Weizmann3acwd(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "83x83 frames, frame rate halved after concatenation (Sec. III.B)."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = INSTRUCTIONS
   HEADS = {"action": SYNTH3A_CLASSES}
+
+  def __init__(self, *, skip_incomplete_subjects: bool = False, **kwargs):
+    self.skip_incomplete_subjects = skip_incomplete_subjects
+    super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -104,7 +117,8 @@ class Weizmann3acwd(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    return {"train": self._generate_examples(find_clips(pathlib.Path(dl_manager.manual_dir)))}
+    clips = find_clips(pathlib.Path(dl_manager.manual_dir), self.skip_incomplete_subjects)
+    return {"train": self._generate_examples(clips)}
 
   def _generate_examples(self, clips):
     t_max = 0

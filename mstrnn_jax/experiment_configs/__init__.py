@@ -1,0 +1,117 @@
+"""Experiment configs: one ``get_config(dataset)`` per preset, like flax ``examples/*/configs``.
+
+    from mstrnn_jax import experiment_configs
+    config = experiment_configs.get_config('quick', 'synth3a')   # an ml_collections.ConfigDict
+    config = experiment_configs.with_epochs(config, 80)            # LR boundaries move too
+
+``base.py`` documents every field.  ``experiments/run.py`` and ``sweep.py`` read the config
+with ``ml_collections.config_flags`` (``--config.<field>=<value>``; ``mstrnn_jax.cli``).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any, Mapping
+
+from ml_collections import config_dict
+
+from mstrnn_jax import names, train
+from mstrnn_jax.data import pipeline
+
+PRESETS = ('paper', 'quick', 'tiny')
+
+
+def default_preset(dataset: str) -> str:
+  """'quick' for the synthetic datasets, 'paper' for the real ones."""
+  return 'quick' if pipeline.canonical_name(dataset) in pipeline.SYNTHETIC else 'paper'
+
+
+def get_config(preset: str | None, dataset: str) -> config_dict.ConfigDict:
+  """The ``preset`` config for ``dataset`` (``preset`` None: :func:`default_preset`)."""
+  preset = default_preset(dataset) if preset is None else preset
+  if preset not in PRESETS:
+    raise ValueError(f'unknown preset {preset!r}; use one of {", ".join(PRESETS)}.')
+  return importlib.import_module(f'{__name__}.{preset}').get_config(dataset)
+
+
+def with_epochs(config: config_dict.ConfigDict, epochs: int) -> config_dict.ConfigDict:
+  """``config`` trained for ``epochs``, its learning-rate boundaries moved in proportion."""
+  config = config.copy_and_resolve_references()
+  scale = epochs / config.epochs
+  config.optim.lr_boundaries = tuple(max(1, round(b * scale)) for b in config.optim.lr_boundaries)
+  config.epochs = epochs
+  return config
+
+
+def tuples(value: Any) -> Any:
+  """JSON lists back to (nested) tuples."""
+  return tuple(tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def override(config: config_dict.ConfigDict, values: Mapping[str, Any]) -> config_dict.ConfigDict:
+  """A copy of ``config`` with ``{'optim.clip': 5.0, ...}`` set (type-checked by ConfigDict)."""
+  config = config.copy_and_resolve_references()
+  for path, value in values.items():
+    *parents, leaf = path.split('.')
+    node = config
+    for p in parents:
+      node = node[p]
+    if leaf not in node:
+      raise ValueError(f'config has no field {path!r} (see mstrnn_jax/experiment_configs/base.py).')
+    node[leaf] = tuples(value)
+  return config
+
+
+def from_dict(d: Mapping[str, Any]) -> config_dict.ConfigDict:
+  """Rebuilds a config from its ``to_json`` form (``workdir/experiment.json``)."""
+  flat = {}
+
+  def walk(prefix, node):
+    for k, v in node.items():
+      if isinstance(v, Mapping):
+        walk(f'{prefix}{k}.', v)
+      else:
+        flat[f'{prefix}{k}'] = v
+
+  walk('', d)
+  return override(get_config(d['preset'], d['dataset']), flat)
+
+
+def to_dict(config: config_dict.ConfigDict) -> dict:
+  """The JSON form of ``config`` (what experiment.json and results.json hold)."""
+  return json.loads(config.to_json())
+
+
+def model_names(config: config_dict.ConfigDict) -> tuple[str, ...]:
+  """``config.model`` ('mstrnn', 'mstrnn,lrcn' or 'all') as a tuple of model families."""
+  if config.model == 'all':
+    return names.MODELS
+  models = tuple(config.model.split(','))
+  for m in models:
+    if m not in names.MODELS:
+      raise ValueError(f'config.model: unknown model {m!r}; use one or more of '
+                       f'{", ".join(names.MODELS)} (comma-separated) or all.')
+  return models
+
+
+def dataset_kwargs(config: config_dict.ConfigDict) -> dict:
+  """Arguments of ``pipeline.load_dataset`` (real datasets: crop_margin if set)."""
+  options = config.data[config.dataset].to_dict()
+  if config.dataset in pipeline.SYNTHETIC:
+    return options
+  return {k: v for k, v in options.items() if k != 'frame_size' and v is not None}
+
+
+def optim_config(config: config_dict.ConfigDict) -> train.OptimConfig:
+  return train.OptimConfig(**{k: tuples(v) for k, v in config.optim.items()})
+
+
+def model_overrides(config: config_dict.ConfigDict) -> dict:
+  """The set (non-None) ``model_overrides`` fields."""
+  return {k: tuples(v) for k, v in config.model_overrides.items() if v is not None}
+
+
+def run_seeds(config: config_dict.ConfigDict) -> tuple[int, int | None]:
+  """(initialisation seed, batch-order seed or None when it follows the initialisation key)."""
+  init = config.seed if config.seeds.init is None else config.seeds.init
+  return init, config.seeds.batches

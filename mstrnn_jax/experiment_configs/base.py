@@ -1,0 +1,97 @@
+"""The experiment config every preset starts from: every field, its default and its meaning.
+
+One ``ml_collections.ConfigDict``; the presets (``paper.py``, ``quick.py``, ``tiny.py``) only
+change values, never the structure, so ``--config.<field>=<value>`` reaches every field of any
+preset.  ``None`` fields are placeholders: "the model's / dataset's own default".
+
+  dataset            canonical dataset name (data.pipeline.NAMES; aliases such as 3acwd accepted)
+  preset             'paper' | 'quick' | 'tiny'
+  model              'mstrnn' | 'lrcn' | 'mstnn', several comma-separated, or 'all'
+  data.<dataset>.*   options of that dataset: the synthetic generators' arguments (read from
+                     their signatures: seed, frame_size, crop_margin, lengths, subjects, noise,
+                     ...); for the real datasets crop_margin (None: the builder's 10) and
+                     frame_size (None: stored size; else frames are resized, crop in proportion)
+  width_scale        channel-width multiplier of the paper-size models (configs.derive_config)
+  model_overrides.*  any other ModelConfig field (widths, conv0_stride, taus, conv_impl,
+                     time_layout, leaky_scan, remat, bn_momentum, bn_epsilon); None: derived
+  epochs             training epochs; experiment_configs.with_epochs / --epochs also move the
+                     learning-rate boundaries in proportion
+  batch_size, eval_batch_size, voting_steps (L of eq. 9), vote_rule ('vote' | 'mean_prob')
+  optim.*            train.OptimConfig: lr_values, lr_boundaries (in epochs), weight_decay,
+                     clip, b1, b2, eps
+  taus               ((tau1, tau2), ...) run for every fold; None: the model's default taus
+  subjects           held-out subjects to run; None: all folds
+  seed               seeds initialisation and batch order / crops of every run (not the data)
+  seeds.init, seeds.batches   override ``seed`` for one of the two (None: from ``seed``)
+  checkpoint_every   epochs between checkpoints (the last epoch is always saved)
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import types
+import typing
+
+from ml_collections import config_dict
+
+from mstrnn_jax import configs, names, train
+from mstrnn_jax.data import pipeline
+
+# ModelConfig fields fixed by the dataset (not overridable).
+_FROM_DATASET = ('model', 'input_size', 'heads', 'bn_steps')
+_REAL_OPTIONS = {'crop_margin': int, 'frame_size': int}
+
+
+def _placeholder_type(hint) -> type:
+  origin = typing.get_origin(hint) or hint
+  if isinstance(origin, type) and issubclass(origin, enum.Enum):
+    return str
+  if origin in (typing.Union, types.UnionType):
+    return _placeholder_type(next(a for a in typing.get_args(hint) if a is not type(None)))
+  return origin
+
+
+def data_options(dataset: str) -> config_dict.ConfigDict:
+  """The options of ``dataset``: a synthetic generator's signature, else the real ones'."""
+  if dataset in pipeline.SYNTHETIC:
+    params = inspect.signature(pipeline.SYNTHETIC[dataset][0]).parameters
+    return config_dict.ConfigDict({k: p.default for k, p in params.items()})
+  return config_dict.ConfigDict({k: config_dict.placeholder(t) for k, t in _REAL_OPTIONS.items()})
+
+
+def model_overrides() -> config_dict.ConfigDict:
+  """One ``None`` placeholder per overridable ``configs.ModelConfig`` field."""
+  hints = typing.get_type_hints(configs.ModelConfig)
+  return config_dict.ConfigDict({
+      f.name: config_dict.placeholder(_placeholder_type(hints[f.name]))
+      for f in dataclasses.fields(configs.ModelConfig) if f.name not in _FROM_DATASET})
+
+
+def optim(optim_config: train.OptimConfig) -> config_dict.ConfigDict:
+  return config_dict.ConfigDict(dataclasses.asdict(optim_config))
+
+
+def get_config(dataset: str, preset: str) -> config_dict.ConfigDict:
+  """The paper-protocol values for ``dataset``'s analogue; presets change them."""
+  dataset = pipeline.canonical_name(dataset)
+  c = config_dict.ConfigDict()
+  c.dataset = dataset
+  c.preset = preset
+  c.model = names.MODELS[0]
+  c.data = config_dict.ConfigDict({d: data_options(d) for d in pipeline.NAMES})
+  c.width_scale = 1.0
+  c.model_overrides = model_overrides()
+  c.epochs = 600
+  c.batch_size = 27
+  c.eval_batch_size = 32
+  c.voting_steps = 15
+  c.vote_rule = names.VoteRule.VOTE.value
+  c.optim = optim(train.OptimConfig())
+  c.taus = config_dict.placeholder(tuple)
+  c.subjects = config_dict.placeholder(tuple)
+  c.seed = 0
+  c.seeds = config_dict.ConfigDict({'init': config_dict.placeholder(int),
+                                    'batches': config_dict.placeholder(int)})
+  c.checkpoint_every = 10
+  return c

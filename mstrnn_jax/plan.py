@@ -1,0 +1,172 @@
+"""What will run: the experiment config checked, the dataset loaded, the runs and model records.
+
+Everything here runs before any compilation, so a bad setting fails in seconds with one line
+naming it.  :func:`describe` is the dry run: parameter counts and the cost of one train step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import config_dict
+
+from mstrnn_jax import experiment_configs as ec
+from mstrnn_jax import model_records, names, train
+from mstrnn_jax.data import pipeline
+from mstrnn_jax.data.resize import resize_frames
+
+
+@dataclasses.dataclass
+class Plan:
+  """The loaded dataset, the folds and one model record per model family of ``config``."""
+  config: config_dict.ConfigDict
+  models: tuple[str, ...]
+  dataset: Any
+  folds: list
+  tau_pairs: tuple[tuple[float, ...], ...] | None
+  model_records: dict
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return min(len(f.train_idx) for f in self.folds) // self.config.batch_size
+
+
+def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
+  """Checks ``config`` without loading data; returns its model families.
+
+  Raises ValueError naming the bad field.
+  """
+  pipeline.canonical_name(config.dataset)
+  models = ec.model_names(config)
+  for pair in config.taus or ():
+    if any(t <= 0 for t in pair):
+      raise ValueError(f'config.taus: time constants must be > 0, got tau pair {pair}.')
+  for name in ('epochs', 'batch_size', 'voting_steps', 'eval_batch_size', 'checkpoint_every'):
+    if config[name] < 1:
+      raise ValueError(f'config.{name} must be >= 1, got {config[name]}.')
+  names.choose(names.VoteRule, config.vote_rule, 'config.vote_rule')
+  try:
+    ec.optim_config(config)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f'config.optim (--config.optim.*): {e}') from None
+  return models
+
+
+def load_data(config: config_dict.ConfigDict, data_dir: str | None = None):
+  """The dataset of ``config`` (real datasets resized when ``data.<name>.frame_size`` is set)."""
+  ds = pipeline.load_dataset(config.dataset, data_dir=data_dir, **ec.dataset_kwargs(config))
+  frame_size = config.data[config.dataset].get('frame_size')
+  if config.dataset not in pipeline.SYNTHETIC and frame_size is not None:
+    ds = resize_frames(ds, frame_size)
+  return ds
+
+
+def plan(config: config_dict.ConfigDict, data_dir: str | None = None) -> Plan:
+  """Validates, loads the dataset, builds the fold list and model records."""
+  models = validate(config)
+  ds = load_data(config, data_dir)
+  folds = pipeline.loso_folds(ds)
+  if config.subjects is not None:
+    known = {int(f.test_subject) for f in folds}
+    bad = sorted(set(config.subjects) - known)
+    if bad:
+      raise ValueError(f'--subjects {bad} not in {config.dataset} '
+                       f'(subjects 0..{len(folds) - 1}).')
+    folds = [f for f in folds if int(f.test_subject) in set(config.subjects)]
+  min_train = min(len(f.train_idx) for f in folds)
+  if config.batch_size > min_train:
+    raise ValueError(f'batch_size {config.batch_size} is larger than the smallest training set '
+                     f'({min_train} videos) of {config.dataset}; use --batch_size<={min_train}.')
+  t_max = ds.videos.shape[1]
+  if config.voting_steps > t_max:
+    raise ValueError(f'voting_steps {config.voting_steps} exceeds the video length {t_max}.')
+  records = {m: model_records.model_record(m, config.dataset, ds.crop_size, ds.heads, t_max,
+                                           config.width_scale, ec.model_overrides(config))
+             for m in models}
+  taus = None if config.taus is None else tuple(tuple(float(t) for t in p) for p in config.taus)
+  for m, rec in records.items():
+    n_taus = len(model_records.model_config_from_record(rec).taus)
+    if taus is not None and n_taus and any(len(p) != n_taus for p in taus):
+      raise ValueError(f'{m} has {n_taus} time constants; got tau tuples {taus}.')
+  return Plan(config=config, models=models, dataset=ds, folds=folds, tau_pairs=taus,
+              model_records=records)
+
+
+def run_table(p: Plan, model: str) -> list[dict]:
+  """The runs of ``model``: tau pairs (outer) x folds (inner)."""
+  cfg = model_records.model_config_from_record(p.model_records[model])
+  if not cfg.taus:
+    pairs = [()]
+  else:
+    pairs = [tuple(float(t) for t in cfg.taus)] if p.tau_pairs is None else list(p.tau_pairs)
+  subject_names = p.dataset.subject_names
+  return [{'run': i, 'test_subject': int(f.test_subject),
+           'subject_name': str(subject_names[int(f.test_subject)]),
+           'taus': [float(t) for t in pair]}
+          for i, (pair, f) in enumerate(itertools.product(pairs, p.folds))]
+
+
+def build_tables(p: Plan, runs: list[dict]) -> train.RunTables:
+  """Numpy run tables (unpadded) for ``runs``."""
+  by_subject = {int(f.test_subject): f for f in p.folds}
+  folds = [by_subject[r['test_subject']] for r in runs]
+  n_tr = max(len(f.train_idx) for f in folds)
+  n_te = max(len(f.test_idx) for f in folds)
+  pad = lambda a, n: np.pad(np.asarray(a, np.int32), (0, n - len(a)))  # noqa: E731
+  return train.RunTables(
+      train_idx=np.stack([pad(f.train_idx, n_tr) for f in folds]),
+      n_train=np.asarray([len(f.train_idx) for f in folds], np.int32),
+      test_idx=np.stack([pad(f.test_idx, n_te) for f in folds]),
+      test_mask=np.stack([np.arange(n_te) < len(f.test_idx) for f in folds]),
+      taus=np.asarray([r['taus'] for r in runs], np.float32).reshape(len(runs), -1))
+
+
+def describe(p: Plan) -> str:
+  """Dry-run summary: the resolved config, dataset, runs, per model the parameter count and the
+  cost of one train step of one run (XLA cost analysis of the lowered step; nothing is compiled
+  or trained)."""
+  ds, c = p.dataset, p.config
+  steps = p.steps_per_epoch
+  optim = ec.optim_config(c)
+  lines = [f'Config:\n{c.to_json(indent=1)}',
+           f'Dataset {c.dataset}: videos {tuple(ds.videos.shape)} uint8 '
+           f'({ds.videos.nbytes / 2 ** 20:.1f} MiB), crop {ds.crop_size}, heads {ds.heads}, '
+           f'{len(ds.subject_names)} subjects; folds run: {[int(f.test_subject) for f in p.folds]}',
+           f'Experiment ({c.preset}): {c.epochs} epochs x {steps} steps of batch '
+           f'{c.batch_size}, voting steps {c.voting_steps} ({c.vote_rule}), LR '
+           f'{optim.lr_values} at epoch boundaries {optim.lr_boundaries}, weight decay '
+           f'{optim.weight_decay}, clip {optim.clip}, width scale {c.width_scale}, '
+           f'devices {jax.device_count()}']
+  for model in p.models:
+    cfg = model_records.model_config_from_record(p.model_records[model])
+    fns = train.model_fns(cfg)
+    runs = run_table(p, model)
+    shapes = jax.eval_shape(fns.init, jax.random.key(0))
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes['params']))
+    flops = _step_flops(p, fns, optim)
+    lines.append(f'{model.upper()}: {n_params:,} parameters; {len(runs)} runs '
+                 f'(taus {sorted({tuple(r["taus"]) for r in runs})}); one train step of one run '
+                 f'~{flops / 1e9:.2f} GFLOP -> {flops * steps * c.epochs * len(runs) / 1e12:.1f}'
+                 f' TFLOP for the whole experiment; config {cfg}')
+  return '\n'.join(lines)
+
+
+def _step_flops(p: Plan, fns: train.ModelFns, optim: train.OptimConfig) -> float:
+  """XLA's FLOP estimate of one lowered train step of one run."""
+  ds, c = p.dataset, p.config
+  tx = train.make_optimizer(optim, p.steps_per_epoch)
+  state = jax.eval_shape(lambda k: train.create_train_state(fns, tx, k),
+                         jax.ShapeDtypeStruct((2,), jnp.uint32))
+  t_max, (h, w) = ds.videos.shape[1], ds.videos.shape[2:4]
+  step = jax.jit(lambda st, v, l, t, k: train.train_step(fns, tx, c.voting_steps, c.vote_rule,
+                                                         st, v, l, t, k))
+  lowered = step.lower(state, jax.ShapeDtypeStruct((c.batch_size, t_max, h, w, 3), jnp.uint8),
+                       jax.ShapeDtypeStruct((c.batch_size, len(ds.heads)), jnp.int32),
+                       jax.ShapeDtypeStruct((fns.n_taus,), jnp.float32), jax.random.key(0))
+  cost = lowered.cost_analysis() or {}
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get('flops', float('nan')))

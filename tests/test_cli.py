@@ -1,0 +1,131 @@
+"""The launchers' command line: every experiment-config field reachable, aliases, epochs."""
+import json
+import os
+
+from absl import flags
+import pytest
+
+from mstrnn_jax import cli, names
+from mstrnn_jax import experiment_configs as ec
+
+# Valid non-default values for the string fields (everything else is derived from the type).
+_STRINGS = {'dataset': 'synthcl1', 'preset': 'tiny', 'model': 'lrcn', 'vote_rule': 'mean_prob',
+            'model_overrides.conv_impl': 'gemm', 'model_overrides.time_layout': 'all_in_scan',
+            'model_overrides.leaky_scan': 'associative'}
+
+
+def _flags(*args, **defaults):
+  fv, argv = flags.FlagValues(), ['prog', *args]
+  cli.define_flags(**{'dataset': 'synth3a', 'models': names.MODELS + ('all',), **defaults},
+                   flag_values=fv, argv=argv)
+  fv(argv)
+  return fv
+
+
+def _parse(*args, **defaults):
+  return cli.config_from_flags(_flags(*args, **defaults))
+
+
+def _leaves(config, prefix=''):
+  for key in config.keys():
+    value = config[key]
+    if hasattr(value, 'keys'):
+      yield from _leaves(value, f'{prefix}{key}.')
+    else:
+      yield f'{prefix}{key}', config.get_type(key) if value is None else type(value), value
+
+
+def _new_value(path, kind, old):
+  if path in _STRINGS:
+    return _STRINGS[path], _STRINGS[path]
+  if kind is bool:
+    return str(not old), not old
+  if kind is int:
+    return str((old or 0) + 3), (old or 0) + 3
+  if kind is float:
+    return str((old or 0.0) + 0.25), (old or 0.0) + 0.25
+  if kind is tuple:
+    return '(5,6)', (5, 6)
+  raise AssertionError(f'{path}: no test value for {kind}')
+
+
+def _get(config, path):
+  for key in path.split('.'):
+    config = config[key]
+  return config
+
+
+LEAVES = list(_leaves(ec.get_config('quick', 'synth3a')))
+
+
+def test_the_walk_covers_every_kind_of_field():
+  paths = {p for p, _, _ in LEAVES}
+  assert {'optim.weight_decay', 'optim.lr_boundaries', 'width_scale', 'voting_steps',
+          'eval_batch_size', 'model_overrides.remat', 'model_overrides.bn_momentum',
+          'data.synth3a.noise_std', 'data.synthcl2.num_subjects', 'data.cl1ad.frame_size',
+          'seeds.init', 'seeds.batches'} <= paths
+  assert len(paths) > 60
+
+
+@pytest.mark.parametrize('path, kind, old', LEAVES, ids=[p for p, _, _ in LEAVES])
+def test_every_config_field_is_a_flag(path, kind, old):
+  text, value = _new_value(path, kind, old)
+  config = _parse(f'--config.{path}={text}')
+  assert _get(config, path) == value
+
+
+def test_the_issue_example_changes_the_config():
+  config = _parse('--config.width_scale=0.25', '--config.voting_steps=3',
+                  '--config.optim.weight_decay=0.001')
+  assert (config.width_scale, config.voting_steps, config.optim.weight_decay) == (0.25, 3, 0.001)
+
+
+def test_short_flags_are_aliases_of_config_fields():
+  config = _parse('--dataset=3acwd', '--preset=quick', '--model=all', '--subjects=0,2', '--seed=4',
+                  '--tau1=2,50', '--tau2=100', '--batch_size=8', '--vote_rule=mean_prob')
+  assert config.dataset == 'weizmann_3acwd' and config.preset == 'quick'
+  assert (config.model, config.subjects, config.seed, config.batch_size) == ('all', (0, 2), 4, 8)
+  assert config.taus == ((2.0, 100.0), (50.0, 100.0)) and config.vote_rule == 'mean_prob'
+  assert config.data.weizmann_3acwd.frame_size == 40
+  with pytest.raises(ValueError, match='contradicts'):
+    _parse('--epochs=3', '--config.epochs=4')
+  with pytest.raises(ValueError, match='give both --tau1 and --tau2'):
+    _parse('--tau1=2')
+
+
+def test_default_preset_follows_the_dataset():
+  assert _parse().preset == 'quick' and _parse('--dataset=cl1ad').preset == 'paper'
+  assert _parse(dataset='synthcl2', tau1=['2', '50'], tau2=['100']).taus == (
+      (2.0, 100.0), (50.0, 100.0))
+
+
+def test_epochs_move_the_learning_rate_boundaries():
+  paper = ec.get_config('paper', '3acwd')
+  assert paper.optim.lr_boundaries == (200, 300) and paper.epochs == 600
+  config = _parse('--dataset=3acwd', '--epochs=60')
+  assert config.epochs == 60 and config.optim.lr_boundaries == (20, 30)
+  config = _parse('--epochs=60', '--config.optim.lr_boundaries=(10,)')
+  assert config.optim.lr_boundaries == (10,)
+  assert ec.with_epochs(ec.get_config('quick', 'synth3a'), 80).optim.lr_boundaries == (56,)
+
+
+def test_seeds_are_separate_fields():
+  config = _parse('--seed=2', '--config.seeds.batches=9', '--config.data.synth3a.seed=5')
+  assert ec.run_seeds(config) == (2, 9) and config.data.synth3a.seed == 5
+  assert ec.dataset_kwargs(config)['seed'] == 5
+
+
+def test_config_json_roundtrip():
+  config = _parse('--dataset=synthcl2', '--tau1=2,50', '--tau2=100,150', '--subjects=1,2',
+                  '--config.model_overrides.feature_widths=(4,8)')
+  assert ec.from_dict(ec.to_dict(config)) == config
+
+
+def test_resume_alone_reads_the_config_back(tmp_path):
+  stored = _parse('--dataset=synthcl1', '--epochs=7', '--config.optim.clip=3.0')
+  with open(os.path.join(tmp_path, 'experiment.json'), 'w') as f:
+    json.dump({'experiment': ec.to_dict(stored)}, f)
+  assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}')) == stored
+  # Settings given with --resume are the ones used (the workdir check then compares them).
+  assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}', '--epochs=7')).dataset == (
+      'synth3a')
