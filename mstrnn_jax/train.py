@@ -239,6 +239,8 @@ def eval_step(model: ModelFns, voting_steps: int, params: PyTree, batch_stats: P
 # Evaluation statistics
 # --------------------------------------------------------------------------------------------
 EVAL_STATS = ('running', 'subject', 'population')
+# The experiments' default: every mode, the first one (population) the reported figure.
+DEFAULT_EVAL_STATS = ('population', 'running', 'subject')
 EVAL_STATS_DOC = {
     'running': 'the stored per-step running averages (momentum) of training',
     'subject': "the per-step statistics of the evaluated subject's own videos, as one batch",
@@ -339,12 +341,17 @@ class RunTables:
   test_idx:  int32 [R, n_test_max] dataset rows of the held-out subject (padded with 0).
   test_mask: bool  [R, n_test_max].
   taus:      float32 [R, n_taus].
+  val_idx:   int32 [R, n_val_max] dataset rows of the run's validation subjects (padded), or
+             None (no validation subjects).
+  val_mask:  bool  [R, n_val_max], or None.
   """
   train_idx: jax.Array
   n_train: jax.Array
   test_idx: jax.Array
   test_mask: jax.Array
   taus: jax.Array
+  val_idx: jax.Array | None = None
+  val_mask: jax.Array | None = None
 
 
 def epoch_batches(key: jax.Array, epoch: jax.Array, train_idx: jax.Array, n_train: jax.Array,
@@ -376,17 +383,24 @@ class Programs:
 
   init(keys uint32 [R, 2]) -> stacked TrainState
   train_epoch(states, videos, labels, tables) -> (states, EpochMetrics)
-  evaluate(states, videos, labels, tables) -> int32 correct flags [R, n_test_max, n_heads + 1]
-    with the stored running statistics
-  evaluate_stats(states, videos, labels, tables) -> int32 correct flags
-    [R, len(eval_stats), n_test_max, n_heads + 1], one slice per mode of ``eval_stats``
+  evaluate(states, videos, labels, tables) -> EvalFlags: int32 correct flags of the held-out
+    (and validation) videos under every mode of ``eval_stats``
   """
   init: Callable[..., TrainState]
   train_epoch: Callable[..., tuple[TrainState, EpochMetrics]]
-  evaluate: Callable[..., jax.Array]
-  evaluate_stats: Callable[..., jax.Array]
+  evaluate: Callable[..., 'EvalFlags']
   eval_stats: tuple[str, ...]
   steps_per_epoch: int
+
+
+class EvalFlags(NamedTuple):
+  """Correct flags per evaluation-statistics mode (in ``Programs.eval_stats`` order).
+
+  test: int32 [R, n_modes, n_test_max, n_heads + 1]; val: int32 [R, n_modes, n_val_max,
+  n_heads + 1] on the validation subjects, or None when the tables have none.
+  """
+  test: jax.Array
+  val: jax.Array | None
 
 
 def default_run_chunk(backend: str | None = None) -> int | None:
@@ -401,16 +415,17 @@ def default_run_chunk(backend: str | None = None) -> int | None:
 
 def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps_per_epoch: int,
                   voting_steps: int, vote_rule: str = 'vote', eval_batch_size: int = 32,
-                  eval_stats: tuple[str, ...] = ('running',),
+                  eval_stats: tuple[str, ...] = DEFAULT_EVAL_STATS,
                   mesh: jax.sharding.Mesh | None = None, run_chunk: int | None | str = 'auto'
                   ) -> Programs:
   """Builds the jitted init / train-epoch / evaluate programs over the run axis.
 
-  ``evaluate_stats`` evaluates every held-out video once per mode of ``eval_stats`` (names in
-  :data:`EVAL_STATS`): the same weights, normalised with the stored running statistics, with
-  the held-out subject's own batch statistics (:func:`subject_statistics`) or with statistics
-  re-estimated on the run's training set (:func:`population_statistics`, training batches of
-  ``batch_size``).
+  ``evaluate`` evaluates every held-out (and validation) video once per mode of ``eval_stats``
+  (names in :data:`EVAL_STATS`): the same weights, normalised with the stored running
+  statistics, with the evaluated subject's own batch statistics (:func:`subject_statistics`;
+  the validation subjects' videos form one batch) or with statistics re-estimated on the run's
+  training set (:func:`population_statistics`, training batches of ``batch_size``, computed
+  once for the test and validation videos).
 
   The run axis of every stacked argument is split over ``mesh`` (1-D, axis
   ``parallel.AXIS``) with ``jax.shard_map``; each device runs its block of runs with
@@ -463,20 +478,29 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
     flags = jax.lax.map(chunk, rows)
     return flags.reshape(n_chunks * eval_batch_size, -1)[:n]
 
-  def mode_statistics(mode, state, videos, table):
+  def mode_statistics(mode, state, videos, table, rows, mask, population):
     if mode == 'running':
       return state.batch_stats
     if mode == 'subject':
-      return subject_statistics(model, state.params, state.batch_stats, videos, table.test_idx,
-                                table.test_mask, table.taus)
-    return population_statistics(model, state.params, state.batch_stats, videos,
-                                 table.train_idx, table.n_train, table.taus, state.key,
-                                 state.epoch, batch_size)
+      return subject_statistics(model, state.params, state.batch_stats, videos, rows, mask,
+                                table.taus)
+    return population
 
   def run_eval_stats(state, videos, labels, table):
-    """One run under every mode of ``eval_stats``: int32 [len(eval_stats), n_test, H+1]."""
-    return jnp.stack([run_eval(state.params, mode_statistics(mode, state, videos, table), videos,
-                               labels, table.test_idx, table.taus) for mode in eval_stats])
+    """One run under every mode: EvalFlags with leaves [len(eval_stats), n, H+1]."""
+    population = None
+    if 'population' in eval_stats:
+      population = population_statistics(model, state.params, state.batch_stats, videos,
+                                         table.train_idx, table.n_train, table.taus, state.key,
+                                         state.epoch, batch_size)
+
+    def flags_of(rows, mask):
+      return jnp.stack([run_eval(state.params,
+                                 mode_statistics(m, state, videos, table, rows, mask, population),
+                                 videos, labels, rows, table.taus) for m in eval_stats])
+
+    val = None if table.val_idx is None else flags_of(table.val_idx, table.val_mask)
+    return EvalFlags(test=flags_of(table.test_idx, table.test_mask), val=val)
 
   def map_runs(fn, xs):
     if run_chunk is None:
@@ -489,10 +513,6 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
         (states, tables))
 
   def local_eval(states, videos, labels, tables):
-    return map_runs(lambda a: run_eval(a[0].params, a[0].batch_stats, videos, labels,
-                                       a[1].test_idx, a[1].taus), (states, tables))
-
-  def local_eval_stats(states, videos, labels, tables):
     return map_runs(lambda a: run_eval_stats(a[0], videos, labels, a[1]), (states, tables))
 
   runs, rep = jax.sharding.PartitionSpec(parallel.AXIS), jax.sharding.PartitionSpec()
@@ -501,13 +521,9 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
                               out_specs=runs, check_vma=False)
   evaluate_runs = jax.shard_map(local_eval, mesh=mesh, in_specs=(runs, rep, rep, runs),
                                 out_specs=runs, check_vma=False)
-  evaluate_stats_runs = jax.shard_map(local_eval_stats, mesh=mesh,
-                                      in_specs=(runs, rep, rep, runs), out_specs=runs,
-                                      check_vma=False)
   return Programs(init=jax.jit(init, out_shardings=shard),
                   train_epoch=jax.jit(train_epoch, donate_argnums=0),
                   evaluate=jax.jit(evaluate_runs),
-                  evaluate_stats=jax.jit(evaluate_stats_runs),
                   eval_stats=eval_stats,
                   steps_per_epoch=steps_per_epoch)
 

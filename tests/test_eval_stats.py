@@ -127,11 +127,16 @@ def test_evaluate_stats_program_matches_direct_apply():
   states = programs.init(jnp.asarray(np.stack([jax.random.key_data(jax.random.key(s))
                                                for s in range(2)])))
   states, _ = programs.train_epoch(states, jnp.asarray(videos), jnp.asarray(labels), tab)
-  flags = np.asarray(programs.evaluate_stats(states, jnp.asarray(videos), jnp.asarray(labels),
-                                             tab))
-  assert flags.shape == (2, 3, 6, 3)
-  np.testing.assert_array_equal(
-      flags[:, 1], programs.evaluate(states, jnp.asarray(videos), jnp.asarray(labels), tab))
+  # Validation rows: run 0 the videos 22, 23; run 1 none but padding (one valid video, 6).
+  tab = tab.replace(val_idx=jnp.asarray([[22, 23], [6, 0]], jnp.int32),
+                    val_mask=jnp.asarray([[True, True], [True, False]]))
+  out = programs.evaluate(states, jnp.asarray(videos), jnp.asarray(labels), tab)
+  flags = np.asarray(out.test)
+  assert flags.shape == (2, 3, 6, 3) and out.val.shape == (2, 3, 2, 3)
+  no_val = programs.evaluate(states, jnp.asarray(videos), jnp.asarray(labels),
+                             tab.replace(val_idx=None, val_mask=None))
+  assert no_val.val is None
+  np.testing.assert_array_equal(no_val.test, flags)
   crop = lambda v: pipeline.to_float(pipeline.center_crop(jnp.asarray(v), 8))  # noqa: E731
   for r in range(2):
     state, taus = _run(states, r), tab.taus[r]
@@ -143,10 +148,16 @@ def test_evaluate_stats_program_matches_direct_apply():
     population = {'proj': {'mean': np.mean([model.batch_statistics(
         state.params, None, crop(videos[b]), taus)['proj']['mean'] for b in batches], 0)}}
     distinct = []
-    for m, stats in enumerate((population, state.batch_stats, subject)):
-      logits, _ = model.apply(state.params, stats, crop(videos[rows]), taus, False)
-      want = evaluate.correct_flags(logits, jnp.asarray(labels[rows]), test_train.HEADS, 2)
-      np.testing.assert_array_equal(flags[r, m, :len(rows)], want, err_msg=f'run {r} mode {m}')
+    val_rows = np.asarray(tab.val_idx[r])[np.asarray(tab.val_mask[r])]
+    val_subject = model.batch_statistics(state.params, None, crop(videos[val_rows]), taus)
+    for m, (stats, val_stats) in enumerate(((population, population),
+                                            (state.batch_stats, state.batch_stats),
+                                            (subject, val_subject))):
+      for got, rr, st in ((flags[r, m], rows, stats), (np.asarray(out.val)[r, m], val_rows,
+                                                       val_stats)):
+        logits, _ = model.apply(state.params, st, crop(videos[rr]), taus, False)
+        want = evaluate.correct_flags(logits, jnp.asarray(labels[rr]), test_train.HEADS, 2)
+        np.testing.assert_array_equal(got[:len(rr)], want, err_msg=f'run {r} mode {m}')
       distinct.append(stats['proj']['mean'])
     assert not np.allclose(distinct[0], distinct[1]) and not np.allclose(distinct[1], distinct[2])
 
