@@ -102,15 +102,16 @@ def select_best_epochs(test_acc: np.ndarray) -> np.ndarray:
   return np.argmax(np.asarray(test_acc)[..., -1], axis=1)
 
 
-def validation_subjects(test_subject: int, num_subjects: int, k: int, seed: int) -> tuple[int, ...]:
-  """``k`` validation subjects of a fold: drawn from its training subjects (every subject but
-  ``test_subject``) by ``seed`` and the test subject, deterministically; sorted."""
-  others = [s for s in range(num_subjects) if s != test_subject]
-  if not 0 <= k < len(others):
-    raise ValueError(f'validation_subjects={k}: a fold of {num_subjects} subjects can give 0 to '
-                     f'{len(others) - 1} of its {len(others)} training subjects.')
-  rng = np.random.default_rng([seed, test_subject, 8])
-  return tuple(sorted(int(s) for s in rng.choice(others, size=k, replace=False)))
+def validation_subjects(train_subjects: Sequence[int], k: int, seed: int,
+                        fold: int) -> tuple[int, ...]:
+  """``k`` validation subjects of a fold, drawn from its training subjects by ``seed`` and the
+  fold's id (its test subject), deterministically; sorted."""
+  train_subjects = sorted(int(s) for s in set(train_subjects))
+  if not 0 <= k < len(train_subjects):
+    raise ValueError(f'validation_subjects={k}: a fold with {len(train_subjects)} training '
+                     f'subjects can give 0 to {len(train_subjects) - 1} of them.')
+  rng = np.random.default_rng([seed, fold, 8])
+  return tuple(sorted(int(s) for s in rng.choice(train_subjects, size=k, replace=False)))
 
 
 def select_epochs(test_acc: np.ndarray, val_acc: np.ndarray | None = None) -> dict:
@@ -191,6 +192,27 @@ def selection_table(summaries: Mapping[str, dict]) -> str:
     cells = [fmt(summaries[m]['selections'][sel]['mean'][JOINT],
                  summaries[m]['selections'][sel]['se'][JOINT]) for m in models]
     lines.append(f'| {labels[sel]} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def eval_stats_table(summaries: Mapping[str, dict], modes: Sequence[str]) -> str:
+  """Joint accuracy per model under each evaluation-statistics mode (markdown): the paper's
+  epoch selection, and the validation selection where available.
+
+  Args:
+    summaries: model name -> summary with ``'eval_stats': {mode: summarize_group output}``.
+  """
+  models = list(summaries)
+  lines = ['| BN statistics | Epoch selection | ' + ' | '.join(m.upper() for m in models) + ' |',
+           '|---|---|' + '---|' * len(models)]
+  for mode in modes:
+    for sel, label in (('test_best', 'test subject (paper)'), ('validation', 'validation')):
+      if not all(sel in summaries[m]['eval_stats'][mode]['selections'] for m in models):
+        continue
+      cells = [fmt(summaries[m]['eval_stats'][mode]['selections'][sel]['mean'][JOINT],
+                   summaries[m]['eval_stats'][mode]['selections'][sel]['se'][JOINT])
+               for m in models]
+      lines.append(f'| {mode} | {label} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
 

@@ -116,11 +116,13 @@ def test_selections_side_by_side():
   assert '| last epoch | 45.00±15.00 |' in table
 
 
-def test_validation_subjects_deterministic_and_exclude_the_test_subject():
-  a = evaluate.validation_subjects(3, 9, 2, seed=0)
-  assert a == evaluate.validation_subjects(3, 9, 2, seed=0) and len(set(a)) == 2 and 3 not in a
-  assert evaluate.validation_subjects(3, 9, 0, seed=0) == ()
-  picks = {evaluate.validation_subjects(3, 9, 2, seed=s) for s in range(6)}
+def test_validation_subjects_deterministic_and_from_the_training_subjects():
+  train = [0, 1, 2, 4, 5, 6, 7, 8]
+  a = evaluate.validation_subjects(train, 2, seed=0, fold=3)
+  assert a == evaluate.validation_subjects(train, 2, seed=0, fold=3)
+  assert len(set(a)) == 2 and set(a) <= set(train)
+  assert evaluate.validation_subjects(train, 0, seed=0, fold=3) == ()
+  picks = {evaluate.validation_subjects(train, 2, seed=s, fold=3) for s in range(6)}
   assert len(picks) > 1
   with pytest.raises(ValueError, match='validation_subjects'):
-    evaluate.validation_subjects(0, 3, 2, seed=0)
+    evaluate.validation_subjects([1, 2], 2, seed=0, fold=0)
