@@ -1,5 +1,6 @@
 """Fidelity probes of issue 8 (docs/fidelity.md): evaluation statistics, validation subjects,
-LRCN gradients on long videos.  One compiled program per model trains every selected fold;
+LRCN gradients on long videos.  (The run engine now has ``config.eval_stats`` and
+``config.validation_subjects`` itself; this probe adds gradient statistics and init variants.)  One compiled program per model trains every selected fold;
 each fold also holds out one *validation* subject taken from its training subjects
 (deterministically from --seed), so settings can be compared without looking at test subjects.
 
@@ -25,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mstrnn_jax import evaluate, layers, presets, train
+from mstrnn_jax import evaluate, layers, model_records, train
+from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax.data import pipeline
 
 _MODEL = flags.DEFINE_string('model', 'mstrnn', 'mstrnn | lrcn | mstnn.')
@@ -99,8 +101,8 @@ def grad_statistics(fns, tx, exp, clip):
 def main(argv):
   del argv
   kwargs = {k: _value(v) for k, v in (a.split('=') for a in _KWARGS.value)}
-  exp = presets.get_experiment(_DATASET.value, 'quick')
-  optim = exp.optim
+  exp = ec.get_config('quick', _DATASET.value)
+  optim = ec.optim_config(exp)
   if _LR.value:
     bounds = tuple(int(b) for b in (_LR_BOUNDS.value or ()))
     optim = train.OptimConfig(lr_values=tuple(float(v) for v in _LR.value), lr_boundaries=bounds)
@@ -112,10 +114,9 @@ def main(argv):
   t0 = time.time()
   ds = pipeline.load_dataset(_DATASET.value, **kwargs)
   heads = ds.heads
-  exp = presets.Experiment(**{**exp.__dict__, 'optim': optim, 'width_scale': width,
-                              'model_overrides': overrides})
-  cfg = presets.model_config_from_record(presets.model_record(
-      exp, _MODEL.value, ds.crop_size, heads, ds.videos.shape[1]))
+  cfg = model_records.model_config_from_record(model_records.model_record(
+      _MODEL.value, _DATASET.value, ds.crop_size, heads, ds.videos.shape[1], width,
+      dict(overrides)))
   if _FORGET.value is not None:
     set_forget_bias(_FORGET.value, ds.videos.shape[1])
   fns = train.model_fns(cfg)
@@ -148,6 +149,7 @@ def main(argv):
   programs = train.make_programs(fns, optim, batch_size=exp.batch_size, steps_per_epoch=steps,
                                  voting_steps=exp.voting_steps, eval_batch_size=32,
                                  eval_stats=train.EVAL_STATS)
+  evaluate_stats = lambda st, tab: programs.evaluate(st, videos, labels, tab).test  # noqa
   videos = jnp.asarray(ds.videos)
   labels = jnp.asarray(train.stack_labels(ds.labels, heads))
   keys = jnp.asarray(np.stack([jax.random.key_data(jax.random.fold_in(
@@ -165,7 +167,7 @@ def main(argv):
     states, m = programs.train_epoch(states, videos, labels, test_tab)
     acc = {}
     for name, tab, mask in (('test', test_tab, test_mask), ('val', val_tab, val_mask)):
-      flags_ = np.asarray(programs.evaluate_stats(states, videos, labels, tab))
+      flags_ = np.asarray(evaluate_stats(states, tab))
       acc[name] = np.stack([evaluate.accuracies(flags_[:, k], mask)[:, -1]
                             for k in range(len(train.EVAL_STATS))], 1)     # [folds, modes]
       hist[name].append(acc[name].tolist())
