@@ -85,8 +85,8 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
            f'BN statistics at evaluation: `{modes[0]}` (docs/model.md); epoch per fold: the '
            'best joint accuracy on the test subject (the paper\'s protocol).', '', table]
     out['tables']['selections'] = evaluate.selection_table(first)
-    md += ['## Joint accuracy by epoch selection (the last two do not look at the test '
-           'subject)', '', out['tables']['selections']]
+    md += ['## Joint accuracy by epoch selection (only the first looks at the test subject; '
+           'validation subjects: --config.validation_subjects)', '', out['tables']['selections']]
     if len(modes) > 1:
       out['tables']['eval_stats'] = evaluate.eval_stats_table(first, modes)
       md += ['## Joint accuracy by BN statistics at evaluation (same weights)', '',
