@@ -44,6 +44,7 @@ class Setup(NamedTuple):
   batch_keys: Any         # uint32 [R_padded, 2] batch-order keys (sharded), or None: from keys
   test_mask: np.ndarray   # bool [R, n_test_max] (unpadded, host)
   shard: Any              # the run-axis sharding
+  val_mask: np.ndarray | None = None   # bool [R, n_val_max] (host), or None: no validation
 
 
 def run_keys(seed: int, runs: list[dict]) -> np.ndarray:
@@ -68,7 +69,8 @@ def setup(p: Plan, model: str, mesh=None, runs: list | None = None,
   programs = train.make_programs(
       train.model_fns(cfg), ec.optim_config(c), batch_size=c.batch_size,
       steps_per_epoch=p.steps_per_epoch, voting_steps=c.voting_steps, vote_rule=c.vote_rule,
-      eval_batch_size=c.eval_batch_size, mesh=mesh, run_chunk=run_chunk)
+      eval_batch_size=c.eval_batch_size, eval_stats=tuple(c.eval_stats), mesh=mesh,
+      run_chunk=run_chunk)
   tables_np = build_tables(p, runs)
   init_seed, batch_seed = ec.run_seeds(c)
   put_runs = lambda x: parallel.put(parallel.pad_runs(x, n_pad), shard)  # noqa: E731
@@ -80,7 +82,7 @@ def setup(p: Plan, model: str, mesh=None, runs: list | None = None,
                labels=parallel.put(train.stack_labels(ds.labels, ds.heads), repl),
                tables=put_runs(tables_np), keys=put_runs(run_keys(init_seed, runs)),
                batch_keys=None if batch_seed is None else put_runs(run_keys(batch_seed, runs)),
-               test_mask=tables_np.test_mask, shard=shard)
+               test_mask=tables_np.test_mask, shard=shard, val_mask=tables_np.val_mask)
 
 
 def initial_states(e: Setup):
@@ -94,13 +96,19 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
   """Trains every run of ``model`` for ``config.epochs`` epochs; returns its history.
 
   ``on_epoch(result_so_far)`` is called after every epoch (and its checkpoint) with the same
-  structure as the return value (:func:`results.result`).
+  structure as the return value (:func:`results.result`).  History keys: ``train_loss``,
+  ``train_acc``, ``test_acc`` (under the first ``config.eval_stats`` mode) and
+  ``test_acc_<mode>`` for every mode; with validation subjects also ``val_acc`` and
+  ``val_acc_<mode>``.
   """
   c = p.config
   e = setup(p, model, mesh)
   n_runs = len(e.runs)
+  modes = e.programs.eval_stats
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints', model))
-  history = {'train_loss': [], 'train_acc': [], 'test_acc': []}
+  sets = ('test', 'val') if e.val_mask is not None else ('test',)
+  history = {k: [] for k in ['train_loss', 'train_acc'] + [
+      f'{s}_acc{suffix}' for s in sets for suffix in [''] + [f'_{m}' for m in modes]]}
   start = 0
   target = jax.eval_shape(e.programs.init, e.keys)
   target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=e.shard),
@@ -121,15 +129,20 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
     for epoch in range(start, c.epochs):
       states, m = e.programs.train_epoch(states, e.videos, e.labels, e.tables)
       flags = e.programs.evaluate(states, e.videos, e.labels, e.tables)
-      m, flags = parallel.to_host((m, flags))
+      m, flags = parallel.to_host((m, flags._asdict()))
       loss = m.loss[:n_runs]
       _check_finite(loss, e.runs, model, epoch, workdir, c, ckpt.latest_epoch())
       counts = m.count[:n_runs].sum(axis=1)
       train_acc = 100.0 * m.correct[:n_runs].sum(axis=1) / counts[:, None]
-      test_acc = evaluate.accuracies(flags[:n_runs], e.test_mask)
       history['train_loss'].append(loss.mean(axis=1))
       history['train_acc'].append(train_acc)
-      history['test_acc'].append(test_acc)
+      for s, mask in (('test', e.test_mask), ('val', e.val_mask))[:len(sets)]:
+        for k, mode in enumerate(modes):
+          acc = evaluate.accuracies(flags[s][:n_runs, k], mask)
+          history[f'{s}_acc_{mode}'].append(acc)
+          if k == 0:
+            history[f'{s}_acc'].append(acc)
+      test_acc = history['test_acc'][-1]
       done = epoch + 1
       if events is not None:
         events.scalars(done, results.epoch_scalars(e.runs, history, p.dataset.heads))

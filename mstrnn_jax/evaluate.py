@@ -11,6 +11,11 @@ head is right (for a one-head dataset joint == that head).  LOSO (Sec. II.F): pe
 with the best joint test accuracy is selected (the earliest on ties) and every head's accuracy at
 that epoch is reported; the final figures are mean +- standard error (sample std / sqrt(folds))
 across folds, in percent, rounded to two decimals.
+
+That protocol selects on the held-out subject itself.  Side by side (``SELECTIONS``) the
+summaries also report the test accuracy at the epoch with the best joint accuracy on
+*validation* subjects (subjects taken out of each fold's training set,
+:func:`validation_subjects`) and at the last epoch: neither looks at the test subject.
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ import numpy as np
 
 VOTE_RULES = ('vote', 'mean_prob')
 JOINT = 'joint'
+# How the reported epoch of a fold is chosen: the paper's protocol (best joint accuracy on the
+# test subject), best joint accuracy on the validation subjects, the last epoch.
+SELECTIONS = ('test_best', 'validation', 'last')
 
 
 def predict(logits: jax.Array, rule: str = 'vote') -> jax.Array:
@@ -94,6 +102,36 @@ def select_best_epochs(test_acc: np.ndarray) -> np.ndarray:
   return np.argmax(np.asarray(test_acc)[..., -1], axis=1)
 
 
+def validation_subjects(train_subjects: Sequence[int], k: int, seed: int,
+                        fold: int) -> tuple[int, ...]:
+  """``k`` validation subjects of a fold, drawn from its training subjects by ``seed`` and the
+  fold's id (its test subject), deterministically; sorted."""
+  train_subjects = sorted(int(s) for s in set(train_subjects))
+  if not 0 <= k < len(train_subjects):
+    raise ValueError(f'validation_subjects={k}: a fold with {len(train_subjects)} training '
+                     f'subjects can give 0 to {len(train_subjects) - 1} of them.')
+  rng = np.random.default_rng([seed, fold, 8])
+  return tuple(sorted(int(s) for s in rng.choice(train_subjects, size=k, replace=False)))
+
+
+def select_epochs(test_acc: np.ndarray, val_acc: np.ndarray | None = None) -> dict:
+  """0-based epoch per run for each selection of :data:`SELECTIONS` (earliest on ties).
+
+  Args:
+    test_acc: float [R, epochs, n_heads + 1] (joint last).
+    val_acc: float [R, epochs, n_heads + 1] on the validation subjects, or None (then no
+      'validation' entry).
+  Returns:
+    {selection: int [R]}.
+  """
+  test_acc = np.asarray(test_acc)
+  out = {'test_best': select_best_epochs(test_acc),
+         'last': np.full(test_acc.shape[0], test_acc.shape[1] - 1)}
+  if val_acc is not None:
+    out['validation'] = select_best_epochs(val_acc)
+  return {k: out[k] for k in SELECTIONS if k in out}
+
+
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
   """Mean and standard error (sample std / sqrt(n); 0 for a single value)."""
   v = np.asarray(values, np.float64)
@@ -108,28 +146,74 @@ def fmt(mean: float, se: float) -> str:
   return f'{mean:.2f}±{se:.2f}'
 
 
-def summarize_group(test_acc: np.ndarray, head_names: Sequence[str]) -> dict:
+def summarize_group(test_acc: np.ndarray, head_names: Sequence[str],
+                    val_acc: np.ndarray | None = None) -> dict:
   """LOSO summary of the runs (folds) of one model / tau pair.
 
   Args:
     test_acc: float [folds, epochs, n_heads + 1] in percent (joint last).
     head_names: names of the heads, in order.
+    val_acc: the same on each fold's validation subjects, or None.
   Returns:
-    {'best_epoch': [folds] (1-based), 'per_fold': {cat: [folds]}, 'mean': {cat: m},
-     'se': {cat: s}} for every head and 'joint'.
+    The paper's protocol at the top level, {'best_epoch': [folds] (1-based), 'per_fold':
+    {cat: [folds]}, 'mean': {cat: m}, 'se': {cat: s}} for every head and 'joint', plus
+    'selections': {selection: the same four keys} for each of :data:`SELECTIONS` available
+    ('validation' only with ``val_acc``).
   """
   test_acc = np.asarray(test_acc)
-  best = select_best_epochs(test_acc)
-  at_best = test_acc[np.arange(test_acc.shape[0]), best]          # [folds, H+1]
   cats = list(head_names) + [JOINT]
-  out = {'best_epoch': [int(b) + 1 for b in best], 'per_fold': {}, 'mean': {}, 'se': {}}
-  for c, cat in enumerate(cats):
-    vals = at_best[:, c]
-    m, s = mean_se(vals)
-    out['per_fold'][cat] = [float(x) for x in vals]
-    out['mean'][cat] = m
-    out['se'][cat] = s
-  return out
+  selections = {}
+  for name, epochs in select_epochs(test_acc, val_acc).items():
+    at = test_acc[np.arange(test_acc.shape[0]), epochs]          # [folds, H+1]
+    entry = {'best_epoch': [int(e) + 1 for e in epochs], 'per_fold': {}, 'mean': {}, 'se': {}}
+    for c, cat in enumerate(cats):
+      m, s = mean_se(at[:, c])
+      entry['per_fold'][cat] = [float(x) for x in at[:, c]]
+      entry['mean'][cat] = m
+      entry['se'][cat] = s
+    selections[name] = entry
+  return {**selections['test_best'], 'selections': selections}
+
+
+def selection_table(summaries: Mapping[str, dict]) -> str:
+  """Joint accuracy per model under each epoch selection (markdown; models as columns).
+
+  Args:
+    summaries: model name -> :func:`summarize_group` output.
+  """
+  models = list(summaries)
+  labels = {'test_best': 'best epoch on the test subject (paper)',
+            'validation': 'epoch chosen on validation subjects', 'last': 'last epoch'}
+  lines = ['| Epoch selection | ' + ' | '.join(m.upper() for m in models) + ' |',
+           '|---|' + '---|' * len(models)]
+  for sel in SELECTIONS:
+    if not all(sel in summaries[m].get('selections', {}) for m in models):
+      continue
+    cells = [fmt(summaries[m]['selections'][sel]['mean'][JOINT],
+                 summaries[m]['selections'][sel]['se'][JOINT]) for m in models]
+    lines.append(f'| {labels[sel]} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def eval_stats_table(summaries: Mapping[str, dict], modes: Sequence[str]) -> str:
+  """Joint accuracy per model under each evaluation-statistics mode (markdown): the paper's
+  epoch selection, and the validation selection where available.
+
+  Args:
+    summaries: model name -> summary with ``'eval_stats': {mode: summarize_group output}``.
+  """
+  models = list(summaries)
+  lines = ['| BN statistics | Epoch selection | ' + ' | '.join(m.upper() for m in models) + ' |',
+           '|---|---|' + '---|' * len(models)]
+  for mode in modes:
+    for sel, label in (('test_best', 'test subject (paper)'), ('validation', 'validation')):
+      if not all(sel in summaries[m]['eval_stats'][mode]['selections'] for m in models):
+        continue
+      cells = [fmt(summaries[m]['eval_stats'][mode]['selections'][sel]['mean'][JOINT],
+                   summaries[m]['eval_stats'][mode]['selections'][sel]['se'][JOINT])
+               for m in models]
+      lines.append(f'| {mode} | {label} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
 
 
 def model_table(summaries: Mapping[str, dict], heads: Sequence[tuple[str, int]],

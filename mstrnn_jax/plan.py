@@ -16,7 +16,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from mstrnn_jax import experiment_configs as ec
-from mstrnn_jax import configs, model_records, names, train
+from mstrnn_jax import configs, evaluate, model_records, names, train
 from mstrnn_jax.data import pipeline
 from mstrnn_jax.data.resize import resize_frames
 
@@ -27,9 +27,10 @@ class Plan:
   config: config_dict.ConfigDict
   models: tuple[str, ...]
   dataset: Any
-  folds: list
+  folds: list              # pipeline.Fold; train_idx without the validation subjects' videos
   tau_pairs: tuple[tuple[float, ...], ...] | None
   model_records: dict
+  validation: dict = dataclasses.field(default_factory=dict)  # test subject -> (subjects, rows)
 
   @property
   def steps_per_epoch(self) -> int:
@@ -50,6 +51,12 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
     if config[name] < 1:
       raise ValueError(f'config.{name} must be >= 1, got {config[name]}.')
   names.choose(names.VoteRule, config.vote_rule, 'config.vote_rule')
+  try:
+    train.check_eval_stats(tuple(config.eval_stats))
+  except ValueError as e:
+    raise ValueError(f'config.eval_stats: {e}') from None
+  if config.validation_subjects < 0:
+    raise ValueError(f'config.validation_subjects must be >= 0, got {config.validation_subjects}.')
   try:
     ec.optim_config(config)
   except (TypeError, ValueError) as e:
@@ -117,6 +124,7 @@ def plan(config: config_dict.ConfigDict, data_dir: str | None = None) -> Plan:
       raise ValueError(f'--subjects {bad} not in {config.dataset} '
                        f'({what} 0..{len(folds) - 1}).')
     folds = [f for f in folds if int(f.test_subject) in set(config.subjects)]
+  folds, validation = split_validation(ds, folds, config.validation_subjects, config.seed)
   min_train = min(len(f.train_idx) for f in folds)
   if config.batch_size > min_train:
     raise ValueError(f'batch_size {config.batch_size} is larger than the smallest training set '
@@ -133,7 +141,29 @@ def plan(config: config_dict.ConfigDict, data_dir: str | None = None) -> Plan:
     if taus is not None and n_taus and any(len(p) != n_taus for p in taus):
       raise ValueError(f'{m} has {n_taus} time constants; got tau tuples {taus}.')
   return Plan(config=config, models=models, dataset=ds, folds=folds, tau_pairs=taus,
-              model_records=records)
+              model_records=records, validation=validation)
+
+
+def split_validation(ds, folds: list, k: int, seed: int) -> tuple[list, dict]:
+  """Takes ``k`` validation subjects out of every fold's training set.
+
+  Returns (folds with the reduced ``train_idx``, {test subject: (validation subjects, their
+  dataset rows)}); ``k == 0`` returns the folds unchanged and an empty dict.
+  """
+  if k == 0:
+    return folds, {}
+  try:
+    picks = {int(f.test_subject): evaluate.validation_subjects(
+        np.unique(ds.subjects[f.train_idx]), k, seed, int(f.test_subject)) for f in folds}
+  except ValueError as e:
+    raise ValueError(f'config.validation_subjects: {e}') from None
+  out, validation = [], {}
+  for f in folds:
+    vals = picks[int(f.test_subject)]
+    held = np.isin(ds.subjects[f.train_idx], vals)
+    out.append(f._replace(train_idx=f.train_idx[~held]))
+    validation[int(f.test_subject)] = (vals, f.train_idx[held])
+  return out, validation
 
 
 def tau_pairs(config: config_dict.ConfigDict) -> tuple[tuple[float, ...], ...] | None:
@@ -148,10 +178,16 @@ def run_table(p: Plan, model: str) -> list[dict]:
     pairs = [()]
   else:
     pairs = [tuple(float(t) for t in cfg.taus)] if p.tau_pairs is None else list(p.tau_pairs)
-  return [{'run': i, 'test_subject': int(f.test_subject),
+  subject_names = p.dataset.subject_names
+  runs = [{'run': i, 'test_subject': int(f.test_subject),
            'subject_name': fold_name(p.dataset, f),
            'taus': [float(t) for t in pair]}
           for i, (pair, f) in enumerate(itertools.product(pairs, p.folds))]
+  for r in runs:
+    if p.validation:
+      r['validation_subjects'] = [str(subject_names[s])
+                                  for s in p.validation[r['test_subject']][0]]
+  return runs
 
 
 def build_tables(p: Plan, runs: list[dict]) -> train.RunTables:
@@ -161,12 +197,19 @@ def build_tables(p: Plan, runs: list[dict]) -> train.RunTables:
   n_tr = max(len(f.train_idx) for f in folds)
   n_te = max(len(f.test_idx) for f in folds)
   pad = lambda a, n: np.pad(np.asarray(a, np.int32), (0, n - len(a)))  # noqa: E731
+  val_idx = val_mask = None
+  if p.validation:
+    vals = [p.validation[r['test_subject']][1] for r in runs]
+    n_va = max(len(v) for v in vals)
+    val_idx = np.stack([pad(v, n_va) for v in vals])
+    val_mask = np.stack([np.arange(n_va) < len(v) for v in vals])
   return train.RunTables(
       train_idx=np.stack([pad(f.train_idx, n_tr) for f in folds]),
       n_train=np.asarray([len(f.train_idx) for f in folds], np.int32),
       test_idx=np.stack([pad(f.test_idx, n_te) for f in folds]),
       test_mask=np.stack([np.arange(n_te) < len(f.test_idx) for f in folds]),
-      taus=np.asarray([r['taus'] for r in runs], np.float32).reshape(len(runs), -1))
+      taus=np.asarray([r['taus'] for r in runs], np.float32).reshape(len(runs), -1),
+      val_idx=val_idx, val_mask=val_mask)
 
 
 def describe(p: Plan) -> str:

@@ -38,15 +38,28 @@ def tau_key(taus: Sequence[float]) -> str:
   return ','.join(f'{t:g}' for t in taus)
 
 
-def summarize_model(res: dict, heads) -> dict:
-  """Per tau pair: :func:`evaluate.summarize_group` over its folds.  Keys 'tau1,tau2' ('' for
+def summarize_model(res: dict, heads, eval_stats: Sequence[str] = ()) -> dict:
+  """Per tau pair: :func:`evaluate.summarize_group` over its folds (the reported evaluation
+  statistics, with the validation selection when the history has ``val_acc``), plus
+  ``'eval_stats': {mode: summarize_group of test_acc_<mode>}``.  Keys 'tau1,tau2' ('' for
   models without taus)."""
-  test_acc = res['history']['test_acc']
+  h = res['history']
+  names = [n for n, _ in heads]
   groups: dict[str, list[int]] = {}
   for r in res['runs']:
     groups.setdefault(tau_key(r['taus']), []).append(r['run'])
-  return {k: evaluate.summarize_group(test_acc[idx], [h for h, _ in heads])
-          for k, idx in groups.items()}
+
+  def group(idx, suffix=''):
+    val = h.get(f'val_acc{suffix}')
+    return evaluate.summarize_group(h[f'test_acc{suffix}'][idx], names,
+                                    None if val is None else val[idx])
+
+  out = {}
+  for k, idx in groups.items():
+    out[k] = group(idx)
+    out[k]['eval_stats'] = {m: group(idx, f'_{m}') for m in eval_stats
+                            if f'test_acc_{m}' in h}
+  return out
 
 
 def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
@@ -57,7 +70,7 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
     entry = {'runs': res['runs'], 'epochs_done': res['epochs_done'],
              'seconds': round(res['seconds'], 2), 'history': history_lists(res['history'])}
     if res['epochs_done']:
-      entry['summary'] = summarize_model(res, heads)
+      entry['summary'] = summarize_model(res, heads, tuple(p.config.eval_stats))
     out['models'][model] = entry
   md = [f'# {p.config.dataset}: LOSO results ({p.config.preset} preset'
         f'{", final" if final else ", in progress"})', '']
@@ -67,8 +80,17 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
     first = {m: next(iter(e['summary'].values())) for m, e in trained.items()}
     table = evaluate.model_table(first, heads)
     out['tables']['models'] = table
+    modes = tuple(p.config.eval_stats)
     md += ['## Accuracy in percent, mean ± standard error over folds (Tables III-V layout)', '',
-           table]
+           f'BN statistics at evaluation: `{modes[0]}` (docs/model.md); epoch per fold: the '
+           'best joint accuracy on the test subject (the paper\'s protocol).', '', table]
+    out['tables']['selections'] = evaluate.selection_table(first)
+    md += ['## Joint accuracy by epoch selection (only the first looks at the test subject; '
+           'validation subjects: --config.validation_subjects)', '', out['tables']['selections']]
+    if len(modes) > 1:
+      out['tables']['eval_stats'] = evaluate.eval_stats_table(first, modes)
+      md += ['## Joint accuracy by BN statistics at evaluation (same weights)', '',
+             out['tables']['eval_stats']]
     for m, e in trained.items():
       for k, s in e['summary'].items():
         md.append(f'- {m}{" taus " + k if k else ""}: selected epochs per fold '
@@ -97,8 +119,11 @@ def _sweep_tables(p: Plan, trained: dict, heads, tables: dict) -> list[str]:
 
 def metrics_csv(results: dict, heads) -> str:
   cats = [h for h, _ in heads] + [evaluate.JOINT]
+  first = next(iter(results.values()), {'history': {}})['history']
+  extra = [k for k in first if k.startswith(('test_acc_', 'val_acc')) and k != 'test_acc']
   cols = ['model', 'run', 'test_subject', 'taus', 'epoch', 'train_loss'] + \
-         [f'train_acc_{c}' for c in cats] + [f'test_acc_{c}' for c in cats]
+         [f'train_acc_{c}' for c in cats] + [f'test_acc_{c}' for c in cats] + \
+         [f'{k}_joint' for k in extra]
   lines = [','.join(cols)]
   for model, res in results.items():
     h = res['history']
@@ -109,6 +134,7 @@ def metrics_csv(results: dict, heads) -> str:
                f'{h["train_loss"][r, e]:.6g}']
         row += [f'{x:.4f}' for x in h['train_acc'][r, e]]
         row += [f'{x:.4f}' for x in h['test_acc'][r, e]]
+        row += [f'{h[k][r, e, -1]:.4f}' for k in extra]
         lines.append(','.join(map(str, row)))
   return '\n'.join(lines) + '\n'
 

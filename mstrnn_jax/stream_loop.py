@@ -25,6 +25,9 @@ from mstrnn_jax.data import pipeline, stream
 from mstrnn_jax.data.dataset import Dataset
 
 STREAM_MODES = ('auto', 'never', 'always')
+# Streamed evaluation normalises with the stored running statistics only: the 'population' and
+# 'subject' modes of train.make_programs need the training / test videos at hand.
+STREAMED_EVAL_STATS = ('running',)
 
 
 def memory_budget(config: config_dict.ConfigDict) -> int:
@@ -51,7 +54,15 @@ def load_folder(config: config_dict.ConfigDict, data_dir: str | None = None) -> 
   ds = pipeline.load_dataset(config.dataset, data_dir=data_dir, lazy=True,
                              **ec.dataset_kwargs(config))
   streamed = mode == 'always' or (mode == 'auto' and ds.videos.nbytes > memory_budget(config))
-  return ds if streamed else dataclasses.replace(ds, videos=ds.videos[:])
+  if not streamed:
+    return dataclasses.replace(ds, videos=ds.videos[:])
+  if tuple(config.eval_stats) != STREAMED_EVAL_STATS or config.validation_subjects:
+    raise ValueError(
+        f'{config.dataset} is streamed from its files ({ds.videos.nbytes / 2 ** 20:.0f} MiB of '
+        'videos; config.stream, config.data_memory_budget_mib), which evaluates with the stored '
+        'running statistics and without validation subjects only: pass '
+        '--config.eval_stats=running --config.validation_subjects=0, or a larger budget.')
+  return ds
 
 
 def is_streamed(ds: Dataset) -> bool:
@@ -64,6 +75,8 @@ class StreamedPrograms:
   tables: the padded host run tables (``train.RunTables`` of numpy arrays, R padded);
   labels: int32 [N, n_heads] on the host; shard: the run-axis sharding.
   """
+
+  eval_stats = STREAMED_EVAL_STATS
 
   def __init__(self, steps: train.StepPrograms, init, source: stream.VideoSource,
                tables: train.RunTables, labels: np.ndarray, *, batch_size: int,
@@ -94,13 +107,15 @@ class StreamedPrograms:
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *metrics)
     return self.steps.end_epoch(states), train.EpochMetrics(*stacked)
 
-  def evaluate(self, states, videos=None, labels=None, tables=None):
-    """int32 correct flags [R, n_test_max, n_heads + 1] of every run's held-out videos."""
+  def evaluate(self, states, videos=None, labels=None, tables=None) -> train.EvalFlags:
+    """Correct flags of every run's held-out videos, ``test``: int32 [R, 1 (running), n_test_max,
+    n_heads + 1]."""
     del videos, labels, tables
     test_idx = np.asarray(self.tables.test_idx)
     rows = stream.eval_rows(test_idx, self.eval_batch_size)
     flags = [self.steps.evaluate(states, v, lab, self._taus) for _, v, lab in self._batches(rows)]
-    return jnp.concatenate(flags, axis=1)[:, :test_idx.shape[1]]
+    test = jnp.concatenate(flags, axis=1)[:, None, :test_idx.shape[1]]
+    return train.EvalFlags(test=test, val=None)
 
 
 def streamed_programs(p, cfg, tables_np: train.RunTables, n_pad: int, mesh,

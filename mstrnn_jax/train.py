@@ -49,12 +49,17 @@ class ModelFns:
   apply(params, batch_stats, videos, taus, train) -> (logits, new_batch_stats)
     videos: float32 [batch, time, size, size, 3] in [0, 1]; taus: float32 [n_taus];
     logits: dict head -> float32 [batch, time, classes].
+  batch_statistics(params, batch_stats, videos, taus) -> stats (optional): the per-step batch
+    statistics of ``videos`` (training-mode normalisation), a tree like ``batch_stats`` whose
+    BN nodes are ``{'mean', 'var'}``; it is what the ``'subject'`` and ``'population'``
+    evaluation statistics (:data:`EVAL_STATS`) are built from.  None: only ``'running'``.
   """
   init: Callable[[jax.Array], Mapping[str, PyTree]]
   apply: Callable[..., tuple[dict[str, jax.Array], PyTree]]
   heads: Heads
   input_size: int
   n_taus: int
+  batch_statistics: Callable[..., PyTree] | None = None
 
 
 def model_fns(cfg) -> ModelFns:
@@ -63,8 +68,16 @@ def model_fns(cfg) -> ModelFns:
     out = models.apply(cfg, params, batch_stats, videos, taus, train=train)
     return out.logits, out.batch_stats
 
+  # Momentum 0: the "updated running statistics" of a training-mode pass are exactly the batch
+  # statistics of its steps (``new = 0 * old + 1 * batch``).
+  plain = dataclasses.replace(cfg, bn_momentum=0.0)
+
+  def batch_statistics(params, batch_stats, videos, taus):
+    return models.apply(plain, params, batch_stats, videos, taus, train=True).batch_stats
+
   return ModelFns(init=lambda key: models.init(cfg, key), apply=apply, heads=tuple(cfg.heads),
-                  input_size=int(cfg.input_size), n_taus=len(cfg.taus))
+                  input_size=int(cfg.input_size), n_taus=len(cfg.taus),
+                  batch_statistics=batch_statistics)
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,9 +221,9 @@ def train_step(model: ModelFns, tx: optax.GradientTransformation, voting_steps: 
   return state.replace(params=params, batch_stats=new_stats, opt_state=opt_state), metrics
 
 
-def eval_step(model: ModelFns, voting_steps: int, state: TrainState, videos: jax.Array,
-              taus: jax.Array) -> dict[str, jax.Array]:
-  """Voting-period logits of one run on centre-cropped videos (inference mode).
+def eval_step(model: ModelFns, voting_steps: int, params: PyTree, batch_stats: PyTree,
+              videos: jax.Array, taus: jax.Array) -> dict[str, jax.Array]:
+  """Voting-period logits of one run on centre-cropped videos, normalised with ``batch_stats``.
 
   Args:
     videos: uint8 [batch, time, height, width, 3].
@@ -218,8 +231,102 @@ def eval_step(model: ModelFns, voting_steps: int, state: TrainState, videos: jax
     dict head -> float32 [batch, voting_steps, classes].
   """
   x = pipeline.to_float(pipeline.center_crop(videos, model.input_size))
-  logits, _ = model.apply(state.params, state.batch_stats, x, taus, False)
+  logits, _ = model.apply(params, batch_stats, x, taus, False)
   return {name: logits[name][:, -voting_steps:] for name, _ in model.heads}
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation statistics
+# --------------------------------------------------------------------------------------------
+EVAL_STATS = ('running', 'subject', 'population')
+# The experiments' default: every mode, the first one (population) the reported figure.
+DEFAULT_EVAL_STATS = ('population', 'running', 'subject')
+EVAL_STATS_DOC = {
+    'running': 'the stored per-step running averages (momentum) of training',
+    'subject': "the per-step statistics of the evaluated subject's own videos, as one batch",
+    'population': 'per-step statistics re-estimated on the fold\'s training set with the '
+                  'current weights (exact pooled averages, centre crops)',
+}
+_POPULATION_SALT = 2   # the population batches' PRNG stream (0: shuffling, 1: crops)
+
+
+def check_eval_stats(eval_stats: tuple[str, ...], model: ModelFns | None = None) -> None:
+  """Raises ValueError naming a bad evaluation-statistics mode (see :data:`EVAL_STATS`)."""
+  bad = [m for m in eval_stats if m not in EVAL_STATS]
+  if bad or not eval_stats or len(set(eval_stats)) != len(eval_stats):
+    raise ValueError(f'eval_stats {tuple(eval_stats)}: give distinct modes out of {EVAL_STATS}.')
+  if model is not None and model.batch_statistics is None and set(eval_stats) - {'running'}:
+    raise ValueError(f'eval_stats {tuple(eval_stats)}: this ModelFns has no batch_statistics '
+                     "function; only 'running' is possible (train.model_fns provides it).")
+
+
+def pool_statistics(stats: PyTree) -> PyTree:
+  """Per-step BN statistics of K equally sized batches -> those of their union.
+
+  Args:
+    stats: tree whose BN nodes are ``{'mean': [K, ...], 'var': [K, ...]}`` (biased variances,
+      as a training-mode pass computes them); other leaves ``[K, ...]``.
+  Returns:
+    The tree without the K axis: ``mean = mean_k(mean_k)``, ``var = mean_k(var_k + mean_k^2) -
+    mean^2`` (the law of total variance, clamped at 0); other leaves their mean over K.
+  """
+  def is_bn(node):
+    return isinstance(node, Mapping) and set(node) == {'mean', 'var'}
+
+  def pool(node):
+    if not is_bn(node):
+      return jnp.mean(node, axis=0)
+    mean = jnp.mean(node['mean'], axis=0)
+    second = jnp.mean(node['var'] + jnp.square(node['mean']), axis=0)
+    return {'mean': mean, 'var': jnp.maximum(second - jnp.square(mean), 0.0)}
+
+  return jax.tree.map(pool, stats, is_leaf=is_bn)
+
+
+def subject_statistics(model: ModelFns, params: PyTree, batch_stats: PyTree, videos: jax.Array,
+                       rows: jax.Array, mask: jax.Array, taus: jax.Array) -> PyTree:
+  """Per-step batch statistics of one held-out subject's videos, taken as one batch.
+
+  Padding never enters: the ``n = sum(mask)`` valid rows fill all ``len(rows)`` batch slots
+  cyclically, so the statistics are exactly those of the valid videos whenever ``n`` divides
+  ``len(rows)`` (always when no padding is needed, i.e. subjects with equal video counts);
+  otherwise the first ``len(rows) mod n`` valid videos count once more.
+
+  Args:
+    videos: uint8 [N, time, height, width, 3], the whole dataset.
+    rows: int32 [n_max] dataset rows of the subject (padded); mask: bool [n_max] (>= 1 True).
+  """
+  order = jnp.argsort(~mask, stable=True)                       # valid rows first, in order
+  n = jnp.maximum(jnp.sum(mask), 1)
+  filled = rows[order[jnp.arange(rows.shape[0]) % n]]
+  x = pipeline.to_float(pipeline.center_crop(videos[filled], model.input_size))
+  return model.batch_statistics(params, batch_stats, x, taus)
+
+
+def population_statistics(model: ModelFns, params: PyTree, batch_stats: PyTree,
+                          videos: jax.Array, train_idx: jax.Array, n_train: jax.Array,
+                          taus: jax.Array, key: jax.Array, epoch: jax.Array,
+                          batch_size: int) -> PyTree:
+  """Per-step BN statistics of a run's whole training set under the current weights.
+
+  Every training video (centre crop) passes once in training-mode batches of ``batch_size``
+  (a shuffled order from ``key`` and ``epoch``, as in training; the last batch wraps around to
+  the first videos), and the per-batch statistics are pooled exactly
+  (:func:`pool_statistics`): the population statistics of the "precise BN" practice, not a
+  momentum average.
+
+  Args:
+    train_idx: int32 [n_train_max] (padded); n_train: int32 [] valid entries; key: uint32 [2].
+  """
+  steps = -(-train_idx.shape[0] // batch_size)
+  pkey = jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(key), _POPULATION_SALT))
+  batches = epoch_batches(pkey, epoch, train_idx, n_train, steps, batch_size)
+
+  def batch_stats_of(r):
+    x = pipeline.to_float(pipeline.center_crop(videos[r], model.input_size))
+    return model.batch_statistics(params, batch_stats, x, taus)
+
+  return pool_statistics(jax.lax.map(batch_stats_of, batches))
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,12 +341,17 @@ class RunTables:
   test_idx:  int32 [R, n_test_max] dataset rows of the held-out subject (padded with 0).
   test_mask: bool  [R, n_test_max].
   taus:      float32 [R, n_taus].
+  val_idx:   int32 [R, n_val_max] dataset rows of the run's validation subjects (padded), or
+             None (no validation subjects).
+  val_mask:  bool  [R, n_val_max], or None.
   """
   train_idx: jax.Array
   n_train: jax.Array
   test_idx: jax.Array
   test_mask: jax.Array
   taus: jax.Array
+  val_idx: jax.Array | None = None
+  val_mask: jax.Array | None = None
 
 
 def epoch_batches(key: jax.Array, epoch: jax.Array, train_idx: jax.Array, n_train: jax.Array,
@@ -271,12 +383,24 @@ class Programs:
 
   init(keys uint32 [R, 2]) -> stacked TrainState
   train_epoch(states, videos, labels, tables) -> (states, EpochMetrics)
-  evaluate(states, videos, labels, tables) -> int32 correct flags [R, n_test_max, n_heads + 1]
+  evaluate(states, videos, labels, tables) -> EvalFlags: int32 correct flags of the held-out
+    (and validation) videos under every mode of ``eval_stats``
   """
   init: Callable[..., TrainState]
   train_epoch: Callable[..., tuple[TrainState, EpochMetrics]]
-  evaluate: Callable[..., jax.Array]
+  evaluate: Callable[..., 'EvalFlags']
+  eval_stats: tuple[str, ...]
   steps_per_epoch: int
+
+
+class EvalFlags(NamedTuple):
+  """Correct flags per evaluation-statistics mode (in ``Programs.eval_stats`` order).
+
+  test: int32 [R, n_modes, n_test_max, n_heads + 1]; val: int32 [R, n_modes, n_val_max,
+  n_heads + 1] on the validation subjects, or None when the tables have none.
+  """
+  test: jax.Array
+  val: jax.Array | None
 
 
 def default_run_chunk(backend: str | None = None) -> int | None:
@@ -291,9 +415,17 @@ def default_run_chunk(backend: str | None = None) -> int | None:
 
 def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps_per_epoch: int,
                   voting_steps: int, vote_rule: str = 'vote', eval_batch_size: int = 32,
+                  eval_stats: tuple[str, ...] = DEFAULT_EVAL_STATS,
                   mesh: jax.sharding.Mesh | None = None, run_chunk: int | None | str = 'auto'
                   ) -> Programs:
   """Builds the jitted init / train-epoch / evaluate programs over the run axis.
+
+  ``evaluate`` evaluates every held-out (and validation) video once per mode of ``eval_stats``
+  (names in :data:`EVAL_STATS`): the same weights, normalised with the stored running
+  statistics, with the evaluated subject's own batch statistics (:func:`subject_statistics`;
+  the validation subjects' videos form one batch) or with statistics re-estimated on the run's
+  training set (:func:`population_statistics`, training batches of ``batch_size``, computed
+  once for the test and validation videos).
 
   The run axis of every stacked argument is split over ``mesh`` (1-D, axis
   ``parallel.AXIS``) with ``jax.shard_map``; each device runs its block of runs with
@@ -308,6 +440,8 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
   if batch_size < 1 or steps_per_epoch < 1:
     raise ValueError(f'batch_size ({batch_size}) and steps_per_epoch ({steps_per_epoch}) must '
                      'be >= 1.')
+  eval_stats = tuple(eval_stats)
+  check_eval_stats(eval_stats, model)
   run_chunk = default_run_chunk() if run_chunk == 'auto' else run_chunk
   mesh = parallel.make_mesh(1) if mesh is None else mesh
   tx = make_optimizer(optim, steps_per_epoch)
@@ -331,18 +465,42 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
     state, metrics = jax.lax.scan(body, state, (batches, jnp.arange(steps_per_epoch)))
     return state.replace(epoch=state.epoch + 1), EpochMetrics(*metrics)
 
-  def run_eval(state, videos, labels, test_idx, taus):
+  def run_eval(params, batch_stats, videos, labels, test_idx, taus):
     """One run's held-out videos, ``eval_batch_size`` at a time: int32 [n_test, H+1]."""
     n = test_idx.shape[0]
     n_chunks = -(-n // eval_batch_size)
     rows = jnp.pad(test_idx, (0, n_chunks * eval_batch_size - n)).reshape(n_chunks, -1)
 
     def chunk(r):
-      logits = eval_fn(state, videos[r], taus)
+      logits = eval_fn(params, batch_stats, videos[r], taus)
       return evaluate.correct_flags(logits, labels[r], model.heads, voting_steps, vote_rule)
 
     flags = jax.lax.map(chunk, rows)
     return flags.reshape(n_chunks * eval_batch_size, -1)[:n]
+
+  def mode_statistics(mode, state, videos, table, rows, mask, population):
+    if mode == 'running':
+      return state.batch_stats
+    if mode == 'subject':
+      return subject_statistics(model, state.params, state.batch_stats, videos, rows, mask,
+                                table.taus)
+    return population
+
+  def run_eval_stats(state, videos, labels, table):
+    """One run under every mode: EvalFlags with leaves [len(eval_stats), n, H+1]."""
+    population = None
+    if 'population' in eval_stats:
+      population = population_statistics(model, state.params, state.batch_stats, videos,
+                                         table.train_idx, table.n_train, table.taus, state.key,
+                                         state.epoch, batch_size)
+
+    def flags_of(rows, mask):
+      return jnp.stack([run_eval(state.params,
+                                 mode_statistics(m, state, videos, table, rows, mask, population),
+                                 videos, labels, rows, table.taus) for m in eval_stats])
+
+    val = None if table.val_idx is None else flags_of(table.val_idx, table.val_mask)
+    return EvalFlags(test=flags_of(table.test_idx, table.test_mask), val=val)
 
   def map_runs(fn, xs):
     if run_chunk is None:
@@ -355,8 +513,7 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
         (states, tables))
 
   def local_eval(states, videos, labels, tables):
-    return map_runs(lambda a: run_eval(a[0], videos, labels, a[1].test_idx, a[1].taus),
-                    (states, tables))
+    return map_runs(lambda a: run_eval_stats(a[0], videos, labels, a[1]), (states, tables))
 
   runs, rep = jax.sharding.PartitionSpec(parallel.AXIS), jax.sharding.PartitionSpec()
   shard = parallel.run_sharding(mesh)
@@ -367,6 +524,7 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
   return Programs(init=jax.jit(init, out_shardings=shard),
                   train_epoch=jax.jit(train_epoch, donate_argnums=0),
                   evaluate=jax.jit(evaluate_runs),
+                  eval_stats=eval_stats,
                   steps_per_epoch=steps_per_epoch)
 
 
@@ -419,7 +577,7 @@ def make_step_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int,
     return step_fn(state, videos, labels, taus, crop_key)
 
   def one_eval(state, videos, labels, taus):
-    logits = eval_fn(state, videos, taus)
+    logits = eval_fn(state.params, state.batch_stats, videos, taus)   # running statistics
     return evaluate.correct_flags(logits, labels, model.heads, voting_steps, vote_rule)
 
   def map_runs(fn, xs):

@@ -38,5 +38,9 @@ def make(heads=(('a', 3), ('b', 2)), input_size=8) -> train.ModelFns:
                  if train_mode else batch_stats)
     return logits, new_stats
 
+  def batch_statistics(params, batch_stats, videos, taus):
+    del batch_stats, taus
+    return {'proj': {'mean': (videos.mean(axis=(2, 3)) @ params['proj']['w']).mean(axis=(0, 1))}}
+
   return train.ModelFns(init=init, apply=apply, heads=tuple(heads), input_size=input_size,
-                        n_taus=1)
+                        n_taus=1, batch_statistics=batch_statistics)

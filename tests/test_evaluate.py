@@ -97,3 +97,32 @@ def test_tables_layout():
   assert '| Joint | Accuracy | 40.00±10.00 |' in table and table.count('Chance level') == 2
   sweep = evaluate.sweep_table({(2.0, 50.0): s, (2.0, 100.0): s}, [2.0], [50.0, 100.0], heads)
   assert '| Action | 2 | 50.00±10.00 | 50.00±10.00 |' in sweep
+
+
+def test_selections_side_by_side():
+  # 2 folds, 3 epochs, one head + joint; validation picks epoch 1 in fold 0, epoch 3 in fold 1.
+  test = np.array([[[10, 10], [50, 50], [30, 30]], [[20, 20], [40, 40], [60, 60]]], float)
+  val = np.array([[[90, 90], [10, 10], [10, 10]], [[0, 0], [10, 10], [20, 20]]], float)
+  s = evaluate.summarize_group(test, ['a'], val)
+  sel = s['selections']
+  assert list(sel) == ['test_best', 'validation', 'last']
+  assert s['best_epoch'] == sel['test_best']['best_epoch'] == [2, 3]
+  assert sel['validation']['best_epoch'] == [1, 3]
+  assert sel['validation']['per_fold']['joint'] == [10, 60]
+  assert sel['last']['per_fold']['a'] == [30, 60]
+  assert 'validation' not in evaluate.summarize_group(test, ['a'])['selections']
+  table = evaluate.selection_table({'mstrnn': s, 'lrcn': s})
+  assert '| epoch chosen on validation subjects | 35.00±25.00 | 35.00±25.00 |' in table
+  assert '| last epoch | 45.00±15.00 |' in table
+
+
+def test_validation_subjects_deterministic_and_from_the_training_subjects():
+  train = [0, 1, 2, 4, 5, 6, 7, 8]
+  a = evaluate.validation_subjects(train, 2, seed=0, fold=3)
+  assert a == evaluate.validation_subjects(train, 2, seed=0, fold=3)
+  assert len(set(a)) == 2 and set(a) <= set(train)
+  assert evaluate.validation_subjects(train, 0, seed=0, fold=3) == ()
+  picks = {evaluate.validation_subjects(train, 2, seed=s, fold=3) for s in range(6)}
+  assert len(picks) > 1
+  with pytest.raises(ValueError, match='validation_subjects'):
+    evaluate.validation_subjects([1, 2], 2, seed=0, fold=0)

@@ -35,7 +35,9 @@ def test_results_files_and_summary(tiny_run):
   assert test_acc.shape == (3, p.config.epochs, 2)          # 3 folds, epochs, action + joint
   assert [r['test_subject'] for r in entry['runs']] == [0, 1, 2]
   want = evaluate.summarize_group(test_acc, ['action'])
-  assert entry['summary']['2,100'] == json.loads(json.dumps(want))
+  got = dict(entry['summary']['2,100'])
+  assert set(got.pop('eval_stats')) == set(p.config.eval_stats)
+  assert got == json.loads(json.dumps(want))
   md = open(os.path.join(workdir, 'results.md')).read()
   assert evaluate.fmt(want['mean']['action'], want['se']['action']) in md
   rows = open(os.path.join(workdir, 'metrics.csv')).read().strip().split('\n')
@@ -48,7 +50,8 @@ def test_checkpoint_reproduces_last_epoch_accuracy(tiny_run):
   run = checkpoint.load_run(workdir)
   assert run.epoch == p.config.epochs and len(run.runs) == 3
   ds = pipeline.load_dataset(run.dataset, **run.dataset_kwargs)
-  last = np.asarray(out['models']['mstrnn']['history']['test_acc'])[:, -1, 0]
+  # The checkpoint holds the stored running statistics: compare with that evaluation mode.
+  last = np.asarray(out['models']['mstrnn']['history']['test_acc_running'])[:, -1, 0]
   for r, info in enumerate(run.runs):
     idx = np.nonzero(ds.subjects == info['test_subject'])[0]
     x = pipeline.center_crop(jnp.asarray(ds.videos[idx]), ds.crop_size).astype(jnp.float32) / 255

@@ -157,7 +157,7 @@ def test_streamed_training_equals_in_memory(trained, monkeypatch):
 
   monkeypatch.setattr(stream, 'BatchStream', Counting)
   config = _config(f'--dataset=folder:{root}', '--preset=tiny', '--epochs=1',
-                   '--config.folds=2', '--config.stream=always')
+                   '--config.folds=2', '--config.stream=always', '--config.eval_stats=running')
   out = str(tmp / 'streamed')
   launch.launch(config, workdir=out, data_dir=str(tmp / 'data'), progress=False,
                 log=lambda s: None)
@@ -167,7 +167,7 @@ def test_streamed_training_equals_in_memory(trained, monkeypatch):
 
   ours, theirs = history(out), history(workdir)
   np.testing.assert_allclose(ours['train_loss'], theirs['train_loss'], rtol=1e-5, atol=1e-6)
-  assert ours['test_acc'] == theirs['test_acc'] and ours['train_acc'] == theirs['train_acc']
+  assert ours['test_acc'] == theirs['test_acc_running'] and ours['train_acc'] == theirs['train_acc']
 
 
 def test_stream_mode_choice(trained, tmp_path):
@@ -175,10 +175,13 @@ def test_stream_mode_choice(trained, tmp_path):
   base = [f'--dataset=folder:{root}', '--preset=tiny']
   load = lambda *a: stream_loop.load_folder(_config(*base, *a), str(tmp / 'data'))
   assert not stream_loop.is_streamed(load())
-  assert stream_loop.is_streamed(load('--config.data_memory_budget_mib=0.1'))
+  assert stream_loop.is_streamed(load('--config.data_memory_budget_mib=0.1',
+                                      '--config.eval_stats=running'))
   assert not stream_loop.is_streamed(load('--config.data_memory_budget_mib=0.1',
                                           '--config.stream=never'))
-  lazy = load('--config.stream=always')
+  lazy = load('--config.stream=always', '--config.eval_stats=running')
+  with pytest.raises(ValueError, match='--config.eval_stats=running'):
+    load('--config.stream=always')
   np.testing.assert_array_equal(lazy.videos[[3, 0]], load().videos[[3, 0]])
   with pytest.raises(ValueError, match='folder:PATH datasets only'):
     stream_loop.stream_mode(_config('--dataset=synth3a', '--config.stream=always'))

@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent('''
     states = programs.init(keys)
     for _ in range(2):
       states, m = programs.train_epoch(states, videos, labels, tab)
-    flags = programs.evaluate(states, videos, labels, tab)
+    flags = programs.evaluate(states, videos, labels, tab).test
     assert states.params['proj']['w'].sharding.is_equivalent_to(parallel.run_sharding(mesh), 3)
     out = parallel.to_host({'loss': m.loss, 'w': states.params['proj']['w'], 'flags': flags})
     print(json.dumps({'devices': jax.device_count(), 'n_pad': n_pad,

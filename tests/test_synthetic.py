@@ -86,8 +86,9 @@ def test_synth3a_first_primitive_needs_memory(s3a):
   assert _loso_ridge_accuracy(last, first, s3a.subjects, 3) < 0.45
   # ... although the same classifier reads the third primitive's trace from it,
   assert _loso_ridge_accuracy(last, third, s3a.subjects, 3) > 0.55
-  # and reads the first primitive from a frame inside it.
-  assert _loso_ridge_accuracy(feats(s3a.videos[:, 2]), first, s3a.subjects, 3) > 0.7
+  # and reads the first primitive from a frame inside it (its middle: subjects differ in tempo).
+  inside = s3a.videos[np.arange(len(s3a)), s3a.lengths // 6]
+  assert _loso_ridge_accuracy(inside.reshape(len(s3a), -1), first, s3a.subjects, 3) > 0.7
 
 
 def test_default_counts_match_the_paper():
@@ -106,7 +107,7 @@ def test_synthcl1_structure():
   for s in range(2):
     counts = collections.Counter(p for p, sub in zip(pairs, ds.subjects) if sub == s)
     assert counts == {c: 6 for c in tabletop.CL1_CATEGORIES}
-  plan = tabletop._cl1_plan(0, 2, 24, 6)
+  plan = tabletop._cl1_plan(tabletop.Synthcl1Args(num_subjects=2))
   assert (plan["distractor"] != plan["ado"]).all()
   for start in range(0, len(plan["ado"]), 6):  # the 3 other objects, each open once, closed once
     d = plan["distractor"][start : start + 6]
@@ -135,15 +136,39 @@ def test_synthcl2_structure():
 def test_synthcl2_count_not_in_any_single_frame():
   ds = tabletop.synthcl2(num_subjects=6, frame_size=24, crop_margin=2)
   sel = ds.labels["modifier"] >= 4  # 2_times / 3_times
-  videos, y, subj = (
+  videos, y, subj, lengths = (
       ds.videos[sel].astype(np.float64),
       ds.labels["modifier"][sel] - 4,
       ds.subjects[sel],
+      ds.lengths[sel],
   )
   flat = lambda frames: frames[:, ::2, ::2].reshape(len(frames), -1)
   for t in range(0, videos.shape[1], 2):
     assert _loso_ridge_accuracy(flat(videos[:, t]), y, subj, 2) < 0.62, t
-  # The temporal pattern does carry the count: the spectrum of the motion energy reads it.
+  # The temporal pattern does carry the count: the spectrum of the motion energy over each
+  # video's own length (subjects differ in tempo) reads it.
   motion = np.abs(np.diff(videos, axis=1)).mean((2, 3, 4))
+  grid = np.linspace(0, 1, 64)
+  motion = np.stack([np.interp(grid * (n - 2), np.arange(n - 1), m[: n - 1])
+                     for m, n in zip(motion, lengths)])  # fmt: skip
   spectrum = np.abs(np.fft.rfft(motion - motion.mean(1, keepdims=True), axis=1))
   assert _loso_ridge_accuracy(spectrum, y, subj, 2) > 0.65
+
+
+def test_generators_and_specs_share_one_argument_record():
+  for name, record in (("synth3a", synthetic.Synth3aArgs), ("synthcl1", tabletop.Synthcl1Args),
+                       ("synthcl2", tabletop.Synthcl2Args)):  # fmt: skip
+    with pytest.raises(ValueError, match=record.__name__):
+      dataset_spec(name, frames=3)
+    assert record().tempo_ratio == 2.0
+  spec = dataset_spec("synth3a", num_subjects=2, tempo_ratio=1.0, frames_per_primitive=5)
+  assert spec.t_max == synthetic.synth3a(num_subjects=2, tempo_ratio=1.0, frame_size=20,
+                                         crop_margin=2, frames_per_primitive=5).t_max <= 16
+
+
+def test_subject_tempi_spread_over_the_tempo_ratio():
+  people = synthetic.sample_people(np.random.default_rng(0), 200)
+  speed = synthetic.subject_speed(people, 2.0)
+  assert 1.8 < speed.max() / speed.min() <= 2.0 and abs(np.log(speed).mean()) < 0.05
+  with pytest.raises(ValueError, match="tempo_ratio"):
+    synthetic.subject_speed(people, 0.5)

@@ -114,14 +114,15 @@ def _programs(run_chunk, steps=3, batch=4, optim=None):
   model = standin_model.make(HEADS, input_size=8)
   optim = optim or train.OptimConfig(lr_values=(0.05,), lr_boundaries=())
   return train.make_programs(model, optim, batch_size=batch, steps_per_epoch=steps,
-                             voting_steps=2, eval_batch_size=5, run_chunk=run_chunk)
+                             voting_steps=2, eval_batch_size=5, eval_stats=('running',),
+                             run_chunk=run_chunk)
 
 
 def _train(programs, tab, keys, videos, labels, epochs=2):
   states = programs.init(keys)
   for _ in range(epochs):
     states, metrics = programs.train_epoch(states, videos, labels, tab)
-  return states, metrics, programs.evaluate(states, videos, labels, tab)
+  return states, metrics, programs.evaluate(states, videos, labels, tab).test[:, 0]
 
 
 @pytest.mark.parametrize('run_chunk', [None, 1])

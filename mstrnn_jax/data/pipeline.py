@@ -30,6 +30,13 @@ SYNTHETIC = {
     "synthcl1": (tabletop.synthcl1, tabletop.synthcl1_spec),
     "synthcl2": (tabletop.synthcl2, tabletop.synthcl2_spec),
 }
+# The argument record of each synthetic generator (its fields are the generator's and the
+# spec's keyword arguments).
+SYNTHETIC_ARGS = {
+    "synth3a": synthetic.Synth3aArgs,
+    "synthcl1": tabletop.Synthcl1Args,
+    "synthcl2": tabletop.Synthcl2Args,
+}
 REAL = ("weizmann_3acwd", "cl1ad", "cl2ad")
 ALIASES = {"3acwd": "weizmann_3acwd"}
 NAMES = tuple(SYNTHETIC) + REAL

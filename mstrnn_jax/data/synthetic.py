@@ -8,13 +8,20 @@
 This module also holds what they share: subject sampling, backgrounds, the frame timeline.
 Every generator is deterministic from `seed`, vectorised over videos and time, and takes
 seconds. Subjects differ in body proportions, clothing/skin colours, background colour and
-texture, position, speed, amplitude and phase; each clip adds its own jitter and pixel noise.
+texture, position, tempo, amplitude and phase; each clip adds its own jitter and pixel noise.
+Subject tempi spread geometrically over a factor `tempo_ratio` (default 2: the slowest subject
+takes up to twice as long as the fastest, as real people do).
+
+Each dataset takes one argument record (`Synth3aArgs`, `tabletop.Synthcl1Args`,
+`tabletop.Synthcl2Args`): the generator and its `*_spec` function accept the same keyword
+arguments, the record's fields.
 In synth3a every primitive starts and ends in the same rest pose and its duration does not
 depend on its type, so the end of a video carries no information about its first primitive.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -63,12 +70,29 @@ def sample_people(rng: np.random.Generator, num: int) -> dict:
       proportions=u(0.9, 1.1, 6),  # torso, leg, upper arm, forearm, head, girth
       x=u(0.38, 0.62),  # horizontal position (fraction of the frame)
       ground=u(0.84, 0.9),  # ground line (fraction of the frame)
-      speed=u(0.9, 1.1),  # >1: slower (longer primitives)
+      tempo_q=u(0, 1),  # tempo quantile: `subject_speed` maps it to a duration factor
       amp=u(0.85, 1.15),
       phase=u(-0.6, 0.6),
       rest_arm=u(0.12, 0.35),  # rest angle of the arms from vertical
       stance=u(0.02, 0.07),  # feet apart (fraction of the frame)
   )
+
+
+def subject_speed(people: dict, tempo_ratio: float) -> np.ndarray:
+  """Per-subject duration factor `[subjects]` (>1: slower), geometric in `[r^-1/2, r^1/2]`."""
+  if tempo_ratio < 1:
+    raise ValueError(f"mstrnn_jax/data/synthetic.py: tempo_ratio must be >= 1, got {tempo_ratio}.")
+  return (tempo_ratio ** (people["tempo_q"] - 0.5)).astype(np.float32)
+
+
+def make_args(record: type, function: str, kwargs: dict):
+  """`record(**kwargs)`, or a one-line error naming the function and its valid arguments."""
+  names = [f.name for f in dataclasses.fields(record)]
+  unknown = sorted(set(kwargs) - set(names))
+  if unknown:
+    raise ValueError(f"mstrnn_jax/data: {function} has no argument {', '.join(unknown)}; its "
+                     f"arguments ({record.__name__}): {', '.join(names)}.")
+  return record(**kwargs)
 
 
 def backgrounds(people: dict, size: int, ground: np.ndarray | None) -> np.ndarray:
@@ -129,16 +153,35 @@ def _direction(angle, side):
 # ----------------------------------------------------------------------------------------------
 
 
-def _synth3a_plan(seed: int, num_subjects: int, frames_per_primitive: int) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Synth3aArgs:
+  """Arguments of `synth3a` and `synth3a_spec`.
+
+  seed: every random stream. frame_size / crop_margin: frames and the crop margin (model input
+  `frame_size - crop_margin`). frames_per_primitive: a primitive's length at tempo 1.
+  num_subjects: subjects (27 videos each). noise_std: pixel noise. tempo_ratio: slowest /
+  fastest subject tempo (`subject_speed`).
+  """
+  seed: int = 0
+  frame_size: int = 36
+  crop_margin: int = 4
+  frames_per_primitive: int = 7
+  num_subjects: int = 9
+  noise_std: float = 0.02
+  tempo_ratio: float = 2.0
+
+
+def _synth3a_plan(a: Synth3aArgs) -> dict:
   """Everything about synth3a except pixels: labels, subjects, timing, per-clip jitter."""
-  people = sample_people(np.random.default_rng([seed, _PEOPLE]), num_subjects)
+  people = sample_people(np.random.default_rng([a.seed, _PEOPLE]), a.num_subjects)
   triples = np.array(list(itertools.product(range(3), repeat=3)), np.int32)  # class order
-  subjects = np.repeat(np.arange(num_subjects, dtype=np.int32), len(triples))
-  labels = np.tile(np.arange(len(triples), dtype=np.int32), num_subjects)
+  subjects = np.repeat(np.arange(a.num_subjects, dtype=np.int32), len(triples))
+  labels = np.tile(np.arange(len(triples), dtype=np.int32), a.num_subjects)
   n = len(subjects)
-  rng = np.random.default_rng([seed, _TIMING])
+  rng = np.random.default_rng([a.seed, _TIMING])
   jitter = rng.uniform(0.95, 1.05, (n, 3))
-  durations = np.round(frames_per_primitive * people["speed"][subjects, None] * jitter)
+  speed = subject_speed(people, a.tempo_ratio)
+  durations = np.round(a.frames_per_primitive * speed[subjects, None] * jitter)
   durations = np.maximum(durations, 2).astype(np.int32)
   lengths, seg, u = timeline(durations)
   return dict(
@@ -231,27 +274,22 @@ def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
   return shapes
 
 
-def synth3a(
-    seed: int = 0,
-    frame_size: int = 36,
-    crop_margin: int = 4,
-    frames_per_primitive: int = 9,
-    num_subjects: int = 9,
-    noise_std: float = 0.02,
-) -> Dataset:
+def synth3a(**kwargs) -> Dataset:
   """3ACWD analogue: 27 ordered triples of JP/OH/TH, `num_subjects` x 27 videos.
 
-  Returns a `Dataset` with videos uint8 `[num_subjects * 27, t_max, frame_size, frame_size, 3]`,
-  head `('action', 27)`; class `9 a + 3 b + c` is primitives (a, b, c) in `PRIMITIVES` order.
+  Keyword arguments: the fields of `Synth3aArgs`. Returns a `Dataset` with videos uint8
+  `[num_subjects * 27, t_max, frame_size, frame_size, 3]`, head `('action', 27)`; class
+  `9 a + 3 b + c` is primitives (a, b, c) in `PRIMITIVES` order.
   """
-  plan = _synth3a_plan(seed, num_subjects, frames_per_primitive)
-  rng = np.random.default_rng([seed, _CLIP])
-  shapes = _synth3a_shapes(plan, frame_size, rng)
+  a = make_args(Synth3aArgs, "synth3a", kwargs)
+  plan = _synth3a_plan(a)
+  rng = np.random.default_rng([a.seed, _CLIP])
+  shapes = _synth3a_shapes(plan, a.frame_size, rng)
   s = plan["subjects"]
-  bg = backgrounds(plan["people"], frame_size, plan["people"]["ground"])[s]
+  bg = backgrounds(plan["people"], a.frame_size, plan["people"]["ground"])[s]
   bg = bg * rng.uniform(0.95, 1.05, (len(s), 1, 1, 1)).astype(np.float32)
   videos = render.render(
-      bg, shapes, plan["u"].shape[1], noise_std, np.random.default_rng([seed, _NOISE])
+      bg, shapes, plan["u"].shape[1], a.noise_std, np.random.default_rng([a.seed, _NOISE])
   )
   return Dataset(
       name="synth3a",
@@ -261,31 +299,24 @@ def synth3a(
       heads=(("action", 27),),
       class_names={"action": list(SYNTH3A_CLASSES)},
       subjects=s,
-      subject_names=[f"subject{i}" for i in range(num_subjects)],
-      crop_size=frame_size - crop_margin,
-      source=f"synthetic (seed={seed})",
+      subject_names=[f"subject{i}" for i in range(a.num_subjects)],
+      crop_size=a.frame_size - a.crop_margin,
+      source=f"synthetic (seed={a.seed})",
   )
 
 
-def synth3a_spec(
-    seed: int = 0,
-    frame_size: int = 36,
-    crop_margin: int = 4,
-    frames_per_primitive: int = 9,
-    num_subjects: int = 9,
-    noise_std: float = 0.02,
-) -> DatasetSpec:
-  """`synth3a`'s spec without rendering (same arguments as `synth3a`)."""
-  del noise_std
-  plan = _synth3a_plan(seed, num_subjects, frames_per_primitive)
+def synth3a_spec(**kwargs) -> DatasetSpec:
+  """`synth3a`'s spec without rendering (the same keyword arguments, `Synth3aArgs`)."""
+  a = make_args(Synth3aArgs, "synth3a_spec", kwargs)
+  plan = _synth3a_plan(a)
   return DatasetSpec(
       name="synth3a",
       heads=(("action", 27),),
       class_names={"action": list(SYNTH3A_CLASSES)},
-      frame_size=(frame_size, frame_size),
-      crop_size=frame_size - crop_margin,
+      frame_size=(a.frame_size, a.frame_size),
+      crop_size=a.frame_size - a.crop_margin,
       t_max=int(plan["lengths"].max()),
-      num_subjects=num_subjects,
+      num_subjects=a.num_subjects,
       num_videos=len(plan["subjects"]),
       synthetic=True,
       description="synthetic 3ACWD analogue: jump-in-place / one-hand-wave / "

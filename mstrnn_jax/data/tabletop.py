@@ -2,7 +2,9 @@
 
 A person sits behind a table (front view). One arm acts on the action-directed object (ADO);
 a distractor object (another type, random open/closed state) stands elsewhere on the table.
-Every clip is reach -> act -> return to rest, with per-subject speed and per-clip jitter.
+Every clip is reach -> act -> return to rest, with per-subject tempo (spread over a factor
+`tempo_ratio`) and per-clip jitter. Each dataset takes one argument record (`Synthcl1Args`,
+`Synthcl2Args`) shared by the generator and its `*_spec` function.
 
 * `synthcl1` (CL1AD, paper Fig. 6): objects book, laptop, bottle, cup; 9 actions; 15 categories.
   Per subject and category 6 videos: each of the 3 other objects is the distractor twice, once
@@ -18,11 +20,14 @@ Geometry is in fractions of the frame size (y down), converted to pixels at rend
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from mstrnn_jax.data import render
 from mstrnn_jax.data.dataset import Dataset, DatasetSpec, repeat_last_frame
-from mstrnn_jax.data.synthetic import backgrounds, sample_people, smoothstep, timeline
+from mstrnn_jax.data.synthetic import (backgrounds, make_args, sample_people, smoothstep,
+                                       subject_speed, timeline)
 
 CL1_OBJECTS = ("book", "laptop", "bottle", "cup")
 CL1_ACTIONS = ("sweep", "open", "close", "change_page", "type", "drink", "shake", "stir", "blow")
@@ -270,14 +275,32 @@ def _top(c, kinds, objects, scale):
 # ----------------------------------------------------------------------------------------------
 
 
-def _cl1_plan(seed, num_subjects, frames_per_video, videos_per_category):
+@dataclasses.dataclass(frozen=True)
+class Synthcl1Args:
+  """Arguments of `synthcl1` and `synthcl1_spec`.
+
+  frames_per_video: a clip's length at tempo 1; videos_per_category: per subject (6 as in the
+  paper); tempo_ratio: slowest / fastest subject tempo; the rest as in `Synth3aArgs`.
+  """
+  seed: int = 0
+  frame_size: int = 36
+  crop_margin: int = 4
+  frames_per_video: int = 20
+  num_subjects: int = 10
+  videos_per_category: int = 6
+  noise_std: float = 0.02
+  tempo_ratio: float = 2.0
+
+
+def _cl1_plan(a: Synthcl1Args):
+  seed, num_subjects, videos_per_category = a.seed, a.num_subjects, a.videos_per_category
   people = sample_people(np.random.default_rng([seed, _SALT_PLAN]), num_subjects)
   n_cat = len(CL1_CATEGORIES)
   per_subject = n_cat * videos_per_category
   subjects = np.repeat(np.arange(num_subjects, dtype=np.int32), per_subject)
   category = np.tile(np.repeat(np.arange(n_cat), videos_per_category), num_subjects)
   ado = np.array([CL1_OBJECTS.index(o) for o, _ in CL1_CATEGORIES], np.int32)[category]
-  action = np.array([CL1_ACTIONS.index(a) for _, a in CL1_CATEGORIES], np.int32)[category]
+  action = np.array([CL1_ACTIONS.index(act) for _, act in CL1_CATEGORIES], np.int32)[category]
   # Distractors: the 3 other objects, each in two videos (open, closed), cycling.
   j = np.tile(np.arange(videos_per_category), num_subjects * n_cat)
   distractor = (ado + 1 + (j // 2) % 3) % 4
@@ -285,7 +308,8 @@ def _cl1_plan(seed, num_subjects, frames_per_video, videos_per_category):
   rng = np.random.default_rng([seed, _SALT_PLAN + 100])
   n = len(subjects)
   durations = np.round(
-      frames_per_video * people["speed"][subjects] * rng.uniform(0.95, 1.05, n)
+      a.frames_per_video * subject_speed(people, a.tempo_ratio)[subjects]
+      * rng.uniform(0.95, 1.05, n)
   ).astype(np.int32)[:, None]
   lengths, _, u = timeline(np.maximum(durations, 4))
   return dict(
@@ -428,54 +452,39 @@ def _render_scene(plan, scene, objects, ado, distractor, size, noise_std, seed, 
   return repeat_last_frame(videos, plan["lengths"])
 
 
-def synthcl1(
-    seed: int = 0,
-    frame_size: int = 36,
-    crop_margin: int = 4,
-    frames_per_video: int = 24,
-    num_subjects: int = 10,
-    videos_per_category: int = 6,
-    noise_std: float = 0.02,
-) -> Dataset:
+def synthcl1(**kwargs) -> Dataset:
   """CL1AD analogue: heads ADO (4) and action (9), 15 categories (Fig. 6).
 
-  Returns videos uint8 `[num_subjects * 15 * videos_per_category, t_max, frame_size,
-  frame_size, 3]` (default 900 videos).
+  Keyword arguments: the fields of `Synthcl1Args`. Returns videos uint8
+  `[num_subjects * 15 * videos_per_category, t_max, frame_size, frame_size, 3]` (default 900).
   """
-  plan = _cl1_plan(seed, num_subjects, frames_per_video, videos_per_category)
-  rng = np.random.default_rng([seed, _SALT_CLIP])
+  a = make_args(Synthcl1Args, "synthcl1", kwargs)
+  plan = _cl1_plan(a)
+  rng = np.random.default_rng([a.seed, _SALT_CLIP])
   scene = _cl1_scene(plan, rng)
-  videos = _render_scene(plan, scene, CL1_OBJECTS, plan["ado"], plan["distractor"], frame_size,
-                         noise_std, seed, rng)  # fmt: skip
+  videos = _render_scene(plan, scene, CL1_OBJECTS, plan["ado"], plan["distractor"], a.frame_size,
+                         a.noise_std, a.seed, rng)  # fmt: skip
   return Dataset(
       name="synthcl1", videos=videos, lengths=plan["lengths"],
       labels={"ado": plan["ado"], "action": plan["action"]}, heads=_CL1_HEADS,
       class_names={"ado": list(CL1_OBJECTS), "action": list(CL1_ACTIONS)},
-      subjects=plan["subjects"], subject_names=[f"subject{i}" for i in range(num_subjects)],
-      crop_size=frame_size - crop_margin, source=f"synthetic (seed={seed})",
+      subjects=plan["subjects"], subject_names=[f"subject{i}" for i in range(a.num_subjects)],
+      crop_size=a.frame_size - a.crop_margin, source=f"synthetic (seed={a.seed})",
   )  # fmt: skip
 
 
 _CL1_HEADS = (("ado", len(CL1_OBJECTS)), ("action", len(CL1_ACTIONS)))
 
 
-def synthcl1_spec(
-    seed: int = 0,
-    frame_size: int = 36,
-    crop_margin: int = 4,
-    frames_per_video: int = 24,
-    num_subjects: int = 10,
-    videos_per_category: int = 6,
-    noise_std: float = 0.02,
-) -> DatasetSpec:
-  """`synthcl1`'s spec without rendering (same arguments as `synthcl1`)."""
-  del noise_std
-  plan = _cl1_plan(seed, num_subjects, frames_per_video, videos_per_category)
+def synthcl1_spec(**kwargs) -> DatasetSpec:
+  """`synthcl1`'s spec without rendering (the same keyword arguments, `Synthcl1Args`)."""
+  a = make_args(Synthcl1Args, "synthcl1_spec", kwargs)
+  plan = _cl1_plan(a)
   return DatasetSpec(
       name="synthcl1", heads=_CL1_HEADS,
       class_names={"ado": list(CL1_OBJECTS), "action": list(CL1_ACTIONS)},
-      frame_size=(frame_size, frame_size), crop_size=frame_size - crop_margin,
-      t_max=int(plan["lengths"].max()), num_subjects=num_subjects,
+      frame_size=(a.frame_size, a.frame_size), crop_size=a.frame_size - a.crop_margin,
+      t_max=int(plan["lengths"].max()), num_subjects=a.num_subjects,
       num_videos=len(plan["subjects"]), synthetic=True,
       description="synthetic CL1AD analogue: 15 object-action categories with a distractor",
   )  # fmt: skip
@@ -494,20 +503,35 @@ _DISPLACEMENT = {"to_left": (0.0, -0.2), "to_right": (0.0, 0.2), "to_front": (0.
                  "to_back": (-0.1, 0.0)}  # fmt: skip
 
 
-def _cl2_plan(seed, num_subjects, frames_per_video, videos_per_triplet):
-  people = sample_people(np.random.default_rng([seed, _SALT_PLAN]), num_subjects)
+@dataclasses.dataclass(frozen=True)
+class Synthcl2Args:
+  """Arguments of `synthcl2` and `synthcl2_spec` (as `Synthcl1Args`; videos_per_triplet: per
+  subject and triplet, 2 as in the paper)."""
+  seed: int = 0
+  frame_size: int = 36
+  crop_margin: int = 4
+  frames_per_video: int = 22
+  num_subjects: int = 10
+  videos_per_triplet: int = 2
+  noise_std: float = 0.02
+  tempo_ratio: float = 2.0
+
+
+def _cl2_plan(a: Synthcl2Args):
+  people = sample_people(np.random.default_rng([a.seed, _SALT_PLAN]), a.num_subjects)
   n_trip = len(SYNTHCL2_TRIPLETS)
-  subjects = np.repeat(np.arange(num_subjects, dtype=np.int32), n_trip * videos_per_triplet)
-  triplet = np.tile(np.repeat(np.arange(n_trip), videos_per_triplet), num_subjects)
+  subjects = np.repeat(np.arange(a.num_subjects, dtype=np.int32), n_trip * a.videos_per_triplet)
+  triplet = np.tile(np.repeat(np.arange(n_trip), a.videos_per_triplet), a.num_subjects)
   table = np.array(
-      [(CL2_OBJECTS.index(o), CL2_ACTIONS.index(a), CL2_MODIFIERS.index(m))
-       for o, a, m in SYNTHCL2_TRIPLETS], np.int32,
+      [(CL2_OBJECTS.index(o), CL2_ACTIONS.index(act), CL2_MODIFIERS.index(m))
+       for o, act, m in SYNTHCL2_TRIPLETS], np.int32,
   )[triplet]  # fmt: skip
-  rng = np.random.default_rng([seed, _SALT_PLAN + 200])
+  rng = np.random.default_rng([a.seed, _SALT_PLAN + 200])
   n = len(subjects)
   distractor = (table[:, 0] + rng.integers(1, 4, n)) % 4
   durations = np.round(
-      frames_per_video * people["speed"][subjects] * rng.uniform(0.95, 1.05, n)
+      a.frames_per_video * subject_speed(people, a.tempo_ratio)[subjects]
+      * rng.uniform(0.95, 1.05, n)
   ).astype(np.int32)[:, None]
   lengths, _, u = timeline(np.maximum(durations, 4))
   return dict(
@@ -557,31 +581,24 @@ def _cl2_scene(plan, rng):
               idle=idle, extras=dict(head_dy=np.zeros((n, t), np.float32)))  # fmt: skip
 
 
-def synthcl2(
-    seed: int = 0,
-    frame_size: int = 36,
-    crop_margin: int = 4,
-    frames_per_video: int = 26,
-    num_subjects: int = 10,
-    videos_per_triplet: int = 2,
-    noise_std: float = 0.02,
-) -> Dataset:
+def synthcl2(**kwargs) -> Dataset:
   """CL2AD analogue: heads ADO (4), action (4), modifier (6); the 42 `SYNTHCL2_TRIPLETS`.
 
-  Returns videos uint8 `[num_subjects * 42 * videos_per_triplet, t_max, frame_size,
-  frame_size, 3]` (default 840 videos).
+  Keyword arguments: the fields of `Synthcl2Args`. Returns videos uint8
+  `[num_subjects * 42 * videos_per_triplet, t_max, frame_size, frame_size, 3]` (default 840).
   """
-  plan = _cl2_plan(seed, num_subjects, frames_per_video, videos_per_triplet)
-  rng = np.random.default_rng([seed, _SALT_CLIP])
+  a = make_args(Synthcl2Args, "synthcl2", kwargs)
+  plan = _cl2_plan(a)
+  rng = np.random.default_rng([a.seed, _SALT_CLIP])
   scene = _cl2_scene(plan, rng)
-  videos = _render_scene(plan, scene, CL2_OBJECTS, plan["ado"], plan["distractor"], frame_size,
-                         noise_std, seed, rng)  # fmt: skip
+  videos = _render_scene(plan, scene, CL2_OBJECTS, plan["ado"], plan["distractor"], a.frame_size,
+                         a.noise_std, a.seed, rng)  # fmt: skip
   return Dataset(
       name="synthcl2", videos=videos, lengths=plan["lengths"],
       labels={"ado": plan["ado"], "action": plan["action"], "modifier": plan["modifier"]},
       heads=_CL2_HEADS, class_names=_cl2_class_names(), subjects=plan["subjects"],
-      subject_names=[f"subject{i}" for i in range(num_subjects)],
-      crop_size=frame_size - crop_margin, source=f"synthetic (seed={seed})",
+      subject_names=[f"subject{i}" for i in range(a.num_subjects)],
+      crop_size=a.frame_size - a.crop_margin, source=f"synthetic (seed={a.seed})",
   )  # fmt: skip
 
 
@@ -589,22 +606,14 @@ def _cl2_class_names():
   return {"ado": list(CL2_OBJECTS), "action": list(CL2_ACTIONS), "modifier": list(CL2_MODIFIERS)}
 
 
-def synthcl2_spec(
-    seed: int = 0,
-    frame_size: int = 36,
-    crop_margin: int = 4,
-    frames_per_video: int = 26,
-    num_subjects: int = 10,
-    videos_per_triplet: int = 2,
-    noise_std: float = 0.02,
-) -> DatasetSpec:
-  """`synthcl2`'s spec without rendering (same arguments as `synthcl2`)."""
-  del noise_std
-  plan = _cl2_plan(seed, num_subjects, frames_per_video, videos_per_triplet)
+def synthcl2_spec(**kwargs) -> DatasetSpec:
+  """`synthcl2`'s spec without rendering (the same keyword arguments, `Synthcl2Args`)."""
+  a = make_args(Synthcl2Args, "synthcl2_spec", kwargs)
+  plan = _cl2_plan(a)
   return DatasetSpec(
       name="synthcl2", heads=_CL2_HEADS, class_names=_cl2_class_names(),
-      frame_size=(frame_size, frame_size), crop_size=frame_size - crop_margin,
-      t_max=int(plan["lengths"].max()), num_subjects=num_subjects,
+      frame_size=(a.frame_size, a.frame_size), crop_size=a.frame_size - a.crop_margin,
+      t_max=int(plan["lengths"].max()), num_subjects=a.num_subjects,
       num_videos=len(plan["subjects"]), synthetic=True,
       description="synthetic CL2AD analogue: 42 object-action-modifier triplets with a distractor",
   )  # fmt: skip

@@ -7,8 +7,8 @@ preset.  ``None`` fields are placeholders: "the model's / dataset's own default"
   dataset            canonical dataset name (data.pipeline.NAMES; aliases such as 3acwd accepted)
   preset             'paper' | 'quick' | 'tiny'
   model              'mstrnn' | 'lrcn' | 'mstnn', several comma-separated, or 'all'
-  data.<dataset>.*   options of that dataset: the synthetic generators' arguments (read from
-                     their signatures: seed, frame_size, crop_margin, lengths, subjects, noise,
+  data.<dataset>.*   options of that dataset: the synthetic generators' arguments (the fields of
+                     their argument records: seed, frame_size, crop_margin, lengths, subjects, noise,
                      ...); for the real datasets crop_margin (None: the builder's 10) and
                      frame_size (None: stored size; else frames are resized, crop in proportion)
   data.folder.*      options of a ``folder:PATH`` dataset (your own videos, data/folder.py):
@@ -26,6 +26,13 @@ preset.  ``None`` fields are placeholders: "the model's / dataset's own default"
   epochs             training epochs; experiment_configs.with_epochs / --epochs also move the
                      learning-rate boundaries in proportion
   batch_size, eval_batch_size, voting_steps (L of eq. 9), vote_rule ('vote' | 'mean_prob')
+  eval_stats         BN statistics for evaluation, several modes computed every epoch, the
+                     first one reported in the tables (train.EVAL_STATS: 'population' =
+                     re-estimated on the fold's training set, 'running' = stored momentum
+                     averages, 'subject' = the evaluated subject's own videos; docs/model.md)
+  validation_subjects  K >= 0 subjects per fold taken out of its training subjects (from
+                     ``seed``), evaluated every epoch; results then also report the test
+                     accuracy at the epoch with the best validation accuracy
   optim.*            train.OptimConfig: lr_values, lr_boundaries (in epochs), weight_decay,
                      clip, b1, b2, eps
   taus               ((tau1, tau2), ...) run for every fold; None: the model's default taus
@@ -38,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import inspect
 import os
 import types
 import typing
@@ -90,12 +96,11 @@ def canonical_dataset(dataset: str) -> str:
 
 
 def data_options(dataset: str) -> config_dict.ConfigDict:
-  """The options of ``dataset``: a synthetic generator's signature, else the real ones'."""
+  """The options of ``dataset``: a synthetic generator's argument record, else the real ones'."""
   if dataset == FOLDER_KEY:
     return folder_options()
   if dataset in pipeline.SYNTHETIC:
-    params = inspect.signature(pipeline.SYNTHETIC[dataset][0]).parameters
-    return config_dict.ConfigDict({k: p.default for k, p in params.items()})
+    return config_dict.ConfigDict(dataclasses.asdict(pipeline.SYNTHETIC_ARGS[dataset]()))
   return config_dict.ConfigDict({k: config_dict.placeholder(t) for k, t in _REAL_OPTIONS.items()})
 
 
@@ -126,6 +131,8 @@ def get_config(dataset: str, preset: str) -> config_dict.ConfigDict:
   c.eval_batch_size = 32
   c.voting_steps = 15
   c.vote_rule = names.VoteRule.VOTE.value
+  c.eval_stats = train.DEFAULT_EVAL_STATS
+  c.validation_subjects = 0
   c.optim = optim(train.OptimConfig())
   c.taus = config_dict.placeholder(tuple)
   c.subjects = config_dict.placeholder(tuple)
