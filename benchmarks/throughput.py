@@ -11,6 +11,7 @@ with it on the fewest devices measured (on more devices one fold is padded to a 
 (XLA_FLAGS=--xla_force_host_platform_device_count=N) are measured in subprocesses, one per N.
 Prints a markdown table (and writes it to --out if given).
 """
+
 import json
 import os
 import subprocess
@@ -25,10 +26,17 @@ _PRESET = flags.DEFINE_string('preset', 'quick', 'Experiment preset.')
 _MODEL = flags.DEFINE_string('model', 'mstrnn', 'Model family.')
 _RUNS = flags.DEFINE_integer('runs', 9, 'Runs (folds) in the stacked program.')
 _EPOCHS = flags.DEFINE_integer('epochs', 2, 'Timed epochs per setting (after one warm-up).')
-_CHUNKS = flags.DEFINE_list('run_chunk', ['auto'], "Runs vmapped together per device: 'auto', "
-                            "'none' (all) or an integer (1 = one at a time).")
-_DEVICES = flags.DEFINE_list('devices', [], 'Simulated CPU device counts to measure (subprocess '
-                             'each); empty: only the current process devices.')
+_CHUNKS = flags.DEFINE_list(
+  'run_chunk',
+  ['auto'],
+  "Runs vmapped together per device: 'auto', 'none' (all) or an integer (1 = one at a time).",
+)
+_DEVICES = flags.DEFINE_list(
+  'devices',
+  [],
+  'Simulated CPU device counts to measure (subprocess '
+  'each); empty: only the current process devices.',
+)
 _WIDTH = flags.DEFINE_float('width_scale', None, 'Override the preset model width.')
 _OUT = flags.DEFINE_string('out', None, 'Also write the markdown table here.')
 _CHILD = flags.DEFINE_bool('child', False, 'Internal: measure in this process, print JSON.')
@@ -39,6 +47,7 @@ def measure(n_runs: int, run_chunk, epochs: int) -> dict:
   import jax  # pylint: disable=import-outside-toplevel
   from mstrnn_jax import epoch_loop, plan  # pylint: disable=import-outside-toplevel
   from mstrnn_jax import experiment_configs as ec  # pylint: disable=import-outside-toplevel
+
   config = ec.get_config(_PRESET.value, _DATASET.value)
   config.model = _MODEL.value
   if _WIDTH.value is not None:
@@ -57,10 +66,16 @@ def measure(n_runs: int, run_chunk, epochs: int) -> dict:
     states, m = e.programs.train_epoch(states, e.videos, e.labels, e.tables)
   jax.block_until_ready(m)
   per_epoch = (time.perf_counter() - t0) / epochs
-  return {'runs': n_runs, 'run_chunk': str(run_chunk), 'devices': jax.device_count(),
-          'backend': jax.default_backend(), 'steps': e.programs.steps_per_epoch,
-          'first_epoch_s': round(first, 2), 'epoch_s': round(per_epoch, 3),
-          'fold_epochs_per_s': round(n_runs / per_epoch, 3)}
+  return {
+    'runs': n_runs,
+    'run_chunk': str(run_chunk),
+    'devices': jax.device_count(),
+    'backend': jax.default_backend(),
+    'steps': e.programs.steps_per_epoch,
+    'first_epoch_s': round(first, 2),
+    'epoch_s': round(per_epoch, 3),
+    'fold_epochs_per_s': round(n_runs / per_epoch, 3),
+  }
 
 
 def _chunk(text: str):
@@ -86,25 +101,37 @@ def main(argv):
   if not _DEVICES.value:
     rows += _child_rows()
   for d in _DEVICES.value:
-    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={d}',
-               JAX_PLATFORMS='cpu')
+    env = dict(
+      os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={d}', JAX_PLATFORMS='cpu'
+    )
     args = [a for a in sys.argv[1:] if not a.startswith('--devices')] + ['--child']
-    out = subprocess.run([sys.executable, os.path.abspath(__file__)] + args, env=env,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+      [sys.executable, os.path.abspath(__file__)] + args,
+      env=env,
+      capture_output=True,
+      text=True,
+      check=False,
+    )
     if out.returncode:
-      raise RuntimeError(f'benchmarks/throughput.py child with {d} devices failed:\n'
-                         f'{out.stderr[-3000:]}')
+      raise RuntimeError(
+        f'benchmarks/throughput.py child with {d} devices failed:\n{out.stderr[-3000:]}'
+      )
     rows += json.loads(out.stdout.split('JSON', 1)[1])
   # Baseline: one fold alone on the fewest devices measured (more devices would only pad it).
   fewest = min(r['devices'] for r in rows)
   single = {r['run_chunk']: r for r in rows if r['runs'] == 1 and r['devices'] == fewest}
-  lines = ['| backend | devices | run_chunk | runs | steps/epoch | first epoch (s) | epoch (s) '
-           '| fold-epochs/s | vs one fold alone on 1 device |', '|---|---|---|---|---|---|---|---|---|']
+  lines = [
+    '| backend | devices | run_chunk | runs | steps/epoch | first epoch (s) | epoch (s) '
+    '| fold-epochs/s | vs one fold alone on 1 device |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ]
   for r in rows:
     base = single[r['run_chunk']]['fold_epochs_per_s']
-    lines.append(f"| {r['backend']} | {r['devices']} | {r['run_chunk']} | {r['runs']} | "
-                 f"{r['steps']} | {r['first_epoch_s']} | {r['epoch_s']} | "
-                 f"{r['fold_epochs_per_s']} | {r['fold_epochs_per_s'] / base:.2f}x |")
+    lines.append(
+      f'| {r["backend"]} | {r["devices"]} | {r["run_chunk"]} | {r["runs"]} | '
+      f'{r["steps"]} | {r["first_epoch_s"]} | {r["epoch_s"]} | '
+      f'{r["fold_epochs_per_s"]} | {r["fold_epochs_per_s"] / base:.2f}x |'
+    )
   table = '\n'.join(lines)
   print(table)
   if _OUT.value:

@@ -12,6 +12,7 @@ Every field of the experiment config (mstrnn_jax/experiment_configs/base.py) is 
 Writes results.json / results.md / metrics.csv / curves / TensorBoard events / checkpoints to
 --workdir (default runs/<dataset>-<model>-<timestamp>) and prints the final table.
 """
+
 from absl import app
 
 from mstrnn_jax import cli, names

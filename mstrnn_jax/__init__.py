@@ -6,4 +6,4 @@ from mstrnn_jax import models
 from mstrnn_jax import ops
 from mstrnn_jax import scan
 
-__all__ = ["configs", "layers", "models", "ops", "scan"]
+__all__ = ['configs', 'layers', 'models', 'ops', 'scan']

@@ -17,6 +17,7 @@ compose:
 Conventions (Sec. III.B of the paper): a trajectory is one video's activations over its whole
 (padded) length; the voting period is its last `voting_steps` time steps.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,13 +40,14 @@ class PCA(NamedTuple):
   explained_variance: [n_components] -- variance of the data along each component (ddof=1).
   explained_variance_ratio: [n_components] -- explained_variance / total variance.
   """
+
   mean: jax.Array
   components: jax.Array
   explained_variance: jax.Array
   explained_variance_ratio: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("n_components",))
+@functools.partial(jax.jit, static_argnames=('n_components',))
 def _fit_pca(x: jax.Array, n_components: int) -> PCA:
   n, d = x.shape
   mean = jnp.mean(x, axis=0)
@@ -55,23 +57,27 @@ def _fit_pca(x: jax.Array, n_components: int) -> PCA:
   if d <= n:
     # Primal form: eigen-decomposition of the [d, d] covariance.
     cov = jnp.matmul(xc.T, xc, precision=hi) / (n - 1)
-    evals, evecs = jnp.linalg.eigh(cov)                       # ascending
+    evals, evecs = jnp.linalg.eigh(cov)  # ascending
     evals = evals[::-1][:n_components]
-    comps = evecs[:, ::-1][:, :n_components].T                # [k, d]
+    comps = evecs[:, ::-1][:, :n_components].T  # [k, d]
   else:
     # Dual form: eigen-decomposition of the [n, n] Gram matrix, then map back to feature space.
     gram = jnp.matmul(xc, xc.T, precision=hi) / (n - 1)
     evals, evecs = jnp.linalg.eigh(gram)
     evals = evals[::-1][:n_components]
-    u = evecs[:, ::-1][:, :n_components]                      # [n, k]
+    u = evecs[:, ::-1][:, :n_components]  # [n, k]
     scale = jnp.sqrt(jnp.maximum(evals, 0.0) * (n - 1))
     comps = (jnp.matmul(xc.T, u, precision=hi) / jnp.where(scale > 0, scale, 1.0)).T
     comps = comps / jnp.maximum(jnp.linalg.norm(comps, axis=1, keepdims=True), 1e-30)
   evals = jnp.maximum(evals, 0.0)
   pivot = jnp.take_along_axis(comps, jnp.argmax(jnp.abs(comps), axis=1)[:, None], axis=1)
   comps = comps * jnp.where(pivot < 0, -1.0, 1.0)
-  return PCA(mean=mean, components=comps, explained_variance=evals,
-             explained_variance_ratio=evals / total_var)
+  return PCA(
+    mean=mean,
+    components=comps,
+    explained_variance=evals,
+    explained_variance_ratio=evals / total_var,
+  )
 
 
 def fit_pca(x: jax.Array | np.ndarray, n_components: int = 3) -> PCA:
@@ -89,23 +95,28 @@ def fit_pca(x: jax.Array | np.ndarray, n_components: int = 3) -> PCA:
   chex.assert_rank(x, 2)
   n, d = x.shape
   if n < 2:
-    raise ValueError(f"mstrnn_jax/analysis.py: fit_pca: need at least 2 points, got {n}.")
+    raise ValueError(f'mstrnn_jax/analysis.py: fit_pca: need at least 2 points, got {n}.')
   if not 1 <= n_components <= min(n - 1, d):
-    raise ValueError(f"mstrnn_jax/analysis.py: fit_pca: n_components={n_components} must be in "
-                     f"[1, min(points - 1, features)] = [1, {min(n - 1, d)}] for x of shape {x.shape}.")
+    raise ValueError(
+      f'mstrnn_jax/analysis.py: fit_pca: n_components={n_components} must be in '
+      f'[1, min(points - 1, features)] = [1, {min(n - 1, d)}] for x of shape {x.shape}.'
+    )
   if not jnp.issubdtype(x.dtype, jnp.floating):
     x = x.astype(jnp.float32)
   if not bool(jnp.all(jnp.isfinite(x))):
-    raise ValueError("mstrnn_jax/analysis.py: fit_pca: non-finite values in the input points; "
-                     "check the activations.")
+    raise ValueError(
+      'mstrnn_jax/analysis.py: fit_pca: non-finite values in the input points; '
+      'check the activations.'
+    )
   pca = _fit_pca(x, n_components)
   ratio = np.asarray(pca.explained_variance_ratio)
   if not np.all(np.isfinite(ratio)) or ratio[-1] <= 1e-6:
     raise ValueError(
-        f"mstrnn_jax/analysis.py: fit_pca: the points span fewer than {n_components} directions of "
-        f"non-zero variance (explained variance ratios {ratio.tolist()}); the activations are (nearly) "
-        "constant -- check that the layer is alive (e.g. not all-zero ReLU units) and that the videos "
-        "differ.")
+      f'mstrnn_jax/analysis.py: fit_pca: the points span fewer than {n_components} directions of '
+      f'non-zero variance (explained variance ratios {ratio.tolist()}); the activations are (nearly) '
+      'constant -- check that the layer is alive (e.g. not all-zero ReLU units) and that the videos '
+      'differ.'
+    )
   return pca
 
 
@@ -121,8 +132,10 @@ def flatten_trajectories(activations: jax.Array | np.ndarray) -> jax.Array:
   to trajectories [videos, time, features]."""
   activations = jnp.asarray(activations)
   if activations.ndim < 3:
-    raise ValueError("mstrnn_jax/analysis.py: flatten_trajectories: expected [videos, time, ...features], "
-                     f"got shape {activations.shape}.")
+    raise ValueError(
+      'mstrnn_jax/analysis.py: flatten_trajectories: expected [videos, time, ...features], '
+      f'got shape {activations.shape}.'
+    )
   return activations.reshape(activations.shape[0], activations.shape[1], -1)
 
 
@@ -134,8 +147,9 @@ def trajectory_spread(trajectories: jax.Array) -> jax.Array:
   return jnp.sqrt(jnp.mean(jnp.sum((pts - jnp.mean(pts, axis=0)) ** 2, axis=-1)))
 
 
-def endpoint_separation(trajectories: jax.Array, group_a: Sequence[int],
-                        group_b: Sequence[int]) -> float:
+def endpoint_separation(
+  trajectories: jax.Array, group_a: Sequence[int], group_b: Sequence[int]
+) -> float:
   """Distance between the mean end point of the videos in `group_a` and that of `group_b`,
   divided by `trajectory_spread` of all trajectories: scale-free, so it compares across models.
 
@@ -147,15 +161,18 @@ def endpoint_separation(trajectories: jax.Array, group_a: Sequence[int],
   trajectories = jnp.asarray(trajectories)
   chex.assert_rank(trajectories, 3)
   if len(group_a) == 0 or len(group_b) == 0:
-    raise ValueError("mstrnn_jax/analysis.py: endpoint_separation: both groups need at least one video.")
+    raise ValueError(
+      'mstrnn_jax/analysis.py: endpoint_separation: both groups need at least one video.'
+    )
   ends = trajectories[:, -1, :]
   ca = jnp.mean(ends[jnp.asarray(group_a)], axis=0)
   cb = jnp.mean(ends[jnp.asarray(group_b)], axis=0)
   return float(jnp.linalg.norm(ca - cb) / trajectory_spread(trajectories))
 
 
-def early_recognition(logits: Mapping[str, jax.Array],
-                      labels: Mapping[str, jax.Array]) -> dict[str, np.ndarray]:
+def early_recognition(
+  logits: Mapping[str, jax.Array], labels: Mapping[str, jax.Array]
+) -> dict[str, np.ndarray]:
   """Accuracy as a function of time step: how soon a model knows.
 
   logits: head -> [videos, time, classes] (e.g. `models.apply(...).logits`);
@@ -163,19 +180,21 @@ def early_recognition(logits: Mapping[str, jax.Array],
   'joint' (all heads right at that step) when there is more than one head.
   """
   if set(logits) != set(labels):
-    raise ValueError(f"mstrnn_jax/analysis.py: early_recognition: logits heads {sorted(logits)} != "
-                     f"label heads {sorted(labels)}.")
+    raise ValueError(
+      f'mstrnn_jax/analysis.py: early_recognition: logits heads {sorted(logits)} != '
+      f'label heads {sorted(labels)}.'
+    )
   correct = {}
   for head, lg in logits.items():
     lg = jnp.asarray(lg)
     lb = jnp.asarray(labels[head])
     chex.assert_rank([lg, lb], [3, 1])
     chex.assert_equal(lg.shape[0], lb.shape[0])
-    correct[head] = jnp.argmax(lg, axis=-1) == lb[:, None]              # [videos, time]
+    correct[head] = jnp.argmax(lg, axis=-1) == lb[:, None]  # [videos, time]
   curves = {head: np.asarray(jnp.mean(c, axis=0)) for head, c in correct.items()}
   if len(correct) > 1:
     joint = functools.reduce(jnp.logical_and, correct.values())
-    curves["joint"] = np.asarray(jnp.mean(joint, axis=0))
+    curves['joint'] = np.asarray(jnp.mean(joint, axis=0))
   return curves
 
 
@@ -188,9 +207,12 @@ def earliest_stable_step(curve: np.ndarray, level: float) -> int | None:
   return None if below[-1] == curve.shape[0] - 1 else int(below[-1] + 1)
 
 
-def early_recognition_table(curves: Mapping[str, Mapping[str, np.ndarray]], voting_steps: int,
-                            fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
-                            knows_level: float = 0.9) -> str:
+def early_recognition_table(
+  curves: Mapping[str, Mapping[str, np.ndarray]],
+  voting_steps: int,
+  fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+  knows_level: float = 0.9,
+) -> str:
   """Markdown table of early-recognition curves.
 
   curves: model -> head -> accuracy [time] (from `early_recognition`). One row per (model, head):
@@ -198,20 +220,26 @@ def early_recognition_table(curves: Mapping[str, Mapping[str, np.ndarray]], voti
   (last `voting_steps` steps), and "knows from": the first step (1-based, of T) from which the
   accuracy stays >= `knows_level` x its final value.
   """
-  cols = [f"t={f:.0%}" for f in fractions]
-  lines = ["| model | head | " + " | ".join(cols)
-           + f" | voting period (last {voting_steps}) | knows from step |",
-           "|---|---|" + "---|" * (len(cols) + 2)]
+  cols = [f't={f:.0%}' for f in fractions]
+  lines = [
+    '| model | head | '
+    + ' | '.join(cols)
+    + f' | voting period (last {voting_steps}) | knows from step |',
+    '|---|---|' + '---|' * (len(cols) + 2),
+  ]
   for model, heads in curves.items():
     for head, curve in heads.items():
       curve = np.asarray(curve)
       t_max = curve.shape[0]
       at = [curve[max(0, int(round(f * t_max)) - 1)] for f in fractions]
       stable = earliest_stable_step(curve, knows_level * curve[-1])
-      knows = "never" if stable is None else f"{stable + 1} / {t_max}"
-      lines.append(f"| {model} | {head} | " + " | ".join(f"{100 * a:.1f}" for a in at)
-                   + f" | {100 * curve[-voting_steps:].mean():.1f} | {knows} |")
-  return "\n".join(lines) + "\n"
+      knows = 'never' if stable is None else f'{stable + 1} / {t_max}'
+      lines.append(
+        f'| {model} | {head} | '
+        + ' | '.join(f'{100 * a:.1f}' for a in at)
+        + f' | {100 * curve[-voting_steps:].mean():.1f} | {knows} |'
+      )
+  return '\n'.join(lines) + '\n'
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,35 +247,45 @@ def early_recognition_table(curves: Mapping[str, Mapping[str, np.ndarray]], voti
 # --------------------------------------------------------------------------------------------
 # Paper's choices (Sec. III.B, III.C): Fig. 5 on 3ACWD, Fig. 8 on CL1AD (Sweep- vs Close-Laptop).
 DEFAULT_SEQUENCES = {
-    "synth3a": ("JP-JP-JP", "OH-OH-OH", "TH-TH-TH", "OH-JP-JP", "TH-JP-JP"),
-    "weizmann_3acwd": ("JP-JP-JP", "OH-OH-OH", "TH-TH-TH", "OH-JP-JP", "TH-JP-JP"),
-    "synthcl1": ("laptop-sweep", "laptop-close"),
-    "cl1ad": ("laptop-sweep", "laptop-close"),
+  'synth3a': ('JP-JP-JP', 'OH-OH-OH', 'TH-TH-TH', 'OH-JP-JP', 'TH-JP-JP'),
+  'weizmann_3acwd': ('JP-JP-JP', 'OH-OH-OH', 'TH-TH-TH', 'OH-JP-JP', 'TH-JP-JP'),
+  'synthcl1': ('laptop-sweep', 'laptop-close'),
+  'cl1ad': ('laptop-sweep', 'laptop-close'),
 }
-MODEL_TITLES = {"mstrnn": "MSTRNN", "mstnn": "MSTNN", "lrcn": "LRCN"}
+MODEL_TITLES = {'mstrnn': 'MSTRNN', 'mstnn': 'MSTNN', 'lrcn': 'LRCN'}
 
 
 def analysis_layer(cfg) -> str:
   """The layer whose activations are analysed (Sec. III.B): MSTRNN: the top context layer's
   context units ('context2' in the paper); MSTNN: the top leaky conv layer ('conv2'); LRCN: the
   top LSTM layer ('lstm2'). cfg: a `configs.ModelConfig`."""
-  if cfg.model == "mstrnn":
-    return f"context{cfg.num_layers}"
-  if cfg.model == "mstnn":
-    return f"conv{cfg.num_layers}"
-  return f"lstm{len(cfg.lstm_widths)}"
+  if cfg.model == 'mstrnn':
+    return f'context{cfg.num_layers}'
+  if cfg.model == 'mstnn':
+    return f'conv{cfg.num_layers}'
+  return f'lstm{len(cfg.lstm_widths)}'
 
 
-def video_names(class_names: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray]) -> list[str]:
+def video_names(
+  class_names: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray]
+) -> list[str]:
   """One name per video: its class names over the heads (in head order) joined by '-', e.g.
   'OH-JP-JP' (synth3a, one head) or 'laptop-sweep' (synthcl1: ADO, action)."""
   heads = list(labels)
   n = len(np.asarray(labels[heads[0]]))
-  return ["-".join(class_names[h][int(labels[h][i])] for h in heads) for i in range(n)]
+  return ['-'.join(class_names[h][int(labels[h][i])] for h in heads) for i in range(n)]
 
 
-def _video_forward(cfg, layer: str, crop_size: int, params, batch_stats, taus: jax.Array,
-                   videos_u8: jax.Array, index: jax.Array):
+def _video_forward(
+  cfg,
+  layer: str,
+  crop_size: int,
+  params,
+  batch_stats,
+  taus: jax.Array,
+  videos_u8: jax.Array,
+  index: jax.Array,
+):
   """Eval-mode forward of one stored video: `videos_u8[index]` [time, H, W, 3] uint8, centre
   cropped to `crop_size`. Returns (logits {head: [time, classes]}, activations of `layer`
   flattened to [time, features])."""
@@ -260,29 +298,50 @@ def _video_forward(cfg, layer: str, crop_size: int, params, batch_stats, taus: j
   return {h: lg[0] for h, lg in out.logits.items()}, act.reshape(act.shape[0], -1)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "crop_size", "batch_size"))
-def logits_over_runs(cfg, crop_size: int, batch_size: int, params, batch_stats, taus: jax.Array,
-                     videos_u8: jax.Array, indices: jax.Array) -> dict[str, jax.Array]:
+@functools.partial(jax.jit, static_argnames=('cfg', 'crop_size', 'batch_size'))
+def logits_over_runs(
+  cfg,
+  crop_size: int,
+  batch_size: int,
+  params,
+  batch_stats,
+  taus: jax.Array,
+  videos_u8: jax.Array,
+  indices: jax.Array,
+) -> dict[str, jax.Array]:
   """Logits of every run on its own test videos, one compiled program (`lax.map` over runs).
 
   params, batch_stats: stacked [runs, ...]; taus: [runs, len(cfg.taus)]; indices: int
   [runs, n] (per run the dataset indices of its held-out videos, padded by repetition).
   Returns {head: [runs, n, time, classes]}.
   """
+
   def per_run(run):
     p, bs, tau, idx = run
     # The activations are unused here; XLA drops their computation.
-    fn = functools.partial(_video_forward, cfg, analysis_layer(cfg), crop_size, p, bs, tau, videos_u8)
+    fn = functools.partial(
+      _video_forward, cfg, analysis_layer(cfg), crop_size, p, bs, tau, videos_u8
+    )
     return jax.lax.map(fn, idx, batch_size=batch_size)[0]
 
   return jax.lax.map(per_run, (params, batch_stats, taus, indices))
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "layer", "crop_size", "batch_size"))
-def activations_over_runs(cfg, layer: str, crop_size: int, batch_size: int, params, batch_stats,
-                          taus: jax.Array, videos_u8: jax.Array, indices: jax.Array) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=('cfg', 'layer', 'crop_size', 'batch_size'))
+def activations_over_runs(
+  cfg,
+  layer: str,
+  crop_size: int,
+  batch_size: int,
+  params,
+  batch_stats,
+  taus: jax.Array,
+  videos_u8: jax.Array,
+  indices: jax.Array,
+) -> jax.Array:
   """`layer` activations of every run on its own videos (`lax.map` over runs), as in
   `logits_over_runs`. Returns [runs, n, time, features]."""
+
   def per_run(run):
     p, bs, tau, idx = run
     fn = functools.partial(_video_forward, cfg, layer, crop_size, p, bs, tau, videos_u8)
@@ -291,23 +350,31 @@ def activations_over_runs(cfg, layer: str, crop_size: int, batch_size: int, para
   return jax.lax.map(per_run, (params, batch_stats, taus, indices))
 
 
-def _select_runs(runs: list[dict], model: str, taus: Sequence[float] | None, where: str) -> list[dict]:
+def _select_runs(
+  runs: list[dict], model: str, taus: Sequence[float] | None, where: str
+) -> list[dict]:
   """The runs of one tau tuple (a sweep holds several; LRCN has none)."""
-  tuples = list(dict.fromkeys(tuple(r["taus"]) for r in runs))
+  tuples = list(dict.fromkeys(tuple(r['taus']) for r in runs))
   if len(tuples) == 1:
     chosen = tuples[0]
   elif taus is None:
-    raise ValueError(f"mstrnn_jax/analysis.py: {where} holds {model} runs for several tau tuples "
-                     f"{tuples}; choose one with --taus (e.g. --taus={','.join(map(str, tuples[0]))}).")
+    raise ValueError(
+      f'mstrnn_jax/analysis.py: {where} holds {model} runs for several tau tuples '
+      f'{tuples}; choose one with --taus (e.g. --taus={",".join(map(str, tuples[0]))}).'
+    )
   else:
     chosen = tuple(float(t) for t in taus)
     if chosen not in tuples:
-      raise ValueError(f"mstrnn_jax/analysis.py: {where} has no {model} runs with taus {chosen}; "
-                       f"it holds {tuples}.")
-  return [r for r in runs if tuple(r["taus"]) == chosen]
+      raise ValueError(
+        f'mstrnn_jax/analysis.py: {where} has no {model} runs with taus {chosen}; '
+        f'it holds {tuples}.'
+      )
+  return [r for r in runs if tuple(r['taus']) == chosen]
 
 
-def _stacked_test_indices(subjects: np.ndarray, test_subjects: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _stacked_test_indices(
+  subjects: np.ndarray, test_subjects: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
   """[runs, n] dataset indices of each run's held-out videos (padded with its first one) + mask."""
   per_run = [np.nonzero(subjects == s)[0] for s in test_subjects]
   n = max(len(i) for i in per_run)
@@ -316,18 +383,26 @@ def _stacked_test_indices(subjects: np.ndarray, test_subjects: Sequence[int]) ->
   return idx, mask
 
 
-def _per_fold_selection(names: Sequence[str], subjects: np.ndarray, test_subjects: Sequence[int],
-                        sequences: Sequence[str], subject_names: Sequence[str]
-                        ) -> tuple[np.ndarray, dict[str, list[int]]]:
+def _per_fold_selection(
+  names: Sequence[str],
+  subjects: np.ndarray,
+  test_subjects: Sequence[int],
+  sequences: Sequence[str],
+  subject_names: Sequence[str],
+) -> tuple[np.ndarray, dict[str, list[int]]]:
   """[runs, n] indices of each run's held-out videos of `sequences` (per sequence, the first m
   videos, m = the fewest any held-out subject has) and each sequence's positions in a row."""
   per_seq = {}
   for seq in sequences:
-    hits = [[int(i) for i in np.nonzero(subjects == s)[0] if names[i] == seq] for s in test_subjects]
+    hits = [
+      [int(i) for i in np.nonzero(subjects == s)[0] if names[i] == seq] for s in test_subjects
+    ]
     missing = [subject_names[s] for s, h in zip(test_subjects, hits) if not h]
     if missing:
-      raise ValueError(f"mstrnn_jax/analysis.py: held-out subjects {missing} have no video named "
-                       f"{seq!r}; choose --sequences that every subject performed.")
+      raise ValueError(
+        f'mstrnn_jax/analysis.py: held-out subjects {missing} have no video named '
+        f'{seq!r}; choose --sequences that every subject performed.'
+      )
     m = min(len(h) for h in hits)
     per_seq[seq] = [h[:m] for h in hits]
   rows = [sum((per_seq[seq][r] for seq in sequences), []) for r in range(len(test_subjects))]
@@ -344,8 +419,8 @@ def _load_data(record: dict, data_dir: str | None):
   from mstrnn_jax import experiment_configs
   from mstrnn_jax import plan
 
-  config = experiment_configs.from_dict(record["experiment"])
-  return by_fold(plan.load_data(config, data_dir), config.get("folds"))
+  config = experiment_configs.from_dict(record['experiment'])
+  return by_fold(plan.load_data(config, data_dir), config.get('folds'))
 
 
 def by_fold(ds, folds: int | None):
@@ -361,28 +436,46 @@ def by_fold(ds, folds: int | None):
   fold_of = np.empty(ds.num_subjects, np.int32)
   for k, group in enumerate(groups):
     fold_of[list(group)] = k
-  return dataclasses.replace(ds, subjects=fold_of[ds.subjects], subject_names=[
-      "+".join(str(ds.subject_names[s]) for s in g) for g in groups])
+  return dataclasses.replace(
+    ds,
+    subjects=fold_of[ds.subjects],
+    subject_names=['+'.join(str(ds.subject_names[s]) for s in g) for g in groups],
+  )
 
 
-def default_sequences(dataset: str, names: Sequence[str], subjects: np.ndarray,
-                      labels: Mapping[str, np.ndarray], limit: int = 6) -> list[str]:
+def default_sequences(
+  dataset: str,
+  names: Sequence[str],
+  subjects: np.ndarray,
+  labels: Mapping[str, np.ndarray],
+  limit: int = 6,
+) -> list[str]:
   """`DEFAULT_SEQUENCES[dataset]`, else the dataset's own classes: the first `limit` video names
   (in class order) that every subject has."""
   if dataset in DEFAULT_SEQUENCES:
     return list(DEFAULT_SEQUENCES[dataset])
-  common = set.intersection(*({names[i] for i in np.nonzero(subjects == s)[0]}
-                              for s in np.unique(subjects)))
+  common = set.intersection(
+    *({names[i] for i in np.nonzero(subjects == s)[0]} for s in np.unique(subjects))
+  )
   order = {}
   for i, name in enumerate(names):
     order.setdefault(name, tuple(int(labels[h][i]) for h in labels))
   return sorted(common, key=order.__getitem__)[:limit]
 
 
-def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None, *,
-                models: Sequence[str] | None = None, taus: Sequence[float] | None = None,
-                epoch: int | None = None, data_dir: str | None = None, out_dir: str | None = None,
-                n_components: int = 3, batch_size: int = 16) -> dict:
+def analyze_run(
+  workdir: str,
+  fold: int,
+  sequences: Sequence[str] | None = None,
+  *,
+  models: Sequence[str] | None = None,
+  taus: Sequence[float] | None = None,
+  epoch: int | None = None,
+  data_dir: str | None = None,
+  out_dir: str | None = None,
+  n_components: int = 3,
+  batch_size: int = 16,
+) -> dict:
   """The Fig. 5 / Fig. 8 analysis and the early-recognition curves of a trained workdir.
 
   For each model of the workdir (written by experiments/run.py or sweep.py): loads its
@@ -407,56 +500,82 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
   from mstrnn_jax import plots
   from mstrnn_jax.workdir import check_writable, write_atomic
 
-  out_dir = out_dir or os.path.join(workdir, "analysis", f"fold{fold}")
-  check_writable(out_dir, "--out_dir")
+  out_dir = out_dir or os.path.join(workdir, 'analysis', f'fold{fold}')
+  check_writable(out_dir, '--out_dir')
   first = checkpoint.load_run(workdir, None if models is None else models[0], epoch)
   record = first.experiment
-  models = list(record["models"]) if models is None else list(models)
+  models = list(record['models']) if models is None else list(models)
   loaded = {m: first if m == models[0] else checkpoint.load_run(workdir, m, epoch) for m in models}
   dataset = first.dataset
   ds = _load_data(record, data_dir)
-  voting_steps = int(record["experiment"]["voting_steps"])
+  voting_steps = int(record['experiment']['voting_steps'])
   if not 0 <= fold < len(ds.subject_names):
-    raise ValueError(f"mstrnn_jax/analysis.py: --fold={fold} is not a subject of {dataset} "
-                     f"(folds 0..{len(ds.subject_names) - 1}).")
+    raise ValueError(
+      f'mstrnn_jax/analysis.py: --fold={fold} is not a subject of {dataset} '
+      f'(folds 0..{len(ds.subject_names) - 1}).'
+    )
   names = video_names(ds.class_names, ds.labels)
   test_idx = np.nonzero(ds.subjects == fold)[0]
   if sequences is None:
     sequences = default_sequences(dataset, names, ds.subjects, ds.labels)
   sequences = list(dict.fromkeys(sequences))
   if len(sequences) < 2:
-    raise ValueError("mstrnn_jax/analysis.py: give at least two --sequences (the first is the "
-                     "reference of the end-point separation).")
+    raise ValueError(
+      'mstrnn_jax/analysis.py: give at least two --sequences (the first is the '
+      'reference of the end-point separation).'
+    )
   for seq in sequences:
     if not any(names[i] == seq for i in test_idx):
-      raise ValueError(f"mstrnn_jax/analysis.py: subject {ds.subject_names[fold]} (fold {fold}) of "
-                       f"{dataset} has no video named {seq!r}; its videos are "
-                       f"{sorted(set(names[i] for i in test_idx))}.")
+      raise ValueError(
+        f'mstrnn_jax/analysis.py: subject {ds.subject_names[fold]} (fold {fold}) of '
+        f'{dataset} has no video named {seq!r}; its videos are '
+        f'{sorted(set(names[i] for i in test_idx))}.'
+      )
   videos = jnp.asarray(ds.videos)
   labels = {h: np.asarray(v) for h, v in ds.labels.items()}
 
-  result = {"workdir": os.path.abspath(workdir), "dataset": dataset, "fold": fold,
-            "test_subject": str(ds.subject_names[fold]), "sequences": sequences,
-            "voting_steps": voting_steps, "reference": sequences[0], "models": {}}
+  result = {
+    'workdir': os.path.abspath(workdir),
+    'dataset': dataset,
+    'fold': fold,
+    'test_subject': str(ds.subject_names[fold]),
+    'sequences': sequences,
+    'voting_steps': voting_steps,
+    'reference': sequences[0],
+    'models': {},
+  }
   projections, explained, curves = {}, {}, {}
   for m in models:
     run = loaded[m]
     cfg = run.model_cfg
     layer = analysis_layer(cfg)
-    runs = _select_runs(record["runs_by_model"][m], m, taus, workdir)
-    subjects = [r["test_subject"] for r in runs]
+    runs = _select_runs(record['runs_by_model'][m], m, taus, workdir)
+    subjects = [r['test_subject'] for r in runs]
     if fold not in subjects:
-      raise ValueError(f"mstrnn_jax/analysis.py: {workdir} has no {m} run holding out subject {fold}; "
-                       f"its runs hold out {sorted(subjects)}.")
+      raise ValueError(
+        f'mstrnn_jax/analysis.py: {workdir} has no {m} run holding out subject {fold}; '
+        f'its runs hold out {sorted(subjects)}.'
+      )
     k = subjects.index(fold)
-    rows = np.asarray([r["run"] for r in runs])
+    rows = np.asarray([r['run'] for r in runs])
     stack = lambda tree: jax.tree.map(lambda x: x[rows], tree)  # noqa: E731
     run_params, run_stats = stack(run.params), stack(run.batch_stats)
-    run_taus = jnp.asarray([r["taus"] for r in runs], jnp.float32).reshape(len(runs), -1)
+    run_taus = jnp.asarray([r['taus'] for r in runs], jnp.float32).reshape(len(runs), -1)
     # Trajectories of every fold's model on its own held-out subject's sequences.
     sel_idx, groups = _per_fold_selection(names, ds.subjects, subjects, sequences, ds.subject_names)
-    acts = np.asarray(activations_over_runs(cfg, layer, ds.crop_size, batch_size, run_params, run_stats,
-                                            run_taus, videos, jnp.asarray(sel_idx)))
+    acts = np.asarray(
+      activations_over_runs(
+        cfg,
+        layer,
+        ds.crop_size,
+        batch_size,
+        run_params,
+        run_stats,
+        run_taus,
+        videos,
+        jnp.asarray(sel_idx),
+      )
+    )
     # The figure's fold: PCA and separation in both spaces.
     pca = fit_pca(acts[k].reshape(-1, acts.shape[-1]), n_components)
     proj = pca_transform(pca, acts[k])
@@ -465,72 +584,120 @@ def analyze_run(workdir: str, fold: int, sequences: Sequence[str] | None = None,
     for seq in sequences[1:]:
       per_fold = [endpoint_separation(a, ref, groups[seq]) for a in acts]
       mean, se = evaluate.mean_se(per_fold)
-      separation[seq] = {"activations": per_fold[k], "pca": endpoint_separation(proj, ref, groups[seq]),
-                         "folds": {"mean": mean, "se": se, "per_fold": per_fold, "subjects": subjects}}
+      separation[seq] = {
+        'activations': per_fold[k],
+        'pca': endpoint_separation(proj, ref, groups[seq]),
+        'folds': {'mean': mean, 'se': se, 'per_fold': per_fold, 'subjects': subjects},
+      }
     # Early recognition over the held-out videos of every fold.
     idx, mask = _stacked_test_indices(ds.subjects, subjects)
-    logits = logits_over_runs(cfg, ds.crop_size, batch_size, run_params, run_stats, run_taus, videos,
-                              jnp.asarray(idx))
-    curve = early_recognition({h: np.asarray(lg)[mask] for h, lg in logits.items()},
-                              {h: labels[h][idx[mask]] for h in logits})
+    logits = logits_over_runs(
+      cfg, ds.crop_size, batch_size, run_params, run_stats, run_taus, videos, jnp.asarray(idx)
+    )
+    curve = early_recognition(
+      {h: np.asarray(lg)[mask] for h, lg in logits.items()},
+      {h: labels[h][idx[mask]] for h in logits},
+    )
     title = MODEL_TITLES.get(m, m)
     projections[title], explained[title], curves[title] = proj, pca.explained_variance_ratio, curve
-    result["videos"] = {seq: sel_idx[k][g].tolist() for seq, g in groups.items()}
-    result["models"][m] = {
-        "layer": layer, "run": int(rows[k]), "taus": runs[k]["taus"], "epoch": run.epoch,
-        "explained_variance_ratio": np.asarray(pca.explained_variance_ratio).tolist(),
-        "separation": separation,
-        "early_recognition": {"videos": int(mask.sum()), "folds": len(runs),
-                              "accuracy": {h: c.tolist() for h, c in curve.items()}}}
+    result['videos'] = {seq: sel_idx[k][g].tolist() for seq, g in groups.items()}
+    result['models'][m] = {
+      'layer': layer,
+      'run': int(rows[k]),
+      'taus': runs[k]['taus'],
+      'epoch': run.epoch,
+      'explained_variance_ratio': np.asarray(pca.explained_variance_ratio).tolist(),
+      'separation': separation,
+      'early_recognition': {
+        'videos': int(mask.sum()),
+        'folds': len(runs),
+        'accuracy': {h: c.tolist() for h, c in curve.items()},
+      },
+    }
 
   os.makedirs(out_dir, exist_ok=True)
   traj_names = [seq for seq in sequences for _ in groups[seq]]
-  fig = plots.plot_pca_trajectories(projections, traj_names, voting_steps, explained,
-                                    title=f"{dataset}, held-out {ds.subject_names[fold]}: PCA trajectories")
-  plots.save(fig, os.path.join(out_dir, "pca_trajectories.png"))
+  fig = plots.plot_pca_trajectories(
+    projections,
+    traj_names,
+    voting_steps,
+    explained,
+    title=f'{dataset}, held-out {ds.subject_names[fold]}: PCA trajectories',
+  )
+  plots.save(fig, os.path.join(out_dir, 'pca_trajectories.png'))
   chance = {h: 1.0 / k for h, k in ds.heads}
-  fig = plots.plot_early_recognition(curves, voting_steps, chance,
-                                     title=f"{dataset}: accuracy per time step, held-out videos of all folds")
-  plots.save(fig, os.path.join(out_dir, "early_recognition.png"))
-  result["files"] = {k: os.path.join(out_dir, v) for k, v in (
-      ("pca", "pca_trajectories.png"), ("early", "early_recognition.png"),
-      ("json", "analysis.json"), ("markdown", "analysis.md"))}
-  write_atomic(result["files"]["json"], json.dumps(result, indent=1))
-  write_atomic(result["files"]["markdown"], analysis_markdown(result, curves))
+  fig = plots.plot_early_recognition(
+    curves,
+    voting_steps,
+    chance,
+    title=f'{dataset}: accuracy per time step, held-out videos of all folds',
+  )
+  plots.save(fig, os.path.join(out_dir, 'early_recognition.png'))
+  result['files'] = {
+    k: os.path.join(out_dir, v)
+    for k, v in (
+      ('pca', 'pca_trajectories.png'),
+      ('early', 'early_recognition.png'),
+      ('json', 'analysis.json'),
+      ('markdown', 'analysis.md'),
+    )
+  }
+  write_atomic(result['files']['json'], json.dumps(result, indent=1))
+  write_atomic(result['files']['markdown'], analysis_markdown(result, curves))
   return result
 
 
 def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray]]) -> str:
   """The Markdown report of `analyze_run` (tables of separation, variance and early recognition)."""
-  models = list(result["models"])
+  models = list(result['models'])
   titles = [MODEL_TITLES.get(m, m) for m in models]
-  ref = result["reference"]
-  out = [f"# PCA trajectories and early recognition: {result['dataset']}, fold {result['fold']} "
-         f"(held-out {result['test_subject']})", "",
-         "![PCA trajectories](pca_trajectories.png)", "",
-         "Layers: " + ", ".join(f"{t} `{result['models'][m]['layer']}` (PC1-3 explain "
-                                f"{100 * sum(result['models'][m]['explained_variance_ratio'][:3]):.0f}%)"
-                                for m, t in zip(models, titles)) + ".", "",
-         f"## End-point separation from {ref}", "",
-         f"Distance between the end point (last time step) of each sequence and that of {ref} "
-         "(mean end point when a name has several videos), divided by the RMS distance of all "
-         "trajectory points from their mean, in the layer's activation space (in brackets: in the "
-         "PCA space of the figure). Near 0: the end points converged (what came first is "
-         "forgotten). First for the figure's fold, then over the held-out subjects of all folds "
-         "(the trajectories of each fold's own model).", "",
-         "| sequence | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
-  for seq in result["sequences"][1:]:
-    cells = [f"{s['activations']:.3f} ({s['pca']:.3f})"
-             for s in (result["models"][m]["separation"][seq] for m in models)]
-    out.append(f"| {seq} (fold {result['fold']}) | " + " | ".join(cells) + " |")
-  for seq in result["sequences"][1:]:
-    folds = [result["models"][m]["separation"][seq]["folds"] for m in models]
-    out.append(f"| {seq} (all {len(folds[0]['per_fold'])} folds, mean ± SE) | "
-               + " | ".join(f"{f['mean']:.3f} ± {f['se']:.3f}" for f in folds) + " |")
-  er = result["models"][models[0]]["early_recognition"]
-  out += ["", f"## Early recognition ({er['videos']} held-out videos over {er['folds']} folds)", "",
-          "![early recognition](early_recognition.png)", "",
-          early_recognition_table(curves, result["voting_steps"])]
-  return "\n".join(out)
-
-
+  ref = result['reference']
+  out = [
+    f'# PCA trajectories and early recognition: {result["dataset"]}, fold {result["fold"]} '
+    f'(held-out {result["test_subject"]})',
+    '',
+    '![PCA trajectories](pca_trajectories.png)',
+    '',
+    'Layers: '
+    + ', '.join(
+      f'{t} `{result["models"][m]["layer"]}` (PC1-3 explain '
+      f'{100 * sum(result["models"][m]["explained_variance_ratio"][:3]):.0f}%)'
+      for m, t in zip(models, titles)
+    )
+    + '.',
+    '',
+    f'## End-point separation from {ref}',
+    '',
+    f'Distance between the end point (last time step) of each sequence and that of {ref} '
+    '(mean end point when a name has several videos), divided by the RMS distance of all '
+    "trajectory points from their mean, in the layer's activation space (in brackets: in the "
+    'PCA space of the figure). Near 0: the end points converged (what came first is '
+    "forgotten). First for the figure's fold, then over the held-out subjects of all folds "
+    "(the trajectories of each fold's own model).",
+    '',
+    '| sequence | ' + ' | '.join(titles) + ' |',
+    '|---|' + '---|' * len(titles),
+  ]
+  for seq in result['sequences'][1:]:
+    cells = [
+      f'{s["activations"]:.3f} ({s["pca"]:.3f})'
+      for s in (result['models'][m]['separation'][seq] for m in models)
+    ]
+    out.append(f'| {seq} (fold {result["fold"]}) | ' + ' | '.join(cells) + ' |')
+  for seq in result['sequences'][1:]:
+    folds = [result['models'][m]['separation'][seq]['folds'] for m in models]
+    out.append(
+      f'| {seq} (all {len(folds[0]["per_fold"])} folds, mean ± SE) | '
+      + ' | '.join(f'{f["mean"]:.3f} ± {f["se"]:.3f}' for f in folds)
+      + ' |'
+    )
+  er = result['models'][models[0]]['early_recognition']
+  out += [
+    '',
+    f'## Early recognition ({er["videos"]} held-out videos over {er["folds"]} folds)',
+    '',
+    '![early recognition](early_recognition.png)',
+    '',
+    early_recognition_table(curves, result['voting_steps']),
+  ]
+  return '\n'.join(out)

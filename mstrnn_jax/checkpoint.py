@@ -11,6 +11,7 @@ Layout of a workdir (written by :mod:`mstrnn_jax.launch`)::
 A checkpoint directory appears only once it is complete (orbax writes to a temporary name and
 renames), so a process killed while saving leaves the previous checkpoint as the latest one.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,9 +43,11 @@ class Checkpointer:
   def __init__(self, directory: str, max_to_keep: int = 2):
     self.directory = os.path.abspath(directory)
     self._mngr = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                                             create=True,
-                                                             enable_async_checkpointing=False))
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+      ),
+    )
 
   def epochs(self) -> list[int]:
     """Completed epochs of every complete checkpoint, oldest first."""
@@ -56,8 +59,11 @@ class Checkpointer:
 
   def save(self, epoch: int, states: Any, meta: dict) -> None:
     """Saves the stacked states (jax arrays, any sharding) and JSON ``meta`` at ``epoch``."""
-    self._mngr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(states),
-                                                   meta=ocp.args.JsonSave(meta)), force=True)
+    self._mngr.save(
+      epoch,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(states), meta=ocp.args.JsonSave(meta)),
+      force=True,
+    )
     self._mngr.wait_until_finished()
 
   def restore(self, epoch: int, target: Any = None) -> tuple[Any, dict]:
@@ -73,11 +79,14 @@ class Checkpointer:
     """
     path = os.path.join(self.directory, str(epoch))
     if epoch not in self.epochs():
-      raise CheckpointError(f'{path}: no such checkpoint; {self.directory} holds epochs '
-                            f'{self.epochs()}.')
-    state_args = (ocp.args.StandardRestore() if target is None else
-                  ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct,
-                                                        target)))
+      raise CheckpointError(
+        f'{path}: no such checkpoint; {self.directory} holds epochs {self.epochs()}.'
+      )
+    state_args = (
+      ocp.args.StandardRestore()
+      if target is None
+      else ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
+    )
     meta = self._restore_meta(epoch)
     try:
       out = self._mngr.restore(epoch, args=ocp.args.Composite(state=state_args))
@@ -94,14 +103,20 @@ class Checkpointer:
       meta = self._mngr.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(f'{path}: unreadable checkpoint metadata ({_first_line(e)}).') from e
-    if not (isinstance(meta, dict) and meta.get('epoch') == epoch and
-            isinstance(meta.get('history', {}), dict)):
-      raise CheckpointError(f'{path}: invalid checkpoint metadata (expected a JSON object '
-                            f'{{"epoch": {epoch}, "history": {{...}}}}).')
+    if not (
+      isinstance(meta, dict)
+      and meta.get('epoch') == epoch
+      and isinstance(meta.get('history', {}), dict)
+    ):
+      raise CheckpointError(
+        f'{path}: invalid checkpoint metadata (expected a JSON object '
+        f'{{"epoch": {epoch}, "history": {{...}}}}).'
+      )
     return meta
 
-  def restore_newest(self, target: Any = None, *, move_aside: bool = False,
-                     warn=None) -> tuple[int, Any, dict] | None:
+  def restore_newest(
+    self, target: Any = None, *, move_aside: bool = False, warn=None
+  ) -> tuple[int, Any, dict] | None:
     """``(epoch, states, meta)`` of the newest readable checkpoint, or None if there is none.
 
     Each unreadable newer checkpoint is reported through ``warn`` (one line; default: a
@@ -123,8 +138,10 @@ class Checkpointer:
         continue
       return epoch, states, meta
     if damaged:
-      raise CheckpointError(f'{self.directory}: no readable checkpoint (damaged: epochs '
-                            f'{sorted(damaged)}); start again in a new --workdir.')
+      raise CheckpointError(
+        f'{self.directory}: no readable checkpoint (damaged: epochs '
+        f'{sorted(damaged)}); start again in a new --workdir.'
+      )
     return None
 
   def _move_aside(self, epoch: int) -> str:
@@ -155,8 +172,11 @@ def _restore_epoch(ckpt: Checkpointer, epoch: int) -> Any:
           readable.append(other)
         except CheckpointError:
           pass
-    hint = (f'readable epochs: {readable}; pass --epoch={readable[-1]} or leave --epoch out'
-            if readable else 'no other readable checkpoint')
+    hint = (
+      f'readable epochs: {readable}; pass --epoch={readable[-1]} or leave --epoch out'
+      if readable
+      else 'no other readable checkpoint'
+    )
     raise CheckpointError(f'{e} {hint}.') from None
 
 
@@ -173,6 +193,7 @@ class LoadedRun:
   epoch:          completed epochs of the restored checkpoint.
   experiment:     the full experiment record (experiment.json).
   """
+
   model_cfg: Any
   dataset: str
   dataset_kwargs: dict
@@ -191,6 +212,7 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
   for run ``r`` (``loaded.runs[r]`` names its held-out subject and taus).
   """
   from mstrnn_jax import model_records, workdir as workdirs  # pylint: disable=import-outside-toplevel
+
   record = workdirs.read_record(workdir)
   names = list(record['models'])
   model = names[0] if model is None else model
@@ -201,8 +223,10 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
     if epoch is None:
       newest = ckpt.restore_newest()
       if newest is None:
-        raise FileNotFoundError(f'{workdir}/checkpoints/{model} holds no checkpoint yet '
-                                '(checkpoints are written every --checkpoint_every epochs).')
+        raise FileNotFoundError(
+          f'{workdir}/checkpoints/{model} holds no checkpoint yet '
+          '(checkpoints are written every --checkpoint_every epochs).'
+        )
       epoch, state, _ = newest
     else:
       state = _restore_epoch(ckpt, epoch)
@@ -211,8 +235,13 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
   runs = record['runs_by_model'][model]
   n = len(runs)
   cut = lambda x: x[:n]  # noqa: E731  (drop the padding runs)
-  return LoadedRun(model_cfg=model_records.model_config_from_record(record['models'][model]),
-                   dataset=record['dataset'], dataset_kwargs=record['dataset_kwargs'],
-                   params=jax.tree.map(cut, state['params']),
-                   batch_stats=jax.tree.map(cut, state['batch_stats']),
-                   runs=runs, epoch=int(epoch), experiment=record)
+  return LoadedRun(
+    model_cfg=model_records.model_config_from_record(record['models'][model]),
+    dataset=record['dataset'],
+    dataset_kwargs=record['dataset_kwargs'],
+    params=jax.tree.map(cut, state['params']),
+    batch_stats=jax.tree.map(cut, state['batch_stats']),
+    runs=runs,
+    epoch=int(epoch),
+    experiment=record,
+  )

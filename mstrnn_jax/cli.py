@@ -7,6 +7,7 @@ short flags of the design card (``--dataset``, ``--epochs``, ``--seed``, ...) ar
 config fields (``ALIASES``); ``--tau1`` / ``--tau2`` set ``config.taus`` to their product.
 ``--dataset`` and ``--preset`` choose the config the other settings change.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -30,38 +31,65 @@ _SCHEMA = ec.get_config('quick', 'synth3a')
 
 # Short flag -> (config field, help).
 ALIASES = {
-    'dataset': ('dataset', f'Dataset ({", ".join(pipeline.NAMES)}; aliases '
-                f'{", ".join(f"{a}={b}" for a, b in pipeline.ALIASES.items())}); it and --preset '
-                'choose the config the other flags change.'),
-    'preset': ('preset', f'Preset ({", ".join(ec.PRESETS)}); default quick for the synthetic '
-               'datasets, paper for the real ones.'),
-    'model': ('model', 'Model family (mstrnn, lrcn, mstnn) or all.'),
-    'epochs': ('epochs', "Training epochs; the preset's learning-rate boundaries move in "
-               'proportion (unless --config.optim.lr_boundaries is given).'),
-    'batch_size': ('batch_size', 'Mini-batch size.'),
-    'subjects': ('subjects', 'Held-out subjects to run, e.g. 0,3 (default: all folds).'),
-    'seed': ('seed', 'Seeds initialisation and batch order / crops of every run (default 0); '
-             '--config.seeds.init / .batches seed each alone, --config.data.<dataset>.seed the '
-             'synthetic data.'),
-    'checkpoint_every': ('checkpoint_every', 'Epochs between checkpoints.'),
-    'vote_rule': ('vote_rule', 'Voting-period prediction rule: vote or mean_prob.'),
+  'dataset': (
+    'dataset',
+    f'Dataset ({", ".join(pipeline.NAMES)}; aliases '
+    f'{", ".join(f"{a}={b}" for a, b in pipeline.ALIASES.items())}); it and --preset '
+    'choose the config the other flags change.',
+  ),
+  'preset': (
+    'preset',
+    f'Preset ({", ".join(ec.PRESETS)}); default quick for the synthetic '
+    'datasets, paper for the real ones.',
+  ),
+  'model': ('model', 'Model family (mstrnn, lrcn, mstnn) or all.'),
+  'epochs': (
+    'epochs',
+    "Training epochs; the preset's learning-rate boundaries move in "
+    'proportion (unless --config.optim.lr_boundaries is given).',
+  ),
+  'batch_size': ('batch_size', 'Mini-batch size.'),
+  'subjects': ('subjects', 'Held-out subjects to run, e.g. 0,3 (default: all folds).'),
+  'seed': (
+    'seed',
+    'Seeds initialisation and batch order / crops of every run (default 0); '
+    '--config.seeds.init / .batches seed each alone, --config.data.<dataset>.seed the '
+    'synthetic data.',
+  ),
+  'checkpoint_every': ('checkpoint_every', 'Epochs between checkpoints.'),
+  'vote_rule': ('vote_rule', 'Voting-period prediction rule: vote or mean_prob.'),
 }
-_DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
-           tuple: flags.DEFINE_list}
+_DEFINE = {
+  int: flags.DEFINE_integer,
+  float: flags.DEFINE_float,
+  str: flags.DEFINE_string,
+  tuple: flags.DEFINE_list,
+}
 
 
-def define_flags(*, dataset: str, models: Sequence[str], tau1: Sequence[str] | None = None,
-                 tau2: Sequence[str] | None = None, flag_values: flags.FlagValues = FLAGS,
-                 argv: list[str] | None = None) -> None:
+def define_flags(
+  *,
+  dataset: str,
+  models: Sequence[str],
+  tau1: Sequence[str] | None = None,
+  tau2: Sequence[str] | None = None,
+  flag_values: flags.FlagValues = FLAGS,
+  argv: list[str] | None = None,
+) -> None:
   """Defines the launcher's flags; ``dataset`` / ``tau1`` / ``tau2`` are its defaults.
 
   ``argv``: the command line the ``--config.*`` flags are read from (default ``sys.argv``).
   """
   fv = dict(flag_values=flag_values)
   config_flags.DEFINE_config_dict(
-      'config', ec.get_config('quick', 'synth3a'), 'Experiment config; set any field with '
-      '--config.<field>=<value> (fields: mstrnn_jax/experiment_configs/base.py).',
-      lock_config=True, sys_argv=argv, **fv)
+    'config',
+    ec.get_config('quick', 'synth3a'),
+    'Experiment config; set any field with '
+    '--config.<field>=<value> (fields: mstrnn_jax/experiment_configs/base.py).',
+    lock_config=True,
+    sys_argv=argv,
+    **fv,
+  )
   defaults = {'dataset': dataset, 'model': models[0]}
   for name, (field, help_) in ALIASES.items():
     kind = _SCHEMA.get_type(field) if _SCHEMA[field] is not None else tuple
@@ -69,16 +97,26 @@ def define_flags(*, dataset: str, models: Sequence[str], tau1: Sequence[str] | N
       flags.DEFINE_enum(name, models[0], models, help_, **fv)
     else:
       _DEFINE[kind](name, defaults.get(name), help_, **fv)
-  flags.DEFINE_list('tau1', tau1, 'Values of tau1 (rows of a sweep); runs every (tau1, tau2) '
-                    'pair; default: the model\'s taus.', **fv)
+  flags.DEFINE_list(
+    'tau1',
+    tau1,
+    "Values of tau1 (rows of a sweep); runs every (tau1, tau2) pair; default: the model's taus.",
+    **fv,
+  )
   flags.DEFINE_list('tau2', tau2, 'Values of tau2 (columns of a sweep).', **fv)
   flags.DEFINE_string('workdir', None, 'Output folder (default runs/<...>-<time>).', **fv)
-  flags.DEFINE_bool('resume', False, 'Continue the run in --workdir from its checkpoint (the '
-                    'config is read back from its experiment.json; settings given change it: '
-                    'another --model is added, a larger --epochs trains further, anything else '
-                    'must match).', **fv)
-  flags.DEFINE_bool('dry_run', False, 'Print the resolved config, summary and step cost; no '
-                    'training.', **fv)
+  flags.DEFINE_bool(
+    'resume',
+    False,
+    'Continue the run in --workdir from its checkpoint (the '
+    'config is read back from its experiment.json; settings given change it: '
+    'another --model is added, a larger --epochs trains further, anything else '
+    'must match).',
+    **fv,
+  )
+  flags.DEFINE_bool(
+    'dry_run', False, 'Print the resolved config, summary and step cost; no training.', **fv
+  )
   flags.DEFINE_string('data_dir', None, 'Prepared real datasets (default: data/).', **fv)
   flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() first.', **fv)
 
@@ -91,10 +129,11 @@ def _alias_values(fv: flags.FlagValues) -> dict:
       value = fv[name].value
       values[field] = numbers(value, int, name) if name == 'subjects' else value
   if (fv.tau1 is None) != (fv.tau2 is None):
-    raise ValueError('give both --tau1 and --tau2 (or neither for the model\'s taus).')
+    raise ValueError("give both --tau1 and --tau2 (or neither for the model's taus).")
   if fv.tau1 is not None:
-    values['taus'] = tuple(itertools.product(numbers(fv.tau1, float, 'tau1'),
-                                             numbers(fv.tau2, float, 'tau2')))
+    values['taus'] = tuple(
+      itertools.product(numbers(fv.tau1, float, 'tau1'), numbers(fv.tau2, float, 'tau2'))
+    )
   return values
 
 
@@ -103,8 +142,10 @@ def numbers(items: Sequence[str], kind: type, flag: str) -> tuple:
   try:
     return tuple(kind(s) for s in items)
   except ValueError:
-    raise ValueError(f'--{flag}={",".join(items)}: expected comma-separated '
-                     f'{"integers" if kind is int else "numbers"}, e.g. --{flag}=2,3.') from None
+    raise ValueError(
+      f'--{flag}={",".join(items)}: expected comma-separated '
+      f'{"integers" if kind is int else "numbers"}, e.g. --{flag}=2,3.'
+    ) from None
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
@@ -112,7 +153,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
   overrides = dict(config_flags.get_override_values(fv['config']))
   for field, value in _alias_values(fv).items():
     flag_given = any(fv[n].present for n, (f, _) in ALIASES.items() if f == field) or (
-        field == 'taus' and fv['tau1'].present)
+      field == 'taus' and fv['tau1'].present
+    )
     if field in overrides and flag_given and ec.tuples(overrides[field]) != value:
       raise ValueError(f'--config.{field}={overrides[field]} contradicts its short flag ({value}).')
     if flag_given or field not in overrides:
@@ -162,14 +204,27 @@ def main(argv: Sequence[str]) -> None:
   if FLAGS.multihost:
     parallel.init_distributed()
   try:
-    launch.launch(resolve_config(), workdir=FLAGS.workdir, resume=FLAGS.resume,
-                  dry_run=FLAGS.dry_run, data_dir=FLAGS.data_dir)
-  except (ValueError, TypeError, KeyError, OSError, checkpoint.CheckpointError,
-          epoch_loop.NonFiniteLossError) as e:
+    launch.launch(
+      resolve_config(),
+      workdir=FLAGS.workdir,
+      resume=FLAGS.resume,
+      dry_run=FLAGS.dry_run,
+      data_dir=FLAGS.data_dir,
+    )
+  except (
+    ValueError,
+    TypeError,
+    KeyError,
+    OSError,
+    checkpoint.CheckpointError,
+    epoch_loop.NonFiniteLossError,
+  ) as e:
     sys.exit(f'error: {e}')
 
 
 def usage_error(argv: Sequence[str]) -> str:
   """One line for arguments that are not flags (absl's UsageError would print the docstring)."""
-  return (f'error: unexpected arguments {list(argv[1:])}; every setting is a flag --name=value '
-          '(list them with --helpshort).')
+  return (
+    f'error: unexpected arguments {list(argv[1:])}; every setting is a flag --name=value '
+    '(list them with --helpshort).'
+  )

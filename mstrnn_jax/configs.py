@@ -30,16 +30,34 @@ from mstrnn_jax import ops
 from mstrnn_jax.names import MODELS, TABLE_I, ConvImpl, LeakyScan, TimeLayout, choose
 
 # Table II (CL1AD) parameter counts, for summaries and tests.
-TABLE_II_PARAMS = {"mstrnn": 3.0e6, "lrcn": 4.6e6, "mstnn": 4.6e6}
+TABLE_II_PARAMS = {'mstrnn': 3.0e6, 'lrcn': 4.6e6, 'mstnn': 4.6e6}
 
 # Paper-size widths (see module docstring).
 PAPER_WIDTHS = {
-    "mstrnn": dict(conv0_width=32, feature_widths=(64, 128), context_widths=(128, 256),
-                   fc_widths=(1024, 832), lstm_widths=(), taus=(2.0, 100.0)),
-    "mstnn": dict(conv0_width=32, feature_widths=(128, 256), context_widths=(),
-                  fc_widths=(1280, 1024), lstm_widths=(), taus=(2.0, 100.0)),
-    "lrcn": dict(conv0_width=32, feature_widths=(128, 256), context_widths=(),
-                 fc_widths=(1024,), lstm_widths=(256, 256), taus=()),
+  'mstrnn': dict(
+    conv0_width=32,
+    feature_widths=(64, 128),
+    context_widths=(128, 256),
+    fc_widths=(1024, 832),
+    lstm_widths=(),
+    taus=(2.0, 100.0),
+  ),
+  'mstnn': dict(
+    conv0_width=32,
+    feature_widths=(128, 256),
+    context_widths=(),
+    fc_widths=(1280, 1024),
+    lstm_widths=(),
+    taus=(2.0, 100.0),
+  ),
+  'lrcn': dict(
+    conv0_width=32,
+    feature_widths=(128, 256),
+    context_widths=(),
+    fc_widths=(1024,),
+    lstm_widths=(256, 256),
+    taus=(),
+  ),
 }
 
 # Default number of per-step BN statistics for the paper presets; pass the dataset's padded
@@ -76,6 +94,7 @@ class ModelConfig:
       slower average would lag the weights by many epochs.
     bn_epsilon: added to the variance in every BN.
   """
+
   model: str
   input_size: int
   heads: tuple[tuple[str, int], ...]
@@ -95,32 +114,42 @@ class ModelConfig:
   bn_epsilon: float = 1e-5
 
   def __post_init__(self):
-    where = "mstrnn_jax/configs.py"
-    for name, kind in (("conv_impl", ConvImpl), ("time_layout", TimeLayout), ("leaky_scan", LeakyScan)):
-      object.__setattr__(self, name, choose(kind, getattr(self, name), f"{where}: {name}"))
+    where = 'mstrnn_jax/configs.py'
+    for name, kind in (
+      ('conv_impl', ConvImpl),
+      ('time_layout', TimeLayout),
+      ('leaky_scan', LeakyScan),
+    ):
+      object.__setattr__(self, name, choose(kind, getattr(self, name), f'{where}: {name}'))
     if self.model not in MODELS:
-      raise ValueError(f"{where}: unknown model {self.model!r}; use one of {MODELS}.")
+      raise ValueError(f'{where}: unknown model {self.model!r}; use one of {MODELS}.')
     if not self.heads or any(n < 1 for _, n in self.heads):
-      raise ValueError(f"{where}: heads must be a non-empty tuple of (name, classes>=1), got {self.heads}.")
+      raise ValueError(
+        f'{where}: heads must be a non-empty tuple of (name, classes>=1), got {self.heads}.'
+      )
     if self.bn_steps < 1:
-      raise ValueError(f"{where}: bn_steps must be >= 1, got {self.bn_steps}.")
+      raise ValueError(f'{where}: bn_steps must be >= 1, got {self.bn_steps}.')
     if not self.feature_widths:
-      raise ValueError(f"{where}: feature_widths must name at least one layer.")
-    if self.model == "mstrnn" and len(self.context_widths) != len(self.feature_widths):
-      raise ValueError(f"{where}: MSTRNN needs one context width per context layer: feature_widths="
-                       f"{self.feature_widths}, context_widths={self.context_widths}.")
-    if self.model != "mstrnn" and self.context_widths:
-      raise ValueError(f"{where}: context_widths is for MSTRNN only (got {self.context_widths}).")
-    expected_taus = 0 if self.model == "lrcn" else len(self.feature_widths)
+      raise ValueError(f'{where}: feature_widths must name at least one layer.')
+    if self.model == 'mstrnn' and len(self.context_widths) != len(self.feature_widths):
+      raise ValueError(
+        f'{where}: MSTRNN needs one context width per context layer: feature_widths='
+        f'{self.feature_widths}, context_widths={self.context_widths}.'
+      )
+    if self.model != 'mstrnn' and self.context_widths:
+      raise ValueError(f'{where}: context_widths is for MSTRNN only (got {self.context_widths}).')
+    expected_taus = 0 if self.model == 'lrcn' else len(self.feature_widths)
     if len(self.taus) != expected_taus:
-      raise ValueError(f"{where}: {self.model} with {len(self.feature_widths)} layers needs "
-                       f"{expected_taus} taus, got {self.taus}.")
-    if self.model == "lrcn" and not self.lstm_widths:
-      raise ValueError(f"{where}: LRCN needs lstm_widths (paper: (256, 256)).")
-    if self.model != "lrcn" and self.lstm_widths:
-      raise ValueError(f"{where}: lstm_widths is for LRCN only (got {self.lstm_widths}).")
-    if not self.fc_widths and self.model != "lrcn":
-      raise ValueError(f"{where}: {self.model} needs at least one FC width.")
+      raise ValueError(
+        f'{where}: {self.model} with {len(self.feature_widths)} layers needs '
+        f'{expected_taus} taus, got {self.taus}.'
+      )
+    if self.model == 'lrcn' and not self.lstm_widths:
+      raise ValueError(f'{where}: LRCN needs lstm_widths (paper: (256, 256)).')
+    if self.model != 'lrcn' and self.lstm_widths:
+      raise ValueError(f'{where}: lstm_widths is for LRCN only (got {self.lstm_widths}).')
+    if not self.fc_widths and self.model != 'lrcn':
+      raise ValueError(f'{where}: {self.model} needs at least one FC width.')
     layer_shapes(self)  # raises if a map would vanish
 
   @property
@@ -135,8 +164,9 @@ class ModelConfig:
 
 def _vanish_error(cfg_desc: str, sizes: list[str]) -> ValueError:
   return ValueError(
-      f"mstrnn_jax/configs.py: {cfg_desc}: a feature map vanishes ({' -> '.join(sizes)}). "
-      "Use larger frames, a smaller conv0_stride, or fewer layers.")
+    f'mstrnn_jax/configs.py: {cfg_desc}: a feature map vanishes ({" -> ".join(sizes)}). '
+    'Use larger frames, a smaller conv0_stride, or fewer layers.'
+  )
 
 
 def layer_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -145,37 +175,37 @@ def layer_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
   Keys equal the activation names of `models.apply(..., return_activations=True)`.
   Raises ValueError naming the sizes if any map would be smaller than 1x1.
   """
-  desc = f"{cfg.model} on {cfg.input_size}x{cfg.input_size}, conv0 stride {cfg.conv0_stride}"
+  desc = f'{cfg.model} on {cfg.input_size}x{cfg.input_size}, conv0 stride {cfg.conv0_stride}'
   shapes: dict[str, tuple[int, ...]] = {}
   trail = [str(cfg.input_size)]
 
   def need(size: int, what: str) -> int:
-    trail.append(f"{what} {size}")
+    trail.append(f'{what} {size}')
     if size < 1:
       raise _vanish_error(desc, trail)
     return size
 
-  s = need(ops.conv_output_size(cfg.input_size, 3, cfg.conv0_stride), "conv0")
-  shapes["conv0"] = (s, s, cfg.conv0_width)
-  s = need(s // 2, "pool0")
-  shapes["pool0"] = (s, s, cfg.conv0_width)
-  if cfg.model == "mstrnn":
+  s = need(ops.conv_output_size(cfg.input_size, 3, cfg.conv0_stride), 'conv0')
+  shapes['conv0'] = (s, s, cfg.conv0_width)
+  s = need(s // 2, 'pool0')
+  shapes['pool0'] = (s, s, cfg.conv0_width)
+  if cfg.model == 'mstrnn':
     for i, (f, c) in enumerate(zip(cfg.feature_widths, cfg.context_widths), start=1):
-      s = need(s - 2, f"feature{i}")
-      shapes[f"feature{i}"] = (s, s, f)
-      s = need(s // 2, f"pool{i}")
-      shapes[f"pool{i}"] = (s, s, f)
-      shapes[f"context{i}"] = (need(s - 1, f"context{i}"),) * 2 + (c,)
+      s = need(s - 2, f'feature{i}')
+      shapes[f'feature{i}'] = (s, s, f)
+      s = need(s // 2, f'pool{i}')
+      shapes[f'pool{i}'] = (s, s, f)
+      shapes[f'context{i}'] = (need(s - 1, f'context{i}'),) * 2 + (c,)
   else:
     for i, f in enumerate(cfg.feature_widths, start=1):
-      s = need(s - 2, f"conv{i}")
-      shapes[f"conv{i}"] = (s, s, f)
-      s = need(s // 2, f"pool{i}")
-      shapes[f"pool{i}"] = (s, s, f)
+      s = need(s - 2, f'conv{i}')
+      shapes[f'conv{i}'] = (s, s, f)
+      s = need(s // 2, f'pool{i}')
+      shapes[f'pool{i}'] = (s, s, f)
   for i, w in enumerate(cfg.fc_widths, start=1):
-    shapes[f"fc{i}"] = (w,)
+    shapes[f'fc{i}'] = (w,)
   for i, w in enumerate(cfg.lstm_widths, start=1):
-    shapes[f"lstm{i}"] = (w,)
+    shapes[f'lstm{i}'] = (w,)
   return shapes
 
 
@@ -187,9 +217,9 @@ def fc_input_layer(cfg: ModelConfig) -> str:
   units feed it; the context units are the layer's recurrent output and the ones the next
   context layer reads (through `z`), so we use them. MSTNN / LRCN: the last pooling layer.
   """
-  if cfg.model == "mstrnn":
-    return f"context{cfg.num_layers}"
-  return f"pool{cfg.num_layers}"
+  if cfg.model == 'mstrnn':
+    return f'context{cfg.num_layers}'
+  return f'pool{cfg.num_layers}'
 
 
 def _scaled(widths: tuple[int, ...], scale: float) -> tuple[int, ...]:
@@ -210,21 +240,39 @@ def default_conv0_stride(input_size: int, num_context_layers: int = 2) -> int:
   """
   for stride in (3, 2, 1):
     try:
-      layer_shapes(ModelConfig(
-          model="mstrnn", input_size=input_size, heads=(("x", 1),), bn_steps=1, conv0_stride=stride,
-          conv0_width=1, feature_widths=(1,) * num_context_layers,
-          context_widths=(1,) * num_context_layers, fc_widths=(1,), lstm_widths=(),
-          taus=(1.0,) * num_context_layers))
+      layer_shapes(
+        ModelConfig(
+          model='mstrnn',
+          input_size=input_size,
+          heads=(('x', 1),),
+          bn_steps=1,
+          conv0_stride=stride,
+          conv0_width=1,
+          feature_widths=(1,) * num_context_layers,
+          context_widths=(1,) * num_context_layers,
+          fc_widths=(1,),
+          lstm_widths=(),
+          taus=(1.0,) * num_context_layers,
+        )
+      )
     except ValueError:
       continue
     return stride
-  raise ValueError(f"mstrnn_jax/configs.py: no conv0 stride fits an MSTRNN with {num_context_layers} "
-                   f"context layers on {input_size}x{input_size} frames; use larger frames.")
+  raise ValueError(
+    f'mstrnn_jax/configs.py: no conv0 stride fits an MSTRNN with {num_context_layers} '
+    f'context layers on {input_size}x{input_size} frames; use larger frames.'
+  )
 
 
-def derive_config(model: str, input_size: int, heads: tuple[tuple[str, int], ...], bn_steps: int,
-                  conv0_stride: int | None = None, width_scale: float = 1.0,
-                  **overrides) -> ModelConfig:
+def derive_config(
+  model: str,
+  input_size: int,
+  heads: tuple[tuple[str, int], ...],
+  bn_steps: int,
+  conv0_stride: int | None = None,
+  width_scale: float = 1.0,
+  **overrides,
+) -> ModelConfig:
   """A config for any input size and head set (synthetic datasets, notebooks).
 
   Args:
@@ -240,22 +288,29 @@ def derive_config(model: str, input_size: int, heads: tuple[tuple[str, int], ...
       `conv_impl`, `time_layout`, `leaky_scan`, `remat`. Explicit widths are used as given (not scaled).
   """
   if model not in MODELS:
-    raise ValueError(f"mstrnn_jax/configs.py: unknown model {model!r}; use one of {MODELS}.")
+    raise ValueError(f'mstrnn_jax/configs.py: unknown model {model!r}; use one of {MODELS}.')
   if width_scale <= 0:
-    raise ValueError(f"mstrnn_jax/configs.py: width_scale must be > 0, got {width_scale}.")
+    raise ValueError(f'mstrnn_jax/configs.py: width_scale must be > 0, got {width_scale}.')
   fields = dict(PAPER_WIDTHS[model])
-  fields["conv0_width"] = _scaled((fields["conv0_width"],), width_scale)[0]
-  for name in ("feature_widths", "context_widths", "fc_widths", "lstm_widths"):
+  fields['conv0_width'] = _scaled((fields['conv0_width'],), width_scale)[0]
+  for name in ('feature_widths', 'context_widths', 'fc_widths', 'lstm_widths'):
     fields[name] = _scaled(fields[name], width_scale)
   fields.update(overrides)
   if conv0_stride is None:
-    conv0_stride = default_conv0_stride(input_size, len(fields["feature_widths"]))
-  return ModelConfig(model=model, input_size=input_size, heads=tuple(tuple(h) for h in heads),
-                     bn_steps=bn_steps, conv0_stride=conv0_stride, **fields)
+    conv0_stride = default_conv0_stride(input_size, len(fields['feature_widths']))
+  return ModelConfig(
+    model=model,
+    input_size=input_size,
+    heads=tuple(tuple(h) for h in heads),
+    bn_steps=bn_steps,
+    conv0_stride=conv0_stride,
+    **fields,
+  )
 
 
-def get_model_config(model: str, dataset: str, bn_steps: int = DEFAULT_BN_STEPS,
-                     **overrides) -> ModelConfig:
+def get_model_config(
+  model: str, dataset: str, bn_steps: int = DEFAULT_BN_STEPS, **overrides
+) -> ModelConfig:
   """Paper preset (Table I input/heads, Sec. III.A strides, widths of the module docstring).
 
   Args:
@@ -267,14 +322,24 @@ def get_model_config(model: str, dataset: str, bn_steps: int = DEFAULT_BN_STEPS,
   """
   name = _canonical_dataset(dataset)
   if name not in TABLE_I:
-    raise ValueError(f"mstrnn_jax/configs.py: {dataset!r} is not a paper dataset ({', '.join(TABLE_I)}); "
-                     "use config_for_dataset or derive_config.")
+    raise ValueError(
+      f'mstrnn_jax/configs.py: {dataset!r} is not a paper dataset ({", ".join(TABLE_I)}); '
+      'use config_for_dataset or derive_config.'
+    )
   spec = TABLE_I[name]
-  return derive_config(model, spec["input_size"], spec["heads"], bn_steps,
-                       conv0_stride=spec["conv0_stride"], **overrides)
+  return derive_config(
+    model,
+    spec['input_size'],
+    spec['heads'],
+    bn_steps,
+    conv0_stride=spec['conv0_stride'],
+    **overrides,
+  )
 
 
-def config_for_dataset(model: str, dataset: str, width_scale: float = 1.0, **overrides) -> ModelConfig:
+def config_for_dataset(
+  model: str, dataset: str, width_scale: float = 1.0, **overrides
+) -> ModelConfig:
   """Config for a paper dataset (Table I preset) or a synthetic one (derived from its spec).
 
   Synthetic datasets are looked up with `mstrnn_jax.data.pipeline.dataset_spec` (input =
@@ -287,7 +352,9 @@ def config_for_dataset(model: str, dataset: str, width_scale: float = 1.0, **ove
 
   spec = pipeline.dataset_spec(dataset)
   if spec.t_max is None:
-    raise ValueError(f"mstrnn_jax/configs.py: dataset {dataset!r} is not prepared, its length is unknown; "
-                     "prepare it first (see data/README.md) or pass bn_steps=.")
-  overrides.setdefault("bn_steps", spec.t_max)
+    raise ValueError(
+      f'mstrnn_jax/configs.py: dataset {dataset!r} is not prepared, its length is unknown; '
+      'prepare it first (see data/README.md) or pass bn_steps=.'
+    )
+  overrides.setdefault('bn_steps', spec.t_max)
   return derive_config(model, spec.crop_size, spec.heads, width_scale=width_scale, **overrides)

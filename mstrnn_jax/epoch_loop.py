@@ -7,6 +7,7 @@ caller's ``on_epoch`` writes the history, checkpoints go out every ``checkpoint_
 and at the end, and ``resume=True`` continues from the newest checkpoint (the same final numbers
 as an uninterrupted run on the same machine).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -35,26 +36,32 @@ class NonFiniteLossError(RuntimeError):
 
 class Setup(NamedTuple):
   """The compiled-once programs of one model and their device arguments."""
+
   programs: train.Programs
   runs: list
-  videos: jax.Array       # uint8 [N, T, H, W, 3], replicated
-  labels: jax.Array       # int32 [N, n_heads], replicated
+  videos: jax.Array  # uint8 [N, T, H, W, 3], replicated
+  labels: jax.Array  # int32 [N, n_heads], replicated
   tables: train.RunTables  # leading axis R padded to the device count, sharded
-  keys: jax.Array         # uint32 [R_padded, 2] initialisation keys, sharded
-  batch_keys: Any         # uint32 [R_padded, 2] batch-order keys (sharded), or None: from keys
-  test_mask: np.ndarray   # bool [R, n_test_max] (unpadded, host)
-  shard: Any              # the run-axis sharding
-  val_mask: np.ndarray | None = None   # bool [R, n_val_max] (host), or None: no validation
+  keys: jax.Array  # uint32 [R_padded, 2] initialisation keys, sharded
+  batch_keys: Any  # uint32 [R_padded, 2] batch-order keys (sharded), or None: from keys
+  test_mask: np.ndarray  # bool [R, n_test_max] (unpadded, host)
+  shard: Any  # the run-axis sharding
+  val_mask: np.ndarray | None = None  # bool [R, n_val_max] (host), or None: no validation
 
 
 def run_keys(seed: int, runs: list[dict]) -> np.ndarray:
   """uint32 [R, 2]: one key per run, from ``seed`` and the run's position in the run table."""
-  return np.stack([np.asarray(jax.random.key_data(jax.random.fold_in(
-      jax.random.key(seed), r['run']))) for r in runs])
+  return np.stack(
+    [
+      np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), r['run'])))
+      for r in runs
+    ]
+  )
 
 
-def setup(p: Plan, model: str, mesh=None, runs: list | None = None,
-          run_chunk: int | None | str = 'auto') -> Setup:
+def setup(
+  p: Plan, model: str, mesh=None, runs: list | None = None, run_chunk: int | None | str = 'auto'
+) -> Setup:
   """Builds the programs of ``model`` and puts the dataset and run tables on the devices.
 
   ``runs`` defaults to :func:`plan.run_table`; per-run keys derive from the seeds
@@ -67,22 +74,35 @@ def setup(p: Plan, model: str, mesh=None, runs: list | None = None,
   n_pad = parallel.padded_size(len(runs), mesh)
   shard, repl = parallel.run_sharding(mesh), parallel.replicated(mesh)
   programs = train.make_programs(
-      train.model_fns(cfg), ec.optim_config(c), batch_size=c.batch_size,
-      steps_per_epoch=p.steps_per_epoch, voting_steps=c.voting_steps, vote_rule=c.vote_rule,
-      eval_batch_size=c.eval_batch_size, eval_stats=tuple(c.eval_stats), mesh=mesh,
-      run_chunk=run_chunk)
+    train.model_fns(cfg),
+    ec.optim_config(c),
+    batch_size=c.batch_size,
+    steps_per_epoch=p.steps_per_epoch,
+    voting_steps=c.voting_steps,
+    vote_rule=c.vote_rule,
+    eval_batch_size=c.eval_batch_size,
+    eval_stats=tuple(c.eval_stats),
+    mesh=mesh,
+    run_chunk=run_chunk,
+  )
   tables_np = build_tables(p, runs)
   init_seed, batch_seed = ec.run_seeds(c)
   put_runs = lambda x: parallel.put(parallel.pad_runs(x, n_pad), shard)  # noqa: E731
   streamed = stream_loop.is_streamed(ds)
   if streamed:  # data larger than memory: batches read from the files (stream_loop)
     programs = stream_loop.streamed_programs(p, cfg, tables_np, n_pad, mesh, run_chunk)
-  return Setup(programs=programs, runs=runs,
-               videos=None if streamed else parallel.put(ds.videos, repl),
-               labels=parallel.put(train.stack_labels(ds.labels, ds.heads), repl),
-               tables=put_runs(tables_np), keys=put_runs(run_keys(init_seed, runs)),
-               batch_keys=None if batch_seed is None else put_runs(run_keys(batch_seed, runs)),
-               test_mask=tables_np.test_mask, shard=shard, val_mask=tables_np.val_mask)
+  return Setup(
+    programs=programs,
+    runs=runs,
+    videos=None if streamed else parallel.put(ds.videos, repl),
+    labels=parallel.put(train.stack_labels(ds.labels, ds.heads), repl),
+    tables=put_runs(tables_np),
+    keys=put_runs(run_keys(init_seed, runs)),
+    batch_keys=None if batch_seed is None else put_runs(run_keys(batch_seed, runs)),
+    test_mask=tables_np.test_mask,
+    shard=shard,
+    val_mask=tables_np.val_mask,
+  )
 
 
 def initial_states(e: Setup):
@@ -91,8 +111,16 @@ def initial_states(e: Setup):
   return states if e.batch_keys is None else states.replace(key=e.batch_keys)
 
 
-def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
-                progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict:
+def train_model(
+  p: Plan,
+  model: str,
+  workdir: str,
+  *,
+  resume: bool,
+  mesh=None,
+  progress: bool = True,
+  on_epoch: Callable[[dict], None] | None = None,
+) -> dict:
   """Trains every run of ``model`` for ``config.epochs`` epochs; returns its history.
 
   ``on_epoch(result_so_far)`` is called after every epoch (and its checkpoint) with the same
@@ -107,12 +135,14 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
   modes = e.programs.eval_stats
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints', model))
   sets = ('test', 'val') if e.val_mask is not None else ('test',)
-  history = {k: [] for k in ['train_loss', 'train_acc'] + [
-      f'{s}_acc{suffix}' for s in sets for suffix in [''] + [f'_{m}' for m in modes]]}
+  history = {
+    k: []
+    for k in ['train_loss', 'train_acc']
+    + [f'{s}_acc{suffix}' for s in sets for suffix in [''] + [f'_{m}' for m in modes]]
+  }
   start = 0
   target = jax.eval_shape(e.programs.init, e.keys)
-  target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=e.shard),
-                        target)
+  target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=e.shard), target)
   newest = ckpt.restore_newest(target, move_aside=is_writer()) if resume else None
   if newest is not None:
     _, states, meta = newest
@@ -123,8 +153,7 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
 
   events = results.EventLog(os.path.join(workdir, 'events', model)) if is_writer() else None
   t0 = time.time()
-  bar = _progress(total=c.epochs, initial=start, desc=f'{model} ({n_runs} runs)',
-                  enabled=progress)
+  bar = _progress(total=c.epochs, initial=start, desc=f'{model} ({n_runs} runs)', enabled=progress)
   try:
     for epoch in range(start, c.epochs):
       states, m = e.programs.train_epoch(states, e.videos, e.labels, e.tables)
@@ -136,7 +165,7 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
       train_acc = 100.0 * m.correct[:n_runs].sum(axis=1) / counts[:, None]
       history['train_loss'].append(loss.mean(axis=1))
       history['train_acc'].append(train_acc)
-      for s, mask in (('test', e.test_mask), ('val', e.val_mask))[:len(sets)]:
+      for s, mask in (('test', e.test_mask), ('val', e.val_mask))[: len(sets)]:
         for k, mode in enumerate(modes):
           acc = evaluate.accuracies(flags[s][:n_runs, k], mask)
           history[f'{s}_acc_{mode}'].append(acc)
@@ -152,8 +181,11 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
       if on_epoch is not None:
         on_epoch(res)
       bar.update(1)
-      bar.set_postfix(loss=f'{loss.mean():.3f}', train_acc=f'{train_acc[:, -1].mean():.1f}',
-                      test_acc=f'{test_acc[:, -1].mean():.1f}')
+      bar.set_postfix(
+        loss=f'{loss.mean():.3f}',
+        train_acc=f'{train_acc[:, -1].mean():.1f}',
+        test_acc=f'{test_acc[:, -1].mean():.1f}',
+      )
   finally:
     bar.close()
     if events is not None:
@@ -162,21 +194,32 @@ def train_model(p: Plan, model: str, workdir: str, *, resume: bool, mesh=None,
   return results.result(e.runs, history, time.time() - t0)
 
 
-def _check_finite(loss: np.ndarray, runs: list[dict], model: str, epoch: int, workdir: str,
-                  c, kept_epoch: int | None) -> None:
+def _check_finite(
+  loss: np.ndarray,
+  runs: list[dict],
+  model: str,
+  epoch: int,
+  workdir: str,
+  c,
+  kept_epoch: int | None,
+) -> None:
   """Raises NonFiniteLossError naming the run, epoch and step of the first non-finite loss, the
   likely causes and the checkpoint that stays (``kept_epoch``)."""
   if np.all(np.isfinite(loss)):
     return
   r, s = np.argwhere(~np.isfinite(loss))[0]
   run = runs[r]
-  kept = (f'the checkpoint of epoch {kept_epoch} (resume from it with --resume)'
-          if kept_epoch is not None else 'no checkpoint (none was written yet)')
+  kept = (
+    f'the checkpoint of epoch {kept_epoch} (resume from it with --resume)'
+    if kept_epoch is not None
+    else 'no checkpoint (none was written yet)'
+  )
   raise NonFiniteLossError(
-      f'{model}: non-finite training loss in run {r} (held-out subject '
-      f'{run["subject_name"]}, taus {run["taus"]}) at epoch {epoch + 1}, step {s + 1}; '
-      f'stopped. Results up to epoch {epoch} and {kept} stay in {workdir}. Likely causes: '
-      f'{"; ".join(nonfinite_causes(c, run, epoch))}.')
+    f'{model}: non-finite training loss in run {r} (held-out subject '
+    f'{run["subject_name"]}, taus {run["taus"]}) at epoch {epoch + 1}, step {s + 1}; '
+    f'stopped. Results up to epoch {epoch} and {kept} stay in {workdir}. Likely causes: '
+    f'{"; ".join(nonfinite_causes(c, run, epoch))}.'
+  )
 
 
 def nonfinite_causes(c, run: dict, epoch: int) -> list[str]:
@@ -189,12 +232,21 @@ def nonfinite_causes(c, run: dict, epoch: int) -> list[str]:
   small = [t for t in run['taus'] if t < SMALL_TAU]
   if small:
     causes.append(f'small time constants {small} (1/tau near 1; try larger --tau1/--tau2)')
-  causes.append(f'the data of {c.dataset} (check it: python -m mstrnn_jax.data.describe '
-                f'--dataset={c.dataset})')
+  causes.append(
+    f'the data of {c.dataset} (check it: python -m mstrnn_jax.data.describe --dataset={c.dataset})'
+  )
   return causes
 
 
 def _progress(total, initial, desc, enabled):
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-  return tqdm(total=total, initial=initial, desc=desc, unit='epoch',
-              disable=not (enabled and is_writer()), file=sys.stderr, dynamic_ncols=True)
+
+  return tqdm(
+    total=total,
+    initial=initial,
+    desc=desc,
+    unit='epoch',
+    disable=not (enabled and is_writer()),
+    file=sys.stderr,
+    dynamic_ncols=True,
+  )

@@ -17,6 +17,7 @@ summaries also report the test accuracy at the epoch with the best joint accurac
 *validation* subjects (subjects taken out of each fold's training set,
 :func:`validation_subjects`) and at the last epoch: neither looks at the test subject.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -52,9 +53,13 @@ def predict(logits: jax.Array, rule: str = 'vote') -> jax.Array:
   raise ValueError(f'Unknown vote rule {rule!r}; use one of {VOTE_RULES}.')
 
 
-def correct_flags(logits: Mapping[str, jax.Array], labels: jax.Array,
-                  heads: Sequence[tuple[str, int]], voting_steps: int,
-                  rule: str = 'vote') -> jax.Array:
+def correct_flags(
+  logits: Mapping[str, jax.Array],
+  labels: jax.Array,
+  heads: Sequence[tuple[str, int]],
+  voting_steps: int,
+  rule: str = 'vote',
+) -> jax.Array:
   """Per-video correctness of every head and of the joint category.
 
   Args:
@@ -102,14 +107,17 @@ def select_best_epochs(test_acc: np.ndarray) -> np.ndarray:
   return np.argmax(np.asarray(test_acc)[..., -1], axis=1)
 
 
-def validation_subjects(train_subjects: Sequence[int], k: int, seed: int,
-                        fold: int) -> tuple[int, ...]:
+def validation_subjects(
+  train_subjects: Sequence[int], k: int, seed: int, fold: int
+) -> tuple[int, ...]:
   """``k`` validation subjects of a fold, drawn from its training subjects by ``seed`` and the
   fold's id (its test subject), deterministically; sorted."""
   train_subjects = sorted(int(s) for s in set(train_subjects))
   if not 0 <= k < len(train_subjects):
-    raise ValueError(f'validation_subjects={k}: a fold with {len(train_subjects)} training '
-                     f'subjects can give 0 to {len(train_subjects) - 1} of them.')
+    raise ValueError(
+      f'validation_subjects={k}: a fold with {len(train_subjects)} training '
+      f'subjects can give 0 to {len(train_subjects) - 1} of them.'
+    )
   rng = np.random.default_rng([seed, fold, 8])
   return tuple(sorted(int(s) for s in rng.choice(train_subjects, size=k, replace=False)))
 
@@ -125,8 +133,10 @@ def select_epochs(test_acc: np.ndarray, val_acc: np.ndarray | None = None) -> di
     {selection: int [R]}.
   """
   test_acc = np.asarray(test_acc)
-  out = {'test_best': select_best_epochs(test_acc),
-         'last': np.full(test_acc.shape[0], test_acc.shape[1] - 1)}
+  out = {
+    'test_best': select_best_epochs(test_acc),
+    'last': np.full(test_acc.shape[0], test_acc.shape[1] - 1),
+  }
   if val_acc is not None:
     out['validation'] = select_best_epochs(val_acc)
   return {k: out[k] for k in SELECTIONS if k in out}
@@ -146,8 +156,9 @@ def fmt(mean: float, se: float) -> str:
   return f'{mean:.2f}±{se:.2f}'
 
 
-def summarize_group(test_acc: np.ndarray, head_names: Sequence[str],
-                    val_acc: np.ndarray | None = None) -> dict:
+def summarize_group(
+  test_acc: np.ndarray, head_names: Sequence[str], val_acc: np.ndarray | None = None
+) -> dict:
   """LOSO summary of the runs (folds) of one model / tau pair.
 
   Args:
@@ -164,7 +175,7 @@ def summarize_group(test_acc: np.ndarray, head_names: Sequence[str],
   cats = list(head_names) + [JOINT]
   selections = {}
   for name, epochs in select_epochs(test_acc, val_acc).items():
-    at = test_acc[np.arange(test_acc.shape[0]), epochs]          # [folds, H+1]
+    at = test_acc[np.arange(test_acc.shape[0]), epochs]  # [folds, H+1]
     entry = {'best_epoch': [int(e) + 1 for e in epochs], 'per_fold': {}, 'mean': {}, 'se': {}}
     for c, cat in enumerate(cats):
       m, s = mean_se(at[:, c])
@@ -182,15 +193,24 @@ def selection_table(summaries: Mapping[str, dict]) -> str:
     summaries: model name -> :func:`summarize_group` output.
   """
   models = list(summaries)
-  labels = {'test_best': 'best epoch on the test subject (paper)',
-            'validation': 'epoch chosen on validation subjects', 'last': 'last epoch'}
-  lines = ['| Epoch selection | ' + ' | '.join(m.upper() for m in models) + ' |',
-           '|---|' + '---|' * len(models)]
+  labels = {
+    'test_best': 'best epoch on the test subject (paper)',
+    'validation': 'epoch chosen on validation subjects',
+    'last': 'last epoch',
+  }
+  lines = [
+    '| Epoch selection | ' + ' | '.join(m.upper() for m in models) + ' |',
+    '|---|' + '---|' * len(models),
+  ]
   for sel in SELECTIONS:
     if not all(sel in summaries[m].get('selections', {}) for m in models):
       continue
-    cells = [fmt(summaries[m]['selections'][sel]['mean'][JOINT],
-                 summaries[m]['selections'][sel]['se'][JOINT]) for m in models]
+    cells = [
+      fmt(
+        summaries[m]['selections'][sel]['mean'][JOINT], summaries[m]['selections'][sel]['se'][JOINT]
+      )
+      for m in models
+    ]
     lines.append(f'| {labels[sel]} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
@@ -203,21 +223,28 @@ def eval_stats_table(summaries: Mapping[str, dict], modes: Sequence[str]) -> str
     summaries: model name -> summary with ``'eval_stats': {mode: summarize_group output}``.
   """
   models = list(summaries)
-  lines = ['| BN statistics | Epoch selection | ' + ' | '.join(m.upper() for m in models) + ' |',
-           '|---|---|' + '---|' * len(models)]
+  lines = [
+    '| BN statistics | Epoch selection | ' + ' | '.join(m.upper() for m in models) + ' |',
+    '|---|---|' + '---|' * len(models),
+  ]
   for mode in modes:
     for sel, label in (('test_best', 'test subject (paper)'), ('validation', 'validation')):
       if not all(sel in summaries[m]['eval_stats'][mode]['selections'] for m in models):
         continue
-      cells = [fmt(summaries[m]['eval_stats'][mode]['selections'][sel]['mean'][JOINT],
-                   summaries[m]['eval_stats'][mode]['selections'][sel]['se'][JOINT])
-               for m in models]
+      cells = [
+        fmt(
+          summaries[m]['eval_stats'][mode]['selections'][sel]['mean'][JOINT],
+          summaries[m]['eval_stats'][mode]['selections'][sel]['se'][JOINT],
+        )
+        for m in models
+      ]
       lines.append(f'| {mode} | {label} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
 
-def model_table(summaries: Mapping[str, dict], heads: Sequence[tuple[str, int]],
-                title: str = '') -> str:
+def model_table(
+  summaries: Mapping[str, dict], heads: Sequence[tuple[str, int]], title: str = ''
+) -> str:
   """Tables III-V layout (markdown): one row pair (accuracy, chance) per category, models as
   columns.
 
@@ -240,20 +267,27 @@ def model_table(summaries: Mapping[str, dict], heads: Sequence[tuple[str, int]],
   return '\n'.join(lines) + '\n'
 
 
-def sweep_table(summaries: Mapping[tuple[float, float], dict], tau1s: Sequence[float],
-                tau2s: Sequence[float], heads: Sequence[tuple[str, int]]) -> str:
+def sweep_table(
+  summaries: Mapping[tuple[float, float], dict],
+  tau1s: Sequence[float],
+  tau2s: Sequence[float],
+  heads: Sequence[tuple[str, int]],
+) -> str:
   """Table VI layout (markdown): per category, rows tau1, columns tau2.
 
   Args:
     summaries: (tau1, tau2) -> :func:`summarize_group` output.
   """
-  lines = ['| Category | τ1 \\ τ2 | ' + ' | '.join(_num(t) for t in tau2s) + ' |',
-           '|---|---|' + '---|' * len(tau2s)]
+  lines = [
+    '| Category | τ1 \\ τ2 | ' + ' | '.join(_num(t) for t in tau2s) + ' |',
+    '|---|---|' + '---|' * len(tau2s),
+  ]
   cats = [n for n, _ in heads] + ([JOINT] if len(heads) > 1 else [])
   for name in cats:
     for i, t1 in enumerate(tau1s):
-      cells = [fmt(summaries[(t1, t2)]['mean'][name], summaries[(t1, t2)]['se'][name])
-               for t2 in tau2s]
+      cells = [
+        fmt(summaries[(t1, t2)]['mean'][name], summaries[(t1, t2)]['se'][name]) for t2 in tau2s
+      ]
       label = (name.capitalize() if name != JOINT else 'Joint') if i == 0 else ''
       lines.append(f'|{" " + label if label else ""} | {_num(t1)} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'

@@ -54,14 +54,18 @@ Stats = dict
 # ----------------------------------------------------------------------------- batch norm
 def init_bn(channels: int) -> Params:
   """BN parameters `{'gamma': [C] = 0.1, 'beta': [C] = 0}`."""
-  return {"gamma": jnp.full((channels,), BN_GAMMA_INIT, jnp.float32),
-          "beta": jnp.full((channels,), BN_BETA_INIT, jnp.float32)}
+  return {
+    'gamma': jnp.full((channels,), BN_GAMMA_INIT, jnp.float32),
+    'beta': jnp.full((channels,), BN_BETA_INIT, jnp.float32),
+  }
 
 
 def init_bn_stats(bn_steps: int, channels: int) -> Stats:
   """Running statistics `{'mean': [bn_steps, C] = 0, 'var': [bn_steps, C] = 1}`."""
-  return {"mean": jnp.zeros((bn_steps, channels), jnp.float32),
-          "var": jnp.ones((bn_steps, channels), jnp.float32)}
+  return {
+    'mean': jnp.zeros((bn_steps, channels), jnp.float32),
+    'var': jnp.ones((bn_steps, channels), jnp.float32),
+  }
 
 
 def stats_at_steps_tree(batch_stats: Stats, steps: jax.Array) -> Stats:
@@ -78,25 +82,33 @@ def stats_at_steps_tree(batch_stats: Stats, steps: jax.Array) -> Stats:
   return jax.tree.map(lambda s: jnp.asarray(s)[jnp.minimum(steps, s.shape[0] - 1)], batch_stats)
 
 
-def _normalize(params: Params, running: Stats, x: jax.Array, train: bool, epsilon: float,
-               axes: tuple[int, ...], stats_shape: tuple[int, ...]) -> tuple[jax.Array, Stats]:
+def _normalize(
+  params: Params,
+  running: Stats,
+  x: jax.Array,
+  train: bool,
+  epsilon: float,
+  axes: tuple[int, ...],
+  stats_shape: tuple[int, ...],
+) -> tuple[jax.Array, Stats]:
   """BN of `x` with statistics over `axes`; `running` leaves have `stats_shape`."""
   if train:
     # One pass over x for both moments (var = E[x^2] - E[x]^2, clamped at 0, as flax's
     # default fast variance): on CPU half the time of the two-pass form.
     mean = jnp.mean(x, axis=axes, keepdims=True)
     var = jnp.maximum(jnp.mean(jnp.square(x), axis=axes, keepdims=True) - jnp.square(mean), 0.0)
-    stats = {"mean": mean.reshape(stats_shape), "var": var.reshape(stats_shape)}
+    stats = {'mean': mean.reshape(stats_shape), 'var': var.reshape(stats_shape)}
   else:
     keep = [1 if i in axes else n for i, n in enumerate(x.shape)]
-    mean, var = (jnp.reshape(running[k], keep) for k in ("mean", "var"))
+    mean, var = (jnp.reshape(running[k], keep) for k in ('mean', 'var'))
     stats = running
-  y = (x - mean) * jax.lax.rsqrt(var + epsilon) * params["gamma"] + params["beta"]
+  y = (x - mean) * jax.lax.rsqrt(var + epsilon) * params['gamma'] + params['beta']
   return y, stats
 
 
-def batch_norm(params: Params, running: Stats, x: jax.Array, train: bool,
-               epsilon: float) -> tuple[jax.Array, Stats]:
+def batch_norm(
+  params: Params, running: Stats, x: jax.Array, train: bool, epsilon: float
+) -> tuple[jax.Array, Stats]:
   """Batch norm of one time step, eqs. (1)-(4).
 
   Args:
@@ -113,8 +125,9 @@ def batch_norm(params: Params, running: Stats, x: jax.Array, train: bool,
   return _normalize(params, running, x, train, epsilon, tuple(range(x.ndim - 1)), x.shape[-1:])
 
 
-def batch_norm_over_time(params: Params, running: Stats, x: jax.Array, train: bool,
-                         epsilon: float) -> tuple[jax.Array, Stats]:
+def batch_norm_over_time(
+  params: Params, running: Stats, x: jax.Array, train: bool, epsilon: float
+) -> tuple[jax.Array, Stats]:
   """Per-time-step batch norm of a whole sequence (`batch_norm` at every step, in one pass).
 
   Args:
@@ -140,7 +153,7 @@ def conv_frames(x: jax.Array, w: jax.Array, stride: int, padding: str, impl: str
 # Names of the weight kernels in every layer's params. `init_*` functions create them as zeros
 # (shapes only); `init_kernels` fills all of them from one random draw (a single RNG kernel:
 # one `jax.random` call per leaf makes XLA compile for seconds on CPU).
-KERNEL_NAMES = ("w", "k", "z", "k_tilde", "z_tilde", "w_x", "w_h")
+KERNEL_NAMES = ('w', 'k', 'z', 'k_tilde', 'z_tilde', 'w_x', 'w_h')
 
 
 def _zeros(*shape: int) -> jax.Array:
@@ -161,7 +174,7 @@ def init_kernels(params: Params, rng: jax.Array) -> Params:
   for (_, leaf), kernel in zip(paths, is_kernel):
     if kernel:
       fan_in = leaf.size // leaf.shape[-1]
-      values = draws[offset:offset + leaf.size].reshape(leaf.shape) * (1.0 / fan_in) ** 0.5
+      values = draws[offset : offset + leaf.size].reshape(leaf.shape) * (1.0 / fan_in) ** 0.5
       leaves.append(values.astype(leaf.dtype))
       offset += leaf.size
     else:
@@ -172,12 +185,16 @@ def init_kernels(params: Params, rng: jax.Array) -> Params:
 # ----------------------------------------------------------------------------- plain conv / FC
 def init_conv(kernel: int, in_channels: int, out_channels: int) -> Params:
   """Feed-forward conv + BN: `{'w': [k, k, in, out], 'b': [out], 'bn': BN}` (kernel: see `init_kernels`)."""
-  return {"w": _zeros(kernel, kernel, in_channels, out_channels),
-          "b": jnp.zeros((out_channels,), jnp.float32), "bn": init_bn(out_channels)}
+  return {
+    'w': _zeros(kernel, kernel, in_channels, out_channels),
+    'b': jnp.zeros((out_channels,), jnp.float32),
+    'bn': init_bn(out_channels),
+  }
 
 
-def conv_bn(params: Params, running: Stats, x: jax.Array, stride: int, train: bool,
-            impl: str, epsilon: float) -> tuple[jax.Array, Stats]:
+def conv_bn(
+  params: Params, running: Stats, x: jax.Array, stride: int, train: bool, impl: str, epsilon: float
+) -> tuple[jax.Array, Stats]:
   """`BN(w * x + b)` over all frames (valid padding): the pre-activation of a conv layer
   (BN before the ReLU, Sec. II.A; the caller applies the ReLU, fused with the pooling).
 
@@ -187,22 +204,22 @@ def conv_bn(params: Params, running: Stats, x: jax.Array, stride: int, train: bo
   Returns:
     `([batch, time, H', W', C_out], {'bn': batch stats [time, C_out]})`.
   """
-  h = conv_frames(x, params["w"], stride, "VALID", impl) + params["b"]
-  h, stats = batch_norm_over_time(params["bn"], running["bn"], h, train, epsilon)
-  return h, {"bn": stats}
+  h = conv_frames(x, params['w'], stride, 'VALID', impl) + params['b']
+  h, stats = batch_norm_over_time(params['bn'], running['bn'], h, train, epsilon)
+  return h, {'bn': stats}
 
 
 def init_dense(in_features: int, out_features: int, with_bn: bool = True) -> Params:
   """Dense layer `{'w': [in, out], 'b': [out]}` (+ `'bn'` for a hidden FC layer)."""
-  params = {"w": _zeros(in_features, out_features),
-            "b": jnp.zeros((out_features,), jnp.float32)}
+  params = {'w': _zeros(in_features, out_features), 'b': jnp.zeros((out_features,), jnp.float32)}
   if with_bn:
-    params["bn"] = init_bn(out_features)
+    params['bn'] = init_bn(out_features)
   return params
 
 
-def fully_connected(params: Params, running: Stats, x: jax.Array, train: bool,
-                    epsilon: float) -> tuple[jax.Array, Stats]:
+def fully_connected(
+  params: Params, running: Stats, x: jax.Array, train: bool, epsilon: float
+) -> tuple[jax.Array, Stats]:
   """Hidden FC layer: `lecun_tanh(BN(x w + b))` (eq. 8, BN before the activation).
 
   Args:
@@ -211,34 +228,43 @@ def fully_connected(params: Params, running: Stats, x: jax.Array, train: bool,
   Returns:
     `([batch, time, out], {'bn': batch stats})`.
   """
-  h = x @ params["w"] + params["b"]
-  h, stats = batch_norm_over_time(params["bn"], running["bn"], h, train, epsilon)
-  return ops.lecun_tanh(h), {"bn": stats}
+  h = x @ params['w'] + params['b']
+  h, stats = batch_norm_over_time(params['bn'], running['bn'], h, train, epsilon)
+  return ops.lecun_tanh(h), {'bn': stats}
 
 
 def readout(params: Params, x: jax.Array) -> jax.Array:
   """Softmax layer's logits `x w + b`: `[batch, time, in]` -> `[batch, time, classes]`."""
-  return x @ params["w"] + params["b"]
+  return x @ params['w'] + params['b']
 
 
 # ----------------------------------------------------------------------------- feature units
-def init_feature_units(pool_channels: int, features: int,
-                       context_channels: int | None) -> Params:
+def init_feature_units(pool_channels: int, features: int, context_channels: int | None) -> Params:
   """Feature units of a context layer (or an MSTNN leaky conv layer if `context_channels` is None).
 
   `k`: [3, 3, N, F] (pooling -> feature), `b`: [F], `bn_k`; `z`: [2, 2, A, F] (previous
   context -> feature) and `bn_z` when `context_channels` is given.
   """
-  params = {"k": _zeros(3, 3, pool_channels, features),
-            "b": jnp.zeros((features,), jnp.float32), "bn_k": init_bn(features)}
+  params = {
+    'k': _zeros(3, 3, pool_channels, features),
+    'b': jnp.zeros((features,), jnp.float32),
+    'bn_k': init_bn(features),
+  }
   if context_channels is not None:
-    params["z"] = _zeros(2, 2, context_channels, features)
-    params["bn_z"] = init_bn(features)
+    params['z'] = _zeros(2, 2, context_channels, features)
+    params['bn_z'] = init_bn(features)
   return params
 
 
-def feature_drive(params: Params, running: Stats, p_prev: jax.Array, c_prev: jax.Array | None,
-                  train: bool, impl: str, epsilon: float) -> tuple[jax.Array, Stats]:
+def feature_drive(
+  params: Params,
+  running: Stats,
+  p_prev: jax.Array,
+  c_prev: jax.Array | None,
+  train: bool,
+  impl: str,
+  epsilon: float,
+) -> tuple[jax.Array, Stats]:
   """Feed-forward drive of eq. (5): `BN(k * p_{l-1} + b) [+ BN(z * c_{l-1})]`, all frames at once.
 
   Args:
@@ -251,24 +277,43 @@ def feature_drive(params: Params, running: Stats, p_prev: jax.Array, c_prev: jax
   Returns:
     `(u [batch, time, H - 2, W - 2, F], batch stats)`.
   """
-  if ("z" in params) != (c_prev is not None):
-    raise ValueError("mstrnn_jax/layers.py: feature units need previous context units exactly when "
-                     "their params have a 'z' kernel (context layers 2, 3, ...).")
+  if ('z' in params) != (c_prev is not None):
+    raise ValueError(
+      'mstrnn_jax/layers.py: feature units need previous context units exactly when '
+      "their params have a 'z' kernel (context layers 2, 3, ...)."
+    )
   u, stats_k = batch_norm_over_time(
-      params["bn_k"], running["bn_k"],
-      conv_frames(p_prev, params["k"], 1, "VALID", impl) + params["b"], train, epsilon)
-  stats = {"bn_k": stats_k}
+    params['bn_k'],
+    running['bn_k'],
+    conv_frames(p_prev, params['k'], 1, 'VALID', impl) + params['b'],
+    train,
+    epsilon,
+  )
+  stats = {'bn_k': stats_k}
   if c_prev is not None:
-    u_z, stats["bn_z"] = batch_norm_over_time(
-        params["bn_z"], running["bn_z"], conv_frames(c_prev, params["z"], 1, "VALID", impl),
-        train, epsilon)
+    u_z, stats['bn_z'] = batch_norm_over_time(
+      params['bn_z'],
+      running['bn_z'],
+      conv_frames(c_prev, params['z'], 1, 'VALID', impl),
+      train,
+      epsilon,
+    )
     u = u + u_z
   return u, stats
 
 
-def feature_units(params: Params, running: Stats, p_prev: jax.Array, c_prev: jax.Array | None,
-                  fhat_initial: jax.Array, inv_tau: jax.Array, train: bool, impl: str,
-                  leaky_scan: str, epsilon: float) -> tuple[jax.Array, jax.Array, Stats]:
+def feature_units(
+  params: Params,
+  running: Stats,
+  p_prev: jax.Array,
+  c_prev: jax.Array | None,
+  fhat_initial: jax.Array,
+  inv_tau: jax.Array,
+  train: bool,
+  impl: str,
+  leaky_scan: str,
+  epsilon: float,
+) -> tuple[jax.Array, jax.Array, Stats]:
   """Eq. (5) over a sequence: hoisted drive, then the linear leaky recurrence.
 
   Args:
@@ -286,18 +331,24 @@ def feature_units(params: Params, running: Stats, p_prev: jax.Array, c_prev: jax
 # ----------------------------------------------------------------------------- context units
 class ContextCarry(NamedTuple):
   """Context units' internal state `chat_{t-1}`: `[batch, H, W, B]` (c_{t-1} = relu of it)."""
+
   chat: jax.Array
 
 
 def init_context_units(features: int, contexts: int) -> Params:
   """Context units: `k_tilde` [2, 2, M, B], `b_tilde` [B], `bn_k_tilde`, `z_tilde` [3, 3, B, B], `bn_z_tilde`."""
-  return {"k_tilde": _zeros(2, 2, features, contexts),
-          "b_tilde": jnp.zeros((contexts,), jnp.float32), "bn_k_tilde": init_bn(contexts),
-          "z_tilde": _zeros(3, 3, contexts, contexts), "bn_z_tilde": init_bn(contexts)}
+  return {
+    'k_tilde': _zeros(2, 2, features, contexts),
+    'b_tilde': jnp.zeros((contexts,), jnp.float32),
+    'bn_k_tilde': init_bn(contexts),
+    'z_tilde': _zeros(3, 3, contexts, contexts),
+    'bn_z_tilde': init_bn(contexts),
+  }
 
 
-def context_drive(params: Params, running: Stats, p: jax.Array, train: bool, impl: str,
-                  epsilon: float) -> tuple[jax.Array, Stats]:
+def context_drive(
+  params: Params, running: Stats, p: jax.Array, train: bool, impl: str, epsilon: float
+) -> tuple[jax.Array, Stats]:
   """Feed-forward term of eq. (7), `BN(k~ * p_l + b~)`, over all frames.
 
   Args:
@@ -306,14 +357,21 @@ def context_drive(params: Params, running: Stats, p: jax.Array, train: bool, imp
   Returns:
     `([batch, time, H - 1, W - 1, B], {'bn_k_tilde': batch stats})`.
   """
-  h = conv_frames(p, params["k_tilde"], 1, "VALID", impl) + params["b_tilde"]
-  a, stats = batch_norm_over_time(params["bn_k_tilde"], running["bn_k_tilde"], h, train, epsilon)
-  return a, {"bn_k_tilde": stats}
+  h = conv_frames(p, params['k_tilde'], 1, 'VALID', impl) + params['b_tilde']
+  a, stats = batch_norm_over_time(params['bn_k_tilde'], running['bn_k_tilde'], h, train, epsilon)
+  return a, {'bn_k_tilde': stats}
 
 
-def context_step(params: Params, running_t: Stats, carry: ContextCarry, drive_t: jax.Array,
-                 inv_tau: jax.Array, train: bool, impl: str,
-                 epsilon: float) -> tuple[ContextCarry, tuple[jax.Array, Stats]]:
+def context_step(
+  params: Params,
+  running_t: Stats,
+  carry: ContextCarry,
+  drive_t: jax.Array,
+  inv_tau: jax.Array,
+  train: bool,
+  impl: str,
+  epsilon: float,
+) -> tuple[ContextCarry, tuple[jax.Array, Stats]]:
   """One step of eq. (7) given its feed-forward term: the only work inside the time scan.
 
   Args:
@@ -326,15 +384,23 @@ def context_step(params: Params, running_t: Stats, carry: ContextCarry, drive_t:
     `(chat_t, (c_t [batch, H, W, B], bn_z_tilde batch stats {'mean'/'var': [B]}))`.
   """
   c_prev = jax.nn.relu(carry.chat)
-  recurrent = ops.conv2d(c_prev, params["z_tilde"], 1, "SAME", impl)
-  recurrent, stats = batch_norm(params["bn_z_tilde"], running_t, recurrent, train, epsilon)
+  recurrent = ops.conv2d(c_prev, params['z_tilde'], 1, 'SAME', impl)
+  recurrent, stats = batch_norm(params['bn_z_tilde'], running_t, recurrent, train, epsilon)
   chat = scan.leaky_update(carry.chat, drive_t + recurrent, inv_tau)
   return ContextCarry(chat), (jax.nn.relu(chat), stats)
 
 
-def context_units(params: Params, running: Stats, p: jax.Array, carry: ContextCarry,
-                  inv_tau: jax.Array, train: bool, impl: str, remat: bool,
-                  epsilon: float) -> tuple[jax.Array, ContextCarry, Stats]:
+def context_units(
+  params: Params,
+  running: Stats,
+  p: jax.Array,
+  carry: ContextCarry,
+  inv_tau: jax.Array,
+  train: bool,
+  impl: str,
+  remat: bool,
+  epsilon: float,
+) -> tuple[jax.Array, ContextCarry, Stats]:
   """Eq. (7) over a sequence: hoisted drive + a scan of `context_step`.
 
   Args:
@@ -346,21 +412,24 @@ def context_units(params: Params, running: Stats, p: jax.Array, carry: ContextCa
     batch stats {'bn_k_tilde', 'bn_z_tilde'})`.
   """
   drive, stats = context_drive(params, running, p, train, impl, epsilon)
-  step = functools.partial(context_step, params, inv_tau=inv_tau, train=train, impl=impl,
-                           epsilon=epsilon)
+  step = functools.partial(
+    context_step, params, inv_tau=inv_tau, train=train, impl=impl, epsilon=epsilon
+  )
 
   def context_scan_step(carry: ContextCarry, xs: tuple[Stats, jax.Array]):
     running_t, drive_t = xs
     return step(running_t, carry, drive_t)
 
-  carry, (c, stats["bn_z_tilde"]) = scan.time_scan(
-      context_scan_step, carry, (running["bn_z_tilde"], scan.batch_to_time_major(drive)), remat)
+  carry, (c, stats['bn_z_tilde']) = scan.time_scan(
+    context_scan_step, carry, (running['bn_z_tilde'], scan.batch_to_time_major(drive)), remat
+  )
   return scan.time_to_batch_major(c), carry, stats
 
 
 # ----------------------------------------------------------------------------- LSTM (LRCN)
 class LSTMCarry(NamedTuple):
   """LSTM state: hidden `h` and cell `c`, both `[batch, units]`."""
+
   h: jax.Array
   c: jax.Array
 
@@ -368,13 +437,20 @@ class LSTMCarry(NamedTuple):
 def init_lstm(in_features: int, units: int) -> Params:
   """LSTM with recurrent BN: `w_x` [in, 4U], `w_h` [U, 4U], `b` [4U] (forget slice = 1),
   `bn_x`, `bn_h` (over 4U), `bn_c` (over U). Gate order: input, forget, cell, output."""
-  b = jnp.zeros((4 * units,), jnp.float32).at[units:2 * units].set(LSTM_FORGET_BIAS_INIT)
-  return {"w_x": _zeros(in_features, 4 * units), "w_h": _zeros(units, 4 * units), "b": b,
-          "bn_x": init_bn(4 * units), "bn_h": init_bn(4 * units), "bn_c": init_bn(units)}
+  b = jnp.zeros((4 * units,), jnp.float32).at[units : 2 * units].set(LSTM_FORGET_BIAS_INIT)
+  return {
+    'w_x': _zeros(in_features, 4 * units),
+    'w_h': _zeros(units, 4 * units),
+    'b': b,
+    'bn_x': init_bn(4 * units),
+    'bn_h': init_bn(4 * units),
+    'bn_c': init_bn(units),
+  }
 
 
-def lstm_drive(params: Params, running: Stats, x: jax.Array, train: bool,
-               epsilon: float) -> tuple[jax.Array, Stats]:
+def lstm_drive(
+  params: Params, running: Stats, x: jax.Array, train: bool, epsilon: float
+) -> tuple[jax.Array, Stats]:
   """Input path `BN(x w_x)` of the BN-LSTM (Cooijmans et al.), hoisted over all steps.
 
   Args:
@@ -383,13 +459,20 @@ def lstm_drive(params: Params, running: Stats, x: jax.Array, train: bool,
   Returns:
     `([batch, time, 4U], {'bn_x': batch stats})`.
   """
-  drive, stats = batch_norm_over_time(params["bn_x"], running["bn_x"], x @ params["w_x"], train,
-                                      epsilon)
-  return drive, {"bn_x": stats}
+  drive, stats = batch_norm_over_time(
+    params['bn_x'], running['bn_x'], x @ params['w_x'], train, epsilon
+  )
+  return drive, {'bn_x': stats}
 
 
-def lstm_step(params: Params, running_t: Stats, carry: LSTMCarry, drive_t: jax.Array, train: bool,
-              epsilon: float) -> tuple[LSTMCarry, tuple[jax.Array, Stats]]:
+def lstm_step(
+  params: Params,
+  running_t: Stats,
+  carry: LSTMCarry,
+  drive_t: jax.Array,
+  train: bool,
+  epsilon: float,
+) -> tuple[LSTMCarry, tuple[jax.Array, Stats]]:
   """One BN-LSTM step: gates = drive_t + BN(h w_h) + b; h = o * tanh(BN(c)).
 
   Args:
@@ -399,18 +482,26 @@ def lstm_step(params: Params, running_t: Stats, carry: LSTMCarry, drive_t: jax.A
   Returns:
     `(carry, (h_t [batch, U], batch stats {'bn_h', 'bn_c'}))`.
   """
-  recurrent, stats_h = batch_norm(params["bn_h"], running_t["bn_h"], carry.h @ params["w_h"], train,
-                                  epsilon)
-  gates = drive_t + recurrent + params["b"]
+  recurrent, stats_h = batch_norm(
+    params['bn_h'], running_t['bn_h'], carry.h @ params['w_h'], train, epsilon
+  )
+  gates = drive_t + recurrent + params['b']
   i, f, g, o = jnp.split(gates, 4, axis=-1)
   c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
-  c_normed, stats_c = batch_norm(params["bn_c"], running_t["bn_c"], c, train, epsilon)
+  c_normed, stats_c = batch_norm(params['bn_c'], running_t['bn_c'], c, train, epsilon)
   h = jax.nn.sigmoid(o) * jnp.tanh(c_normed)
-  return LSTMCarry(h, c), (h, {"bn_h": stats_h, "bn_c": stats_c})
+  return LSTMCarry(h, c), (h, {'bn_h': stats_h, 'bn_c': stats_c})
 
 
-def lstm(params: Params, running: Stats, x: jax.Array, carry: LSTMCarry, train: bool, remat: bool,
-         epsilon: float) -> tuple[jax.Array, LSTMCarry, Stats]:
+def lstm(
+  params: Params,
+  running: Stats,
+  x: jax.Array,
+  carry: LSTMCarry,
+  train: bool,
+  remat: bool,
+  epsilon: float,
+) -> tuple[jax.Array, LSTMCarry, Stats]:
   """BN-LSTM over a sequence.
 
   Args:
@@ -428,8 +519,9 @@ def lstm(params: Params, running: Stats, x: jax.Array, carry: LSTMCarry, train: 
     running_t, drive_t = xs
     return step(running_t, carry, drive_t)
 
-  running_hc = {"bn_h": running["bn_h"], "bn_c": running["bn_c"]}
-  carry, (h, stats_hc) = scan.time_scan(lstm_scan_step, carry,
-                                        (running_hc, scan.batch_to_time_major(drive)), remat)
+  running_hc = {'bn_h': running['bn_h'], 'bn_c': running['bn_c']}
+  carry, (h, stats_hc) = scan.time_scan(
+    lstm_scan_step, carry, (running_hc, scan.batch_to_time_major(drive)), remat
+  )
   stats.update(stats_hc)
   return scan.time_to_batch_major(h), carry, stats

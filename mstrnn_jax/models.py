@@ -55,6 +55,7 @@ class ModelState(NamedTuple):
     context: per MSTRNN context layer, `layers.ContextCarry` (`chat` `[batch, H, W, B]`).
     lstm: per LRCN LSTM layer, `layers.LSTMCarry` (`h`, `c` `[batch, units]`).
   """
+
   feature: tuple[jax.Array, ...]
   context: tuple[layers.ContextCarry, ...]
   lstm: tuple[layers.LSTMCarry, ...]
@@ -68,6 +69,7 @@ class ModelOutput(NamedTuple):
     batch_stats: running per-step BN statistics, updated (train=True) or unchanged.
     activations: dict layer -> `[batch, time, ...]` (see `activation_names`) or None.
   """
+
   logits: dict[str, jax.Array]
   batch_stats: Stats
   activations: dict[str, jax.Array] | None
@@ -90,8 +92,8 @@ def _bn_stats_like(params: Params, bn_steps: int) -> Stats:
   """Running-statistics tree mirroring every BN (`{'gamma', 'beta'}`) in `params`."""
   stats = {}
   for name, value in params.items():
-    if isinstance(value, dict) and set(value) == {"gamma", "beta"}:
-      stats[name] = layers.init_bn_stats(bn_steps, value["gamma"].shape[0])
+    if isinstance(value, dict) and set(value) == {'gamma', 'beta'}:
+      stats[name] = layers.init_bn_stats(bn_steps, value['gamma'].shape[0])
     elif isinstance(value, dict):
       sub = _bn_stats_like(value, bn_steps)
       if sub:
@@ -110,55 +112,69 @@ def init(cfg: ModelConfig, rng: jax.Array) -> dict[str, Params]:
   batch_stats mirror every BN with `{'mean', 'var'}` `[cfg.bn_steps, C]`.
   """
   shapes = configs.layer_shapes(cfg)
-  params: Params = {"conv0": layers.init_conv(3, 3, cfg.conv0_width)}
+  params: Params = {'conv0': layers.init_conv(3, 3, cfg.conv0_width)}
   channels = cfg.conv0_width
-  if cfg.model == "mstrnn":
+  if cfg.model == 'mstrnn':
     previous_context = None
     for i, (f, c) in enumerate(zip(cfg.feature_widths, cfg.context_widths), start=1):
       layer = layers.init_feature_units(channels, f, previous_context)
       layer.update(layers.init_context_units(f, c))
-      params[f"context_layer{i}"] = layer
+      params[f'context_layer{i}'] = layer
       channels, previous_context = f, c
-  elif cfg.model == "mstnn":
+  elif cfg.model == 'mstnn':
     for i, f in enumerate(cfg.feature_widths, start=1):
-      params[f"conv{i}"] = layers.init_feature_units(channels, f, None)
+      params[f'conv{i}'] = layers.init_feature_units(channels, f, None)
       channels = f
   else:
     for i, f in enumerate(cfg.feature_widths, start=1):
-      params[f"conv{i}"] = layers.init_conv(3, channels, f)
+      params[f'conv{i}'] = layers.init_conv(3, channels, f)
       channels = f
   width = math.prod(shapes[configs.fc_input_layer(cfg)])
   for i, w in enumerate(cfg.fc_widths, start=1):
-    params[f"fc{i}"] = layers.init_dense(width, w)
+    params[f'fc{i}'] = layers.init_dense(width, w)
     width = w
   for i, w in enumerate(cfg.lstm_widths, start=1):
-    params[f"lstm{i}"] = layers.init_lstm(width, w)
+    params[f'lstm{i}'] = layers.init_lstm(width, w)
     width = w
-  params["heads"] = {name: layers.init_dense(width, n, with_bn=False)
-                     for name, n in cfg.heads}
+  params['heads'] = {name: layers.init_dense(width, n, with_bn=False) for name, n in cfg.heads}
   params = layers.init_kernels(params, rng)
-  return {"params": params, "batch_stats": _bn_stats_like(params, cfg.bn_steps)}
+  return {'params': params, 'batch_stats': _bn_stats_like(params, cfg.bn_steps)}
 
 
 def initial_state(cfg: ModelConfig, params: Params, batch_size: int) -> ModelState:
   """Zero recurrent state for `batch_size` new videos (dtype of `params`)."""
-  dtype = params["conv0"]["w"].dtype
+  dtype = params['conv0']['w'].dtype
   shapes = configs.layer_shapes(cfg)
   zeros = lambda name: jnp.zeros((batch_size,) + shapes[name], dtype)
   n = cfg.num_layers
-  if cfg.model == "mstrnn":
-    return ModelState(tuple(zeros(f"feature{i}") for i in range(1, n + 1)),
-                      tuple(layers.ContextCarry(zeros(f"context{i}")) for i in range(1, n + 1)), ())
-  if cfg.model == "mstnn":
-    return ModelState(tuple(zeros(f"conv{i}") for i in range(1, n + 1)), (), ())
-  return ModelState((), (), tuple(
-      layers.LSTMCarry(zeros(f"lstm{i}"), zeros(f"lstm{i}")) for i in range(1, len(cfg.lstm_widths) + 1)))
+  if cfg.model == 'mstrnn':
+    return ModelState(
+      tuple(zeros(f'feature{i}') for i in range(1, n + 1)),
+      tuple(layers.ContextCarry(zeros(f'context{i}')) for i in range(1, n + 1)),
+      (),
+    )
+  if cfg.model == 'mstnn':
+    return ModelState(tuple(zeros(f'conv{i}') for i in range(1, n + 1)), (), ())
+  return ModelState(
+    (),
+    (),
+    tuple(
+      layers.LSTMCarry(zeros(f'lstm{i}'), zeros(f'lstm{i}'))
+      for i in range(1, len(cfg.lstm_widths) + 1)
+    ),
+  )
 
 
 # ----------------------------------------------------------------------------- forward
-def _forward(cfg: ModelConfig, params: Params, running: Stats, videos: jax.Array,
-             inv_taus: jax.Array, state: ModelState, train: bool
-             ) -> tuple[dict[str, jax.Array], dict[str, jax.Array], Stats, ModelState]:
+def _forward(
+  cfg: ModelConfig,
+  params: Params,
+  running: Stats,
+  videos: jax.Array,
+  inv_taus: jax.Array,
+  state: ModelState,
+  train: bool,
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array], Stats, ModelState]:
   """One model over a chunk of frames starting from `state`.
 
   Args:
@@ -175,89 +191,121 @@ def _forward(cfg: ModelConfig, params: Params, running: Stats, videos: jax.Array
   acts: dict[str, jax.Array] = {}
   stats: Stats = {}
   # Every conv / feature layer: activation relu(h), pooling relu(maxpool(h)) == maxpool(relu(h)).
-  h, stats["conv0"] = layers.conv_bn(params["conv0"], running["conv0"], videos, cfg.conv0_stride,
-                                     train, impl, eps)
-  acts["conv0"] = jax.nn.relu(h)
-  p = acts["pool0"] = ops.relu_max_pool_2x2(h)
+  h, stats['conv0'] = layers.conv_bn(
+    params['conv0'], running['conv0'], videos, cfg.conv0_stride, train, impl, eps
+  )
+  acts['conv0'] = jax.nn.relu(h)
+  p = acts['pool0'] = ops.relu_max_pool_2x2(h)
   features, contexts, lstms = [], [], []
-  if cfg.model == "mstrnn":
+  if cfg.model == 'mstrnn':
     c = None
     for i in range(1, cfg.num_layers + 1):
-      name = f"context_layer{i}"
+      name = f'context_layer{i}'
       lp, lr = params[name], running[name]
       fhats, fhat, st_f = layers.feature_units(
-          lp, lr, p, c, state.feature[i - 1], inv_taus[i - 1], train, impl, cfg.leaky_scan, eps)
-      acts[f"feature{i}"] = jax.nn.relu(fhats)
-      p = acts[f"pool{i}"] = ops.relu_max_pool_2x2(fhats)
+        lp, lr, p, c, state.feature[i - 1], inv_taus[i - 1], train, impl, cfg.leaky_scan, eps
+      )
+      acts[f'feature{i}'] = jax.nn.relu(fhats)
+      p = acts[f'pool{i}'] = ops.relu_max_pool_2x2(fhats)
       c, carry, st_c = layers.context_units(
-          lp, lr, p, state.context[i - 1], inv_taus[i - 1], train, impl, cfg.remat, eps)
-      acts[f"context{i}"] = c
+        lp, lr, p, state.context[i - 1], inv_taus[i - 1], train, impl, cfg.remat, eps
+      )
+      acts[f'context{i}'] = c
       stats[name] = {**st_f, **st_c}
       features.append(fhat)
       contexts.append(carry)
-  elif cfg.model == "mstnn":
+  elif cfg.model == 'mstnn':
     for i in range(1, cfg.num_layers + 1):
-      name = f"conv{i}"
+      name = f'conv{i}'
       fhats, fhat, stats[name] = layers.feature_units(
-          params[name], running[name], p, None, state.feature[i - 1], inv_taus[i - 1], train, impl,
-          cfg.leaky_scan, eps)
+        params[name],
+        running[name],
+        p,
+        None,
+        state.feature[i - 1],
+        inv_taus[i - 1],
+        train,
+        impl,
+        cfg.leaky_scan,
+        eps,
+      )
       acts[name] = jax.nn.relu(fhats)
-      p = acts[f"pool{i}"] = ops.relu_max_pool_2x2(fhats)
+      p = acts[f'pool{i}'] = ops.relu_max_pool_2x2(fhats)
       features.append(fhat)
   else:
     for i in range(1, cfg.num_layers + 1):
-      name = f"conv{i}"
+      name = f'conv{i}'
       h, stats[name] = layers.conv_bn(params[name], running[name], p, 1, train, impl, eps)
       acts[name] = jax.nn.relu(h)
-      p = acts[f"pool{i}"] = ops.relu_max_pool_2x2(h)
+      p = acts[f'pool{i}'] = ops.relu_max_pool_2x2(h)
   top = acts[configs.fc_input_layer(cfg)]
   h = top.reshape(top.shape[:2] + (-1,))
   for i in range(1, len(cfg.fc_widths) + 1):
-    name = f"fc{i}"
+    name = f'fc{i}'
     h, stats[name] = layers.fully_connected(params[name], running[name], h, train, eps)
     acts[name] = h
   for i in range(1, len(cfg.lstm_widths) + 1):
-    name = f"lstm{i}"
-    h, carry, stats[name] = layers.lstm(params[name], running[name], h, state.lstm[i - 1], train,
-                                        cfg.remat, eps)
+    name = f'lstm{i}'
+    h, carry, stats[name] = layers.lstm(
+      params[name], running[name], h, state.lstm[i - 1], train, cfg.remat, eps
+    )
     acts[name] = h
     lstms.append(carry)
-  logits = {name: layers.readout(params["heads"][name], h) for name in cfg.head_names}
+  logits = {name: layers.readout(params['heads'][name], h) for name in cfg.head_names}
   return logits, acts, stats, ModelState(tuple(features), tuple(contexts), tuple(lstms))
 
 
-def _frame_step(cfg: ModelConfig, params: Params, running_t: Stats, state: ModelState,
-                frame: jax.Array, inv_taus: jax.Array, train: bool):
+def _frame_step(
+  cfg: ModelConfig,
+  params: Params,
+  running_t: Stats,
+  state: ModelState,
+  frame: jax.Array,
+  inv_taus: jax.Array,
+  train: bool,
+):
   """`_forward` on one frame `[batch, H, W, 3]` with BN statistics `running_t` (leaves `[C]`).
 
   Returns `(state, (logits, activations, batch stats))` with per-frame leaves (no time axis).
   """
   one_step = lambda tree: jax.tree.map(lambda x: x[None], tree)
-  logits, acts, stats, state = _forward(cfg, params, one_step(running_t), frame[:, None], inv_taus,
-                                        state, train)
+  logits, acts, stats, state = _forward(
+    cfg, params, one_step(running_t), frame[:, None], inv_taus, state, train
+  )
   squeeze = lambda tree, axis: jax.tree.map(lambda x: jnp.squeeze(x, axis), tree)
   return state, (squeeze(logits, 1), squeeze(acts, 1), squeeze(stats, 0))
 
 
 def _check_taus(cfg: ModelConfig, taus: jax.Array) -> jax.Array:
-  expected = 0 if cfg.model == "lrcn" else cfg.num_layers
+  expected = 0 if cfg.model == 'lrcn' else cfg.num_layers
   taus = jnp.asarray(taus)
   if taus.shape != (expected,):
-    raise ValueError(f"mstrnn_jax/models.py: {cfg.model} takes taus of shape ({expected},) "
-                     f"(one per temporal layer, e.g. {cfg.taus}), got {taus.shape}.")
+    raise ValueError(
+      f'mstrnn_jax/models.py: {cfg.model} takes taus of shape ({expected},) '
+      f'(one per temporal layer, e.g. {cfg.taus}), got {taus.shape}.'
+    )
   return 1.0 / taus
 
 
 def _update_running(batch_stats: Stats, batch: Stats, momentum: float) -> Stats:
   """`new[s] = momentum * old[s] + (1 - momentum) * batch[s]` for the steps `s < time` seen."""
+
   def update(old, new):
     old, t = jnp.asarray(old), new.shape[0]
     return old.at[:t].set(momentum * old[:t] + (1.0 - momentum) * new.astype(old.dtype))
+
   return jax.tree.map(update, batch_stats, batch)
 
 
-def apply(cfg: ModelConfig, params: Params, batch_stats: Stats, videos: jax.Array, taus: jax.Array,
-          train: bool, return_activations: bool = False) -> ModelOutput:
+def apply(
+  cfg: ModelConfig,
+  params: Params,
+  batch_stats: Stats,
+  videos: jax.Array,
+  taus: jax.Array,
+  train: bool,
+  return_activations: bool = False,
+) -> ModelOutput:
   """Full-sequence forward pass.
 
   Args:
@@ -276,16 +324,20 @@ def apply(cfg: ModelConfig, params: Params, batch_stats: Stats, videos: jax.Arra
   chex.assert_rank(videos, 5)
   b, t, h, w, ch = videos.shape
   if (h, w, ch) != (cfg.input_size, cfg.input_size, 3):
-    raise ValueError(f"mstrnn_jax/models.py: videos must be [batch, time, {cfg.input_size}, "
-                     f"{cfg.input_size}, 3] for this config, got {videos.shape}.")
+    raise ValueError(
+      f'mstrnn_jax/models.py: videos must be [batch, time, {cfg.input_size}, '
+      f'{cfg.input_size}, 3] for this config, got {videos.shape}.'
+    )
   if train and t > cfg.bn_steps:
-    raise ValueError(f"mstrnn_jax/models.py: training on {t} time steps but the config stores BN "
-                     f"statistics for only bn_steps={cfg.bn_steps}; set bn_steps >= the padded "
-                     "video length in configs.derive_config / get_model_config.")
+    raise ValueError(
+      f'mstrnn_jax/models.py: training on {t} time steps but the config stores BN '
+      f'statistics for only bn_steps={cfg.bn_steps}; set bn_steps >= the padded '
+      'video length in configs.derive_config / get_model_config.'
+    )
   inv_taus = _check_taus(cfg, taus)
   running = layers.stats_at_steps_tree(batch_stats, jnp.arange(t))
   state = initial_state(cfg, params, b)
-  if cfg.time_layout == "hoisted":
+  if cfg.time_layout == 'hoisted':
     logits, acts, stats, _ = _forward(cfg, params, running, videos, inv_taus, state, train)
   else:
     frame_step = functools.partial(_frame_step, cfg, params, inv_taus=inv_taus, train=train)
@@ -294,16 +346,24 @@ def apply(cfg: ModelConfig, params: Params, batch_stats: Stats, videos: jax.Arra
       running_t, frame = xs
       return frame_step(running_t, state, frame)
 
-    _, (logits, acts, stats) = scan.time_scan(all_in_scan_step, state,
-                                              (running, scan.batch_to_time_major(videos)), cfg.remat)
+    _, (logits, acts, stats) = scan.time_scan(
+      all_in_scan_step, state, (running, scan.batch_to_time_major(videos)), cfg.remat
+    )
     logits = jax.tree.map(scan.time_to_batch_major, logits)
     acts = jax.tree.map(scan.time_to_batch_major, acts)
   new_stats = _update_running(batch_stats, stats, cfg.bn_momentum) if train else batch_stats
   return ModelOutput(logits, new_stats, acts if return_activations else None)
 
 
-def step(cfg: ModelConfig, params: Params, batch_stats: Stats, state: ModelState, frame: jax.Array,
-         taus: jax.Array, t: Any) -> tuple[ModelState, dict[str, jax.Array]]:
+def step(
+  cfg: ModelConfig,
+  params: Params,
+  batch_stats: Stats,
+  state: ModelState,
+  frame: jax.Array,
+  taus: jax.Array,
+  t: Any,
+) -> tuple[ModelState, dict[str, jax.Array]]:
   """Streaming: one frame in, logits out, state carried (eval mode, stored BN statistics).
 
   Args:
@@ -324,7 +384,7 @@ def step(cfg: ModelConfig, params: Params, batch_stats: Stats, state: ModelState
 
 
 # ----------------------------------------------------------------------------- summary
-_FEATURE_KEYS = ("k", "b", "bn_k", "z", "bn_z")
+_FEATURE_KEYS = ('k', 'b', 'bn_k', 'z', 'bn_z')
 
 
 def _count(tree: Any) -> int:
@@ -337,22 +397,22 @@ def layer_parameter_counts(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...],
   MSTRNN context layer l is split into its feature units (`feature{l}`: k, b, [z], their BNs)
   and context units (`context{l}`: k_tilde, b_tilde, z_tilde, their BNs). Pools have none.
   """
-  params = jax.eval_shape(lambda: init(cfg, jax.random.PRNGKey(0)))["params"]
+  params = jax.eval_shape(lambda: init(cfg, jax.random.PRNGKey(0)))['params']
   rows = []
   for name, shape in configs.layer_shapes(cfg).items():
-    if name.startswith(("feature", "context")) and cfg.model == "mstrnn":
-      layer = params["context_layer" + name.removeprefix("feature").removeprefix("context")]
-      feature = name.startswith("feature")
+    if name.startswith(('feature', 'context')) and cfg.model == 'mstrnn':
+      layer = params['context_layer' + name.removeprefix('feature').removeprefix('context')]
+      feature = name.startswith('feature')
       count = _count({k: v for k, v in layer.items() if (k in _FEATURE_KEYS) == feature})
     else:
       count = _count(params.get(name, {}))
     rows.append((name, shape, count))
   for head, n in cfg.heads:
-    rows.append((f"head:{head}", (n,), _count(params["heads"][head])))
+    rows.append((f'head:{head}', (n,), _count(params['heads'][head])))
   return rows
 
 
-def summary_table(cfgs: tuple[ModelConfig, ...], title: str = "") -> str:
+def summary_table(cfgs: tuple[ModelConfig, ...], title: str = '') -> str:
   """Text table: every layer's output shape and parameter count per model, totals next to
   Table II's figure (which the paper gives for CL1AD)."""
   lines = [title] if title else []
@@ -360,13 +420,17 @@ def summary_table(cfgs: tuple[ModelConfig, ...], title: str = "") -> str:
     rows = layer_parameter_counts(cfg)
     total = sum(count for _, _, count in rows)
     paper = configs.TABLE_II_PARAMS[cfg.model]
-    lines.append(f"{cfg.model.upper()}  (input {cfg.input_size}x{cfg.input_size}x3, conv0 stride "
-                 f"{cfg.conv0_stride}, taus {cfg.taus}, heads {dict(cfg.heads)})")
-    lines.append(f"  {'layer':<12} {'output [H, W, C] per frame':<28} {'parameters':>12}")
+    lines.append(
+      f'{cfg.model.upper()}  (input {cfg.input_size}x{cfg.input_size}x3, conv0 stride '
+      f'{cfg.conv0_stride}, taus {cfg.taus}, heads {dict(cfg.heads)})'
+    )
+    lines.append(f'  {"layer":<12} {"output [H, W, C] per frame":<28} {"parameters":>12}')
     for name, shape, count in rows:
-      lines.append(f"  {name:<12} {str(list(shape)):<28} {count:>12,}")
-    lines.append(f"  {'total':<12} {'':<28} {total:>12,}   Table II (CL1AD, paper widths): "
-                 f"{paper / 1e6:.1f}M "
-                 f"({100 * (total - paper) / paper:+.1f}%)")
-    lines.append("")
-  return "\n".join(lines)
+      lines.append(f'  {name:<12} {str(list(shape)):<28} {count:>12,}')
+    lines.append(
+      f'  {"total":<12} {"":<28} {total:>12,}   Table II (CL1AD, paper widths): '
+      f'{paper / 1e6:.1f}M '
+      f'({100 * (total - paper) / paper:+.1f}%)'
+    )
+    lines.append('')
+  return '\n'.join(lines)

@@ -8,23 +8,27 @@
 * The string options of the model and the evaluation, as ``str`` enums validated once by
   :func:`choose` (an enum member compares equal to its string value).
 """
+
 from __future__ import annotations
 
 import enum
 from typing import TypeVar
 
-MODELS = ('mstrnn', 'lrcn', 'mstnn')   # the column order of Tables III-V
+MODELS = ('mstrnn', 'lrcn', 'mstnn')  # the column order of Tables III-V
 
 # Table I (canonical dataset names; aliases live in data.pipeline.ALIASES).
 TABLE_I = {
-    'weizmann_3acwd': dict(input_size=73, conv0_stride=2, heads=(('action', 27),)),
-    'cl1ad': dict(input_size=108, conv0_stride=3, heads=(('ado', 4), ('action', 9))),
-    'cl2ad': dict(input_size=108, conv0_stride=3,
-                  heads=(('ado', 4), ('action', 4), ('modifier', 6))),
+  'weizmann_3acwd': dict(input_size=73, conv0_stride=2, heads=(('action', 27),)),
+  'cl1ad': dict(input_size=108, conv0_stride=3, heads=(('ado', 4), ('action', 9))),
+  'cl2ad': dict(input_size=108, conv0_stride=3, heads=(('ado', 4), ('action', 4), ('modifier', 6))),
 }
 PAPER_DATASETS = tuple(TABLE_I)
-ANALOGUE = {'synth3a': 'weizmann_3acwd', 'synthcl1': 'cl1ad', 'synthcl2': 'cl2ad',
-            **{d: d for d in PAPER_DATASETS}}
+ANALOGUE = {
+  'synth3a': 'weizmann_3acwd',
+  'synthcl1': 'cl1ad',
+  'synthcl2': 'cl2ad',
+  **{d: d for d in PAPER_DATASETS},
+}
 
 
 class Option(str, enum.Enum):
@@ -43,12 +47,14 @@ class TimeLayout(Option):
   HOISTED: feed-forward work over all frames at once, only the recurrences scanned.
   ALL_IN_SCAN: every layer inside one scan over time (the reference / baseline).
   """
+
   HOISTED = 'hoisted'
   ALL_IN_SCAN = 'all_in_scan'
 
 
 class ConvImpl(Option):
   """Convolution implementation (``ops.conv2d``): AUTO = gemm on CPU, native elsewhere."""
+
   AUTO = 'auto'
   NATIVE = 'native'
   GEMM = 'gemm'
@@ -56,12 +62,14 @@ class ConvImpl(Option):
 
 class LeakyScan(Option):
   """Feature-unit linear recurrence (``scan.leaky_integrate``)."""
+
   SEQUENTIAL = 'sequential'
   ASSOCIATIVE = 'associative'
 
 
 class VoteRule(Option):
   """Voting-period prediction rule (``evaluate`` module docstring)."""
+
   VOTE = 'vote'
   MEAN_PROB = 'mean_prob'
 
@@ -75,5 +83,4 @@ def choose(kind: type[E], value, where: str) -> E:
     return kind(value)
   except ValueError:
     valid = ', '.join(repr(m.value) for m in kind)
-    raise ValueError(f'{where}: {value!r} is not a {kind.__name__}; use one of {valid}.'
-                     ) from None
+    raise ValueError(f'{where}: {value!r} is not a {kind.__name__}; use one of {valid}.') from None

@@ -22,41 +22,47 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-CONV_IMPLS = ("native", "gemm")
-_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+CONV_IMPLS = ('native', 'gemm')
+_DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 
 
 def default_conv_impl(backend: str | None = None) -> str:
   """The conv implementation used for `impl='auto'`: 'gemm' on CPU, 'native' elsewhere."""
   backend = jax.default_backend() if backend is None else backend
-  return "gemm" if backend == "cpu" else "native"
+  return 'gemm' if backend == 'cpu' else 'native'
 
 
 def resolve_conv_impl(impl: str) -> str:
   """Maps 'auto' to the backend's default; validates the name."""
-  if impl == "auto":
+  if impl == 'auto':
     return default_conv_impl()
   if impl not in CONV_IMPLS:
-    raise ValueError(f"mstrnn_jax/ops.py: unknown conv impl {impl!r}; use 'auto' or one of {CONV_IMPLS}.")
+    raise ValueError(
+      f"mstrnn_jax/ops.py: unknown conv impl {impl!r}; use 'auto' or one of {CONV_IMPLS}."
+    )
   return impl
 
 
-def _explicit_padding(spatial: tuple[int, int], kernel: tuple[int, int], stride: int,
-                      padding: str) -> tuple[tuple[int, int], tuple[int, int]]:
-  if padding not in ("VALID", "SAME"):
+def _explicit_padding(
+  spatial: tuple[int, int], kernel: tuple[int, int], stride: int, padding: str
+) -> tuple[tuple[int, int], tuple[int, int]]:
+  if padding not in ('VALID', 'SAME'):
     raise ValueError(f"mstrnn_jax/ops.py: padding must be 'VALID' or 'SAME', got {padding!r}.")
   pads = lax.padtype_to_pads(spatial, kernel, (stride, stride), padding)
   return tuple((int(lo), int(hi)) for lo, hi in pads)
 
 
-def _native_conv(x: jax.Array, w: jax.Array, stride: int,
-                 pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
-  return lax.conv_general_dilated(x, w, window_strides=(stride, stride), padding=pads,
-                                  dimension_numbers=_DIMENSION_NUMBERS)
+def _native_conv(
+  x: jax.Array, w: jax.Array, stride: int, pads: tuple[tuple[int, int], tuple[int, int]]
+) -> jax.Array:
+  return lax.conv_general_dilated(
+    x, w, window_strides=(stride, stride), padding=pads, dimension_numbers=_DIMENSION_NUMBERS
+  )
 
 
-def im2col(x: jax.Array, kernel: tuple[int, int], stride: int,
-           pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+def im2col(
+  x: jax.Array, kernel: tuple[int, int], stride: int, pads: tuple[tuple[int, int], tuple[int, int]]
+) -> jax.Array:
   """Patch matrix of a convolution, built from strided slices (no convolution involved).
 
   Args:
@@ -77,8 +83,9 @@ def im2col(x: jax.Array, kernel: tuple[int, int], stride: int,
   ho = (hp - kh) // stride + 1
   wo = (wp - kw) // stride + 1
   cols = [
-      xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
-      for i in range(kh) for j in range(kw)
+    xp[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride, :]
+    for i in range(kh)
+    for j in range(kw)
   ]
   return jnp.stack(cols, axis=3).reshape(n * ho * wo, kh * kw * c)
 
@@ -91,12 +98,13 @@ def _window_patches(x: jax.Array, k: int) -> jax.Array:
   """
   n, h, w, c = x.shape
   ho, wo = h // k, w // k
-  x = x[:, :ho * k, :wo * k, :].reshape(n, ho, k, wo, k, c)
+  x = x[:, : ho * k, : wo * k, :].reshape(n, ho, k, wo, k, c)
   return x.transpose(0, 1, 3, 2, 4, 5).reshape(n * ho * wo, k * k * c)
 
 
-def _gemm_conv_forward(x: jax.Array, w: jax.Array, stride: int,
-                       pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+def _gemm_conv_forward(
+  x: jax.Array, w: jax.Array, stride: int, pads: tuple[tuple[int, int], tuple[int, int]]
+) -> jax.Array:
   """Convolution as `im2col(x) @ w` (one GEMM)."""
   kh, kw, _, cout = w.shape
   hp = x.shape[1] + sum(pads[0])
@@ -107,8 +115,9 @@ def _gemm_conv_forward(x: jax.Array, w: jax.Array, stride: int,
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _gemm_conv(x: jax.Array, w: jax.Array, stride: int,
-               pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+def _gemm_conv(
+  x: jax.Array, w: jax.Array, stride: int, pads: tuple[tuple[int, int], tuple[int, int]]
+) -> jax.Array:
   return _gemm_conv_forward(x, w, stride, pads)
 
 
@@ -132,8 +141,9 @@ def _gemm_conv_bwd(stride, pads, residuals, g):
 _gemm_conv.defvjp(_gemm_conv_fwd, _gemm_conv_bwd)
 
 
-def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: str = "VALID",
-           impl: str = "auto") -> jax.Array:
+def conv2d(
+  x: jax.Array, w: jax.Array, stride: int = 1, padding: str = 'VALID', impl: str = 'auto'
+) -> jax.Array:
   """2-D convolution (cross-correlation, as in every deep-learning library).
 
   Args:
@@ -150,17 +160,19 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: str = "VALID",
   """
   chex.assert_rank([x, w], 4)
   if x.shape[-1] != w.shape[2]:
-    raise ValueError(f"mstrnn_jax/ops.py: conv2d input has {x.shape[-1]} channels but the kernel "
-                     f"{w.shape} expects {w.shape[2]}.")
+    raise ValueError(
+      f'mstrnn_jax/ops.py: conv2d input has {x.shape[-1]} channels but the kernel '
+      f'{w.shape} expects {w.shape[2]}.'
+    )
   pads = _explicit_padding(x.shape[1:3], w.shape[:2], stride, padding)
-  if resolve_conv_impl(impl) == "gemm":
+  if resolve_conv_impl(impl) == 'gemm':
     return _gemm_conv(x, w, stride, pads)
   return _native_conv(x, w, stride, pads)
 
 
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str = "VALID") -> int:
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str = 'VALID') -> int:
   """Spatial output size of `conv2d` on a `size`-wide input."""
-  if padding == "SAME":
+  if padding == 'SAME':
     return -(-size // stride)
   return (size - kernel) // stride + 1 if size >= kernel else 0
 
@@ -179,8 +191,8 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   """
   *lead, h, w, c = x.shape
   if h < 2 or w < 2:
-    raise ValueError(f"mstrnn_jax/ops.py: max_pool_2x2 needs maps of at least 2x2, got {h}x{w}.")
-  x = x[..., :h - h % 2, :w - w % 2, :].reshape(*lead, h // 2, 2, w // 2, 2, c)
+    raise ValueError(f'mstrnn_jax/ops.py: max_pool_2x2 needs maps of at least 2x2, got {h}x{w}.')
+  x = x[..., : h - h % 2, : w - w % 2, :].reshape(*lead, h // 2, 2, w // 2, 2, c)
   top = jnp.maximum(x[..., 0, :, 0, :], x[..., 0, :, 1, :])
   bottom = jnp.maximum(x[..., 1, :, 0, :], x[..., 1, :, 1, :])
   return jnp.maximum(top, bottom)

@@ -12,6 +12,7 @@ other JAX call; every host then runs the same program on the same arguments, arr
 with ``jax.make_array_from_callback`` so each host supplies only its own shards, and results are
 gathered with :func:`to_host`.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,11 +42,15 @@ def init_distributed() -> None:
     return
   missing = [name for name in PROCESS_ENV if not os.environ.get(name)]
   if missing:
-    raise ValueError(f'mstrnn_jax/parallel.py: --multihost without a cluster manager needs all of '
-                     f'{", ".join(PROCESS_ENV)}; missing {", ".join(missing)}.')
-  jax.distributed.initialize(coordinator_address=os.environ['JAX_COORDINATOR_ADDRESS'],
-                             num_processes=int(os.environ['JAX_NUM_PROCESSES']),
-                             process_id=int(os.environ['JAX_PROCESS_ID']))
+    raise ValueError(
+      f'mstrnn_jax/parallel.py: --multihost without a cluster manager needs all of '
+      f'{", ".join(PROCESS_ENV)}; missing {", ".join(missing)}.'
+    )
+  jax.distributed.initialize(
+    coordinator_address=os.environ['JAX_COORDINATOR_ADDRESS'],
+    num_processes=int(os.environ['JAX_NUM_PROCESSES']),
+    process_id=int(os.environ['JAX_PROCESS_ID']),
+  )
 
 
 def make_mesh(n_devices: int | None = None) -> jax.sharding.Mesh:
@@ -53,8 +58,9 @@ def make_mesh(n_devices: int | None = None) -> jax.sharding.Mesh:
   n = jax.device_count() if n_devices is None else n_devices
   if not 1 <= n <= jax.device_count():
     raise ValueError(f'make_mesh: asked for {n} devices, {jax.device_count()} available.')
-  return jax.make_mesh((n,), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
-                       devices=jax.devices()[:n])
+  return jax.make_mesh(
+    (n,), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:n]
+  )
 
 
 def run_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
@@ -74,21 +80,25 @@ def padded_size(n_runs: int, mesh: jax.sharding.Mesh) -> int:
 
 def pad_runs(tree: Any, n_padded: int) -> Any:
   """Pads every leaf (numpy, leading run axis) to ``n_padded`` rows with copies of row 0."""
+
   def pad(x):
     x = np.asarray(x)
     extra = n_padded - x.shape[0]
     if extra < 0:
       raise ValueError(f'pad_runs: {x.shape[0]} runs > padded size {n_padded}.')
     return np.concatenate([x, np.repeat(x[:1], extra, axis=0)]) if extra else x
+
   return jax.tree.map(pad, tree)
 
 
 def put(tree: Any, sharding: NamedSharding) -> Any:
   """Host numpy pytree -> global jax arrays with ``sharding`` (works across hosts: every host
   holds the full numpy value and supplies its addressable shards)."""
+
   def one(x):
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
   return jax.tree.map(one, tree)
 
 

@@ -3,6 +3,7 @@
 Everything here runs before any compilation, so a bad setting fails in seconds with one line
 naming it.  :func:`describe` is the dry run: parameter counts and the cost of one train step.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,10 +25,11 @@ from mstrnn_jax.data.resize import resize_frames
 @dataclasses.dataclass
 class Plan:
   """The loaded dataset, the folds and one model record per model family of ``config``."""
+
   config: config_dict.ConfigDict
   models: tuple[str, ...]
   dataset: Any
-  folds: list              # pipeline.Fold; train_idx without the validation subjects' videos
+  folds: list  # pipeline.Fold; train_idx without the validation subjects' videos
   tau_pairs: tuple[tuple[float, ...], ...] | None
   model_records: dict
   validation: dict = dataclasses.field(default_factory=dict)  # test subject -> (subjects, rows)
@@ -69,25 +71,26 @@ def has_taus(model: str) -> bool:
   return bool(configs.PAPER_WIDTHS[model]['taus'])
 
 
-def validate_taus(taus, models: tuple[str, ...],
-                  flag: str = '--tau1/--tau2 (config.taus)') -> None:
+def validate_taus(taus, models: tuple[str, ...], flag: str = '--tau1/--tau2 (config.taus)') -> None:
   """Time constants: finite and >= 1 (eqs. 5 and 7 use 1/tau, which must lie in (0, 1]); none for
   families without them.  With several families, those without taus (LRCN) run without them."""
   if taus is None:
     return
   if not any(has_taus(m) for m in models):
-    raise ValueError(f'{flag}: {", ".join(models)} has no time constants; drop the tau '
-                     'flags.')
+    raise ValueError(f'{flag}: {", ".join(models)} has no time constants; drop the tau flags.')
   for pair in taus:
     if not all(math.isfinite(t) and t >= 1 for t in pair):
-      raise ValueError(f'{flag}: time constants must be finite and >= 1 '
-                       f'(eqs. 5 and 7 need 0 < 1/tau <= 1), got tau pair {tuple(pair)}.')
+      raise ValueError(
+        f'{flag}: time constants must be finite and >= 1 '
+        f'(eqs. 5 and 7 need 0 < 1/tau <= 1), got tau pair {tuple(pair)}.'
+      )
 
 
 def load_data(config: config_dict.ConfigDict, data_dir: str | None = None):
   """The dataset of ``config`` (real datasets resized when ``data.<name>.frame_size`` is set;
   folder:PATH streamed from its files when larger than the budget, ``stream_loop``)."""
   from mstrnn_jax import stream_loop  # pylint: disable=import-outside-toplevel
+
   if pipeline.is_folder(config.dataset) or stream_loop.stream_mode(config) == 'always':
     return stream_loop.load_folder(config, data_dir)
   ds = pipeline.load_dataset(config.dataset, data_dir=data_dir, **ec.dataset_kwargs(config))
@@ -121,27 +124,44 @@ def plan(config: config_dict.ConfigDict, data_dir: str | None = None) -> Plan:
     bad = sorted(set(config.subjects) - known)
     if bad:
       what = 'folds' if config.folds is not None else 'subjects'
-      raise ValueError(f'--subjects {bad} not in {config.dataset} '
-                       f'({what} 0..{len(folds) - 1}).')
+      raise ValueError(f'--subjects {bad} not in {config.dataset} ({what} 0..{len(folds) - 1}).')
     folds = [f for f in folds if int(f.test_subject) in set(config.subjects)]
   folds, validation = split_validation(ds, folds, config.validation_subjects, config.seed)
   min_train = min(len(f.train_idx) for f in folds)
   if config.batch_size > min_train:
-    raise ValueError(f'batch_size {config.batch_size} is larger than the smallest training set '
-                     f'({min_train} videos) of {config.dataset}; use --batch_size<={min_train}.')
+    raise ValueError(
+      f'batch_size {config.batch_size} is larger than the smallest training set '
+      f'({min_train} videos) of {config.dataset}; use --batch_size<={min_train}.'
+    )
   t_max = ds.videos.shape[1]
   if config.voting_steps > t_max:
     raise ValueError(f'voting_steps {config.voting_steps} exceeds the video length {t_max}.')
-  records = {m: model_records.model_record(m, config.dataset, ds.crop_size, ds.heads, t_max,
-                                           config.width_scale, ec.model_overrides(config))
-             for m in models}
+  records = {
+    m: model_records.model_record(
+      m,
+      config.dataset,
+      ds.crop_size,
+      ds.heads,
+      t_max,
+      config.width_scale,
+      ec.model_overrides(config),
+    )
+    for m in models
+  }
   taus = tau_pairs(config)
   for m, rec in records.items():
     n_taus = len(model_records.model_config_from_record(rec).taus)
     if taus is not None and n_taus and any(len(p) != n_taus for p in taus):
       raise ValueError(f'{m} has {n_taus} time constants; got tau tuples {taus}.')
-  return Plan(config=config, models=models, dataset=ds, folds=folds, tau_pairs=taus,
-              model_records=records, validation=validation)
+  return Plan(
+    config=config,
+    models=models,
+    dataset=ds,
+    folds=folds,
+    tau_pairs=taus,
+    model_records=records,
+    validation=validation,
+  )
 
 
 def split_validation(ds, folds: list, k: int, seed: int) -> tuple[list, dict]:
@@ -153,8 +173,12 @@ def split_validation(ds, folds: list, k: int, seed: int) -> tuple[list, dict]:
   if k == 0:
     return folds, {}
   try:
-    picks = {int(f.test_subject): evaluate.validation_subjects(
-        np.unique(ds.subjects[f.train_idx]), k, seed, int(f.test_subject)) for f in folds}
+    picks = {
+      int(f.test_subject): evaluate.validation_subjects(
+        np.unique(ds.subjects[f.train_idx]), k, seed, int(f.test_subject)
+      )
+      for f in folds
+    }
   except ValueError as e:
     raise ValueError(f'config.validation_subjects: {e}') from None
   out, validation = [], {}
@@ -179,14 +203,18 @@ def run_table(p: Plan, model: str) -> list[dict]:
   else:
     pairs = [tuple(float(t) for t in cfg.taus)] if p.tau_pairs is None else list(p.tau_pairs)
   subject_names = p.dataset.subject_names
-  runs = [{'run': i, 'test_subject': int(f.test_subject),
-           'subject_name': fold_name(p.dataset, f),
-           'taus': [float(t) for t in pair]}
-          for i, (pair, f) in enumerate(itertools.product(pairs, p.folds))]
+  runs = [
+    {
+      'run': i,
+      'test_subject': int(f.test_subject),
+      'subject_name': fold_name(p.dataset, f),
+      'taus': [float(t) for t in pair],
+    }
+    for i, (pair, f) in enumerate(itertools.product(pairs, p.folds))
+  ]
   for r in runs:
     if p.validation:
-      r['validation_subjects'] = [str(subject_names[s])
-                                  for s in p.validation[r['test_subject']][0]]
+      r['validation_subjects'] = [str(subject_names[s]) for s in p.validation[r['test_subject']][0]]
   return runs
 
 
@@ -204,12 +232,14 @@ def build_tables(p: Plan, runs: list[dict]) -> train.RunTables:
     val_idx = np.stack([pad(v, n_va) for v in vals])
     val_mask = np.stack([np.arange(n_va) < len(v) for v in vals])
   return train.RunTables(
-      train_idx=np.stack([pad(f.train_idx, n_tr) for f in folds]),
-      n_train=np.asarray([len(f.train_idx) for f in folds], np.int32),
-      test_idx=np.stack([pad(f.test_idx, n_te) for f in folds]),
-      test_mask=np.stack([np.arange(n_te) < len(f.test_idx) for f in folds]),
-      taus=np.asarray([r['taus'] for r in runs], np.float32).reshape(len(runs), -1),
-      val_idx=val_idx, val_mask=val_mask)
+    train_idx=np.stack([pad(f.train_idx, n_tr) for f in folds]),
+    n_train=np.asarray([len(f.train_idx) for f in folds], np.int32),
+    test_idx=np.stack([pad(f.test_idx, n_te) for f in folds]),
+    test_mask=np.stack([np.arange(n_te) < len(f.test_idx) for f in folds]),
+    taus=np.asarray([r['taus'] for r in runs], np.float32).reshape(len(runs), -1),
+    val_idx=val_idx,
+    val_mask=val_mask,
+  )
 
 
 def describe(p: Plan) -> str:
@@ -219,15 +249,17 @@ def describe(p: Plan) -> str:
   ds, c = p.dataset, p.config
   steps = p.steps_per_epoch
   optim = ec.optim_config(c)
-  lines = [f'Config:\n{c.to_json(indent=1)}',
-           f'Dataset {c.dataset}: videos {tuple(ds.videos.shape)} uint8 '
-           f'({ds.videos.nbytes / 2 ** 20:.1f} MiB), crop {ds.crop_size}, heads {ds.heads}, '
-           f'{len(ds.subject_names)} subjects; folds run: {[int(f.test_subject) for f in p.folds]}',
-           f'Experiment ({c.preset}): {c.epochs} epochs x {steps} steps of batch '
-           f'{c.batch_size}, voting steps {c.voting_steps} ({c.vote_rule}), LR '
-           f'{optim.lr_values} at epoch boundaries {optim.lr_boundaries}, weight decay '
-           f'{optim.weight_decay}, clip {optim.clip}, width scale {c.width_scale}, '
-           f'devices {jax.device_count()}']
+  lines = [
+    f'Config:\n{c.to_json(indent=1)}',
+    f'Dataset {c.dataset}: videos {tuple(ds.videos.shape)} uint8 '
+    f'({ds.videos.nbytes / 2**20:.1f} MiB), crop {ds.crop_size}, heads {ds.heads}, '
+    f'{len(ds.subject_names)} subjects; folds run: {[int(f.test_subject) for f in p.folds]}',
+    f'Experiment ({c.preset}): {c.epochs} epochs x {steps} steps of batch '
+    f'{c.batch_size}, voting steps {c.voting_steps} ({c.vote_rule}), LR '
+    f'{optim.lr_values} at epoch boundaries {optim.lr_boundaries}, weight decay '
+    f'{optim.weight_decay}, clip {optim.clip}, width scale {c.width_scale}, '
+    f'devices {jax.device_count()}',
+  ]
   for model in p.models:
     cfg = model_records.model_config_from_record(p.model_records[model])
     fns = train.model_fns(cfg)
@@ -235,10 +267,12 @@ def describe(p: Plan) -> str:
     shapes = jax.eval_shape(fns.init, jax.random.key(0))
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes['params']))
     flops = _step_flops(p, fns, optim)
-    lines.append(f'{model.upper()}: {n_params:,} parameters; {len(runs)} runs '
-                 f'(taus {sorted({tuple(r["taus"]) for r in runs})}); one train step of one run '
-                 f'~{flops / 1e9:.2f} GFLOP -> {flops * steps * c.epochs * len(runs) / 1e12:.1f}'
-                 f' TFLOP for the whole experiment; config {cfg}')
+    lines.append(
+      f'{model.upper()}: {n_params:,} parameters; {len(runs)} runs '
+      f'(taus {sorted({tuple(r["taus"]) for r in runs})}); one train step of one run '
+      f'~{flops / 1e9:.2f} GFLOP -> {flops * steps * c.epochs * len(runs) / 1e12:.1f}'
+      f' TFLOP for the whole experiment; config {cfg}'
+    )
   return '\n'.join(lines)
 
 
@@ -246,14 +280,20 @@ def _step_flops(p: Plan, fns: train.ModelFns, optim: train.OptimConfig) -> float
   """XLA's FLOP estimate of one lowered train step of one run."""
   ds, c = p.dataset, p.config
   tx = train.make_optimizer(optim, p.steps_per_epoch)
-  state = jax.eval_shape(lambda k: train.create_train_state(fns, tx, k),
-                         jax.ShapeDtypeStruct((2,), jnp.uint32))
+  state = jax.eval_shape(
+    lambda k: train.create_train_state(fns, tx, k), jax.ShapeDtypeStruct((2,), jnp.uint32)
+  )
   t_max, (h, w) = ds.videos.shape[1], ds.videos.shape[2:4]
-  step = jax.jit(lambda st, v, l, t, k: train.train_step(fns, tx, c.voting_steps, c.vote_rule,
-                                                         st, v, l, t, k))
-  lowered = step.lower(state, jax.ShapeDtypeStruct((c.batch_size, t_max, h, w, 3), jnp.uint8),
-                       jax.ShapeDtypeStruct((c.batch_size, len(ds.heads)), jnp.int32),
-                       jax.ShapeDtypeStruct((fns.n_taus,), jnp.float32), jax.random.key(0))
+  step = jax.jit(
+    lambda st, v, l, t, k: train.train_step(fns, tx, c.voting_steps, c.vote_rule, st, v, l, t, k)
+  )
+  lowered = step.lower(
+    state,
+    jax.ShapeDtypeStruct((c.batch_size, t_max, h, w, 3), jnp.uint8),
+    jax.ShapeDtypeStruct((c.batch_size, len(ds.heads)), jnp.int32),
+    jax.ShapeDtypeStruct((fns.n_taus,), jnp.float32),
+    jax.random.key(0),
+  )
   cost = lowered.cost_analysis() or {}
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get('flops', float('nan')))

@@ -4,6 +4,7 @@
 * The analysis of a trained run (:mod:`mstrnn_jax.analysis`): PCA trajectories (Figs. 5, 8)
   and early-recognition curves.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,8 +29,8 @@ def accuracy_curves(entry: dict, heads, title: str) -> Figure:
   Args:
     entry: a model entry of results.json ('runs', 'history' with 'test_acc' [R][E][H+1]).
   """
-  test_acc = np.asarray(entry['history']['test_acc'])            # [R, E, H+1]
-  loss = np.asarray(entry['history']['train_loss'])               # [R, E]
+  test_acc = np.asarray(entry['history']['test_acc'])  # [R, E, H+1]
+  loss = np.asarray(entry['history']['train_loss'])  # [R, E]
   cats = [h for h, _ in heads] + ([evaluate.JOINT] if len(heads) > 1 else [])
   epochs = np.arange(1, test_acc.shape[1] + 1)
   fig = Figure(figsize=(4 * (len(cats) + 1), 3.2), layout='constrained')
@@ -53,8 +54,9 @@ def accuracy_curves(entry: dict, heads, title: str) -> Figure:
   return fig
 
 
-def tau_heatmap(summary: dict, tau1s: Sequence[float], tau2s: Sequence[float], category: str,
-                title: str) -> Figure:
+def tau_heatmap(
+  summary: dict, tau1s: Sequence[float], tau2s: Sequence[float], category: str, title: str
+) -> Figure:
   """Mean accuracy (annotated mean±SE) over the (tau1 rows, tau2 columns) grid.
 
   Args:
@@ -68,8 +70,15 @@ def tau_heatmap(summary: dict, tau1s: Sequence[float], tau2s: Sequence[float], c
   im = ax.imshow(mean, cmap='viridis', origin='upper')
   for i in range(len(tau1s)):
     for j in range(len(tau2s)):
-      ax.text(j, i, evaluate.fmt(mean[i, j], se[i, j]), ha='center', va='center',
-              color='w' if mean[i, j] < mean.max() - 0.5 * np.ptp(mean) else 'k', fontsize=8)
+      ax.text(
+        j,
+        i,
+        evaluate.fmt(mean[i, j], se[i, j]),
+        ha='center',
+        va='center',
+        color='w' if mean[i, j] < mean.max() - 0.5 * np.ptp(mean) else 'k',
+        fontsize=8,
+      )
   ax.set_xticks(range(len(tau2s)), [f'{t:g}' for t in tau2s])
   ax.set_yticks(range(len(tau1s)), [f'{t:g}' for t in tau1s])
   ax.set_xlabel('τ2')
@@ -95,8 +104,9 @@ def write_figures(workdir: str, results: dict, heads, tau_pairs) -> list[str]:
       tau2s = sorted({p[1] for p in tau_pairs})
       cats = [h for h, _ in heads] + ([evaluate.JOINT] if len(heads) > 1 else [])
       for cat in cats:
-        fig = tau_heatmap(summary, tau1s, tau2s, cat,
-                          f'{model.upper()} on {dataset}: {cat} accuracy')
+        fig = tau_heatmap(
+          summary, tau1s, tau2s, cat, f'{model.upper()} on {dataset}: {cat} accuracy'
+        )
         paths.append(save(fig, os.path.join(workdir, f'heatmap_{model}_{cat}.png')))
   return paths
 
@@ -113,13 +123,18 @@ def save(fig: Figure, path: str, dpi: int = 110) -> str:
 # Analysis figures (mstrnn_jax.analysis)
 # --------------------------------------------------------------------------------------------
 def _colours(names: Sequence[str]) -> dict[str, tuple]:
-  cmap = matplotlib.colormaps["tab10"]
+  cmap = matplotlib.colormaps['tab10']
   unique = list(dict.fromkeys(names))
   return {name: cmap(i % 10) for i, name in enumerate(unique)}
 
 
-def plot_pca_trajectories(projections: Mapping[str, np.ndarray], names: Sequence[str], voting_steps: int,
-                          explained: Mapping[str, np.ndarray] | None = None, title: str | None = None):
+def plot_pca_trajectories(
+  projections: Mapping[str, np.ndarray],
+  names: Sequence[str],
+  voting_steps: int,
+  explained: Mapping[str, np.ndarray] | None = None,
+  title: str | None = None,
+):
   """Fig. 5 / Fig. 8 style figure: one row per model, three panels (PC1-PC2, PC1-PC3, PC2-PC3).
 
   projections: model -> [videos, time, >=3] PCA projections (`pca_transform`); names: one label
@@ -129,46 +144,54 @@ def plot_pca_trajectories(projections: Mapping[str, np.ndarray], names: Sequence
   Returns a `matplotlib.figure.Figure` (no pyplot state).
   """
   colours = _colours(names)
-  fig = Figure(figsize=(12, 3.6 * len(projections) + 0.6), layout="constrained")
+  fig = Figure(figsize=(12, 3.6 * len(projections) + 0.6), layout='constrained')
   axes = fig.subplots(len(projections), 3, squeeze=False)
   for row, (model, proj) in enumerate(projections.items()):
     proj = np.asarray(proj)
     if proj.ndim != 3 or proj.shape[-1] < 3 or proj.shape[0] != len(names):
-      raise ValueError(f"mstrnn_jax/plots.py: plot_pca_trajectories: {model}: expected "
-                       f"[{len(names)} videos, time, >=3], "
-                       f"got {proj.shape}.")
+      raise ValueError(
+        f'mstrnn_jax/plots.py: plot_pca_trajectories: {model}: expected '
+        f'[{len(names)} videos, time, >=3], '
+        f'got {proj.shape}.'
+      )
     v0 = max(proj.shape[1] - voting_steps, 0)
     for col, (i, j) in enumerate(PC_PAIRS):
       ax = axes[row, col]
       for k, name in enumerate(names):
         c = colours[name]
         x, y = proj[k, :, i], proj[k, :, j]
-        ax.plot(x[:v0 + 1], y[:v0 + 1], color=c, lw=0.9, alpha=0.8)
+        ax.plot(x[: v0 + 1], y[: v0 + 1], color=c, lw=0.9, alpha=0.8)
         ax.plot(x[v0:], y[v0:], color=c, lw=2.6)
-        ax.plot(x[0], y[0], "o", color=c, ms=5, mec="k", mew=0.5)
-        ax.plot(x[-1], y[-1], "*", color=c, ms=12, mec="k", mew=0.6)
+        ax.plot(x[0], y[0], 'o', color=c, ms=5, mec='k', mew=0.5)
+        ax.plot(x[-1], y[-1], '*', color=c, ms=12, mec='k', mew=0.6)
       ev = None if explained is None else np.asarray(explained[model])
-      ax.set_xlabel(f"PC{i + 1}" + ("" if ev is None else f" ({100 * ev[i]:.0f}%)"))
-      ax.set_ylabel(f"PC{j + 1}" + ("" if ev is None else f" ({100 * ev[j]:.0f}%)"))
-      ax.set_title(f"{model}: PC{i + 1}-PC{j + 1}", fontsize=10)
+      ax.set_xlabel(f'PC{i + 1}' + ('' if ev is None else f' ({100 * ev[i]:.0f}%)'))
+      ax.set_ylabel(f'PC{j + 1}' + ('' if ev is None else f' ({100 * ev[j]:.0f}%)'))
+      ax.set_title(f'{model}: PC{i + 1}-PC{j + 1}', fontsize=10)
       ax.tick_params(labelsize=8)
       ax.locator_params(nbins=4)
   handles = [Line2D([], [], color=c, lw=2, label=n) for n, c in colours.items()]
-  handles += [Line2D([], [], ls="", marker="o", color="grey", label="start"),
-              Line2D([], [], ls="", marker="*", ms=10, color="grey", label="end"),
-              Line2D([], [], color="grey", lw=2.6, label=f"voting period (last {voting_steps})")]
-  fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=9)
+  handles += [
+    Line2D([], [], ls='', marker='o', color='grey', label='start'),
+    Line2D([], [], ls='', marker='*', ms=10, color='grey', label='end'),
+    Line2D([], [], color='grey', lw=2.6, label=f'voting period (last {voting_steps})'),
+  ]
+  fig.legend(handles=handles, loc='outside lower center', ncol=min(len(handles), 8), fontsize=9)
   if title:
     fig.suptitle(title)
   return fig
 
 
-def plot_early_recognition(curves: Mapping[str, Mapping[str, np.ndarray]], voting_steps: int,
-                           chance: Mapping[str, float] | None = None, title: str | None = None):
+def plot_early_recognition(
+  curves: Mapping[str, Mapping[str, np.ndarray]],
+  voting_steps: int,
+  chance: Mapping[str, float] | None = None,
+  title: str | None = None,
+):
   """Accuracy vs time step, one panel per head (plus 'joint'), one line per model; the voting period
   is shaded and chance level (head -> accuracy) dashed. curves: model -> head -> [time]."""
   heads = list(dict.fromkeys(h for per_model in curves.values() for h in per_model))
-  fig = Figure(figsize=(max(4.2 * len(heads), 6.0), 3.4), layout="constrained")
+  fig = Figure(figsize=(max(4.2 * len(heads), 6.0), 3.4), layout='constrained')
   axes = fig.subplots(1, len(heads), squeeze=False)[0]
   for ax, head in zip(axes, heads):
     t_max = 0
@@ -177,14 +200,16 @@ def plot_early_recognition(curves: Mapping[str, Mapping[str, np.ndarray]], votin
         curve = 100 * np.asarray(per_model[head])
         t_max = max(t_max, curve.shape[0])
         ax.plot(np.arange(1, curve.shape[0] + 1), curve, lw=1.8, label=model)
-    ax.axvspan(t_max - voting_steps + 0.5, t_max + 0.5, color="0.85", zorder=0, label="voting period")
+    ax.axvspan(
+      t_max - voting_steps + 0.5, t_max + 0.5, color='0.85', zorder=0, label='voting period'
+    )
     if chance is not None and head in chance:
-      ax.axhline(100 * chance[head], color="k", ls="--", lw=1, label="chance")
+      ax.axhline(100 * chance[head], color='k', ls='--', lw=1, label='chance')
     ax.set_ylim(-2, 102)
-    ax.set_xlabel("time step")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_xlabel('time step')
+    ax.set_ylabel('accuracy (%)')
     ax.set_title(head)
-  axes[0].legend(fontsize=8, loc="upper left")
+  axes[0].legend(fontsize=8, loc='upper left')
   if title:
     fig.suptitle(title)
   return fig
@@ -193,9 +218,14 @@ def plot_early_recognition(curves: Mapping[str, Mapping[str, np.ndarray]], votin
 # --------------------------------------------------------------------------------------------
 # Predictions on new clips (mstrnn_jax.predict)
 # --------------------------------------------------------------------------------------------
-def plot_prediction(frames: np.ndarray, probs: Mapping[str, np.ndarray],
-                    class_names: Mapping[str, Sequence[str]], voting_steps: int,
-                    title: str | None = None, strip: int = 8):
+def plot_prediction(
+  frames: np.ndarray,
+  probs: Mapping[str, np.ndarray],
+  class_names: Mapping[str, Sequence[str]],
+  voting_steps: int,
+  title: str | None = None,
+  strip: int = 8,
+):
   """A strip of ``strip`` evenly spaced frames over one panel per head: every class's
   probability against the frame, the voting period shaded.
 
@@ -236,12 +266,19 @@ def _prediction_figure(frames, probs, class_names, voting_steps, title, strip):
   return fig, axes
 
 
-def save_prediction_gif(frames: np.ndarray, probs: Mapping[str, np.ndarray],
-                        class_names: Mapping[str, Sequence[str]], voting_steps: int, path: str,
-                        title: str | None = None, fps: int = 5) -> str:
+def save_prediction_gif(
+  frames: np.ndarray,
+  probs: Mapping[str, np.ndarray],
+  class_names: Mapping[str, Sequence[str]],
+  voting_steps: int,
+  path: str,
+  title: str | None = None,
+  fps: int = 5,
+) -> str:
   """:func:`plot_prediction` animated: the current frame large on the left, a cursor moving
   over the probabilities (matplotlib's PillowWriter); returns ``path``."""
   from matplotlib.animation import PillowWriter  # pylint: disable=import-outside-toplevel
+
   fig, axes = _prediction_figure(frames, probs, class_names, voting_steps, title, strip=1)
   image = fig.axes[0].images[0]
   cursors = [ax.axvline(0, color='k', lw=1.2) for ax in axes]

@@ -14,6 +14,7 @@ With several runs (``ensemble``) the per-frame probabilities are averaged over t
 decision per head applies the run's voting rule to the last ``voting_steps`` frames (all frames
 of a shorter clip).
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,6 +41,7 @@ class Preprocessing:
   """How a run's clips were decoded: frames area-resized to ``frame_size``, every
   ``round(fps_of_file / fps)``-th frame (None: all), then every ``frame_step``-th, then the
   centre ``crop_size`` square."""
+
   frame_size: int
   crop_size: int
   fps: float | None = None
@@ -53,8 +55,12 @@ def preprocessing(record: dict) -> Preprocessing:
   fps, step = None, 1
   if pipeline.is_folder(record['dataset']):
     fps, step = kwargs.get('fps'), int(kwargs.get('frame_step', 1))
-  return Preprocessing(frame_size=int(summary['videos'][2]), crop_size=int(summary['crop_size']),
-                       fps=fps, frame_step=step)
+  return Preprocessing(
+    frame_size=int(summary['videos'][2]),
+    crop_size=int(summary['crop_size']),
+    fps=fps,
+    frame_step=step,
+  )
 
 
 def class_names(record: dict, data_dir: str | None = None) -> dict[str, list[str]]:
@@ -71,8 +77,10 @@ def find_clips(path: str) -> list[pathlib.Path]:
   frame folder under it, in natural name order."""
   root = pathlib.Path(path).expanduser()
   if not root.exists():
-    raise FileNotFoundError(f'--video: {root} does not exist (give a video file, a folder of '
-                            'frame images, or a folder of clips).')
+    raise FileNotFoundError(
+      f'--video: {root} does not exist (give a video file, a folder of '
+      'frame images, or a folder of clips).'
+    )
   if root.is_file():
     if root.suffix.lower() not in common.VIDEO_EXTENSIONS:
       raise ValueError(f'--video: {root} is not a video ({" ".join(common.VIDEO_EXTENSIONS)}).')
@@ -80,13 +88,20 @@ def find_clips(path: str) -> list[pathlib.Path]:
   if _is_frame_folder(root):
     return [root]
   natural = common._natural_key  # pylint: disable=protected-access
-  clips = sorted((p for p in root.rglob('*')
-                  if (p.is_file() and p.suffix.lower() in common.VIDEO_EXTENSIONS)
-                  or (p.is_dir() and _is_frame_folder(p))),
-                 key=lambda p: [natural(pathlib.Path(part)) for part in p.relative_to(root).parts])
+  clips = sorted(
+    (
+      p
+      for p in root.rglob('*')
+      if (p.is_file() and p.suffix.lower() in common.VIDEO_EXTENSIONS)
+      or (p.is_dir() and _is_frame_folder(p))
+    ),
+    key=lambda p: [natural(pathlib.Path(part)) for part in p.relative_to(root).parts],
+  )
   if not clips:
-    raise ValueError(f'--video: {root} holds no video ({" ".join(common.VIDEO_EXTENSIONS)}) '
-                     'and no folder of frame images.')
+    raise ValueError(
+      f'--video: {root} holds no video ({" ".join(common.VIDEO_EXTENSIONS)}) '
+      'and no folder of frame images.'
+    )
   return clips
 
 
@@ -106,15 +121,19 @@ def select_runs(runs: list[dict], fold: int | None, taus: Sequence[float] | None
   tau_keys = list(dict.fromkeys(tuple(r['taus']) for r in runs))
   key = tau_keys[0] if taus is None else tuple(float(t) for t in taus)
   if key not in tau_keys:
-    raise ValueError(f'--taus={",".join(map(str, key))} was not trained; the run has '
-                     f'{[list(k) for k in tau_keys]}.')
+    raise ValueError(
+      f'--taus={",".join(map(str, key))} was not trained; the run has '
+      f'{[list(k) for k in tau_keys]}.'
+    )
   rows = [i for i, r in enumerate(runs) if tuple(r['taus']) == key]
   if fold is None:
     return rows
   folds = [runs[i]['test_subject'] for i in rows]
   if fold not in folds:
-    raise ValueError(f'--fold={fold}: the run has folds {sorted(folds)} (the held-out subject '
-                     'or fold number of each run).')
+    raise ValueError(
+      f'--fold={fold}: the run has folds {sorted(folds)} (the held-out subject '
+      'or fold number of each run).'
+    )
   return [rows[folds.index(fold)]]
 
 
@@ -129,14 +148,17 @@ def frame_probabilities(cfg, params, batch_stats, taus: jax.Array, frames: jax.A
   Returns:
     head -> float32 [R, T, classes].
   """
+
   def one_run(p, s, tau):
     def body(state, xs):
       t, frame = xs
       state, logits = models.step(cfg, p, s, state, frame[None], tau, t)
       return state, {h: jax.nn.softmax(lg[0].astype(jnp.float32)) for h, lg in logits.items()}
+
     state = models.initial_state(cfg, p, 1)
     _, probs = jax.lax.scan(body, state, (jnp.arange(frames.shape[0]), frames))
     return probs
+
   return jax.vmap(one_run)(params, batch_stats, taus)
 
 
@@ -146,16 +168,18 @@ def _padded_length(t: int) -> int:
   return max(16, 1 << (t - 1).bit_length())
 
 
-def clip_probabilities(loaded: checkpoint.LoadedRun, rows: list[int], video: np.ndarray,
-                       crop_size: int) -> dict[str, np.ndarray]:
+def clip_probabilities(
+  loaded: checkpoint.LoadedRun, rows: list[int], video: np.ndarray, crop_size: int
+) -> dict[str, np.ndarray]:
   """head -> float32 [R, T, classes] for uint8 ``video`` [T, H, W, 3] and the runs ``rows``."""
   t = video.shape[0]
   x = pipeline.to_float(pipeline.center_crop(video[None], crop_size))[0]
   x = jnp.pad(x, ((0, _padded_length(t) - t), (0, 0), (0, 0), (0, 0)), mode='edge')
   take = lambda tree: jax.tree.map(lambda a: a[np.asarray(rows)], tree)
   taus = np.asarray([loaded.runs[r]['taus'] for r in rows], np.float32).reshape(len(rows), -1)
-  probs = frame_probabilities(loaded.model_cfg, take(loaded.params), take(loaded.batch_stats),
-                              jnp.asarray(taus), x)
+  probs = frame_probabilities(
+    loaded.model_cfg, take(loaded.params), take(loaded.batch_stats), jnp.asarray(taus), x
+  )
   return {h: np.asarray(p)[:, :t] for h, p in probs.items()}
 
 
@@ -165,9 +189,16 @@ def decide(probs: np.ndarray, voting_steps: int, rule: str) -> int:
   return int(evaluate.predict(jnp.asarray(period), rule))
 
 
-def predict(workdir: str, video: str, *, model: str | None = None, fold: int | None = None,
-            taus: Sequence[float] | None = None, epoch: int | None = None,
-            data_dir: str | None = None) -> dict:
+def predict(
+  workdir: str,
+  video: str,
+  *,
+  model: str | None = None,
+  fold: int | None = None,
+  taus: Sequence[float] | None = None,
+  epoch: int | None = None,
+  data_dir: str | None = None,
+) -> dict:
   """Runs the trained ``model`` of ``workdir`` on every clip of ``video``.
 
   ``fold`` None: the ensemble of every fold's model (probabilities averaged); else that fold's.
@@ -185,22 +216,37 @@ def predict(workdir: str, video: str, *, model: str | None = None, fold: int | N
   root = pathlib.Path(video).expanduser()
   for path in find_clips(video):
     frames = read_clip(path, prep)
-    probs = {h: p.mean(axis=0) for h, p in
-             clip_probabilities(loaded, rows, frames, prep.crop_size).items()}
+    probs = {
+      h: p.mean(axis=0) for h, p in clip_probabilities(loaded, rows, frames, prep.crop_size).items()
+    }
     steps = min(voting_steps, len(frames))
     decision = {h: names[h][decide(p, steps, rule)] for h, p in probs.items()}
     name = path.name if path == root else path.relative_to(root).as_posix()
-    clips.append({'path': str(path), 'name': name, 'frames': len(frames),
-                  'voting_steps': steps,
-                  'decision': decision,
-                  'voting_period_probability': {h: p[-steps:].mean(axis=0).tolist()
-                                                for h, p in probs.items()},
-                  'probabilities': {h: p.tolist() for h, p in probs.items()}})
-  return {'workdir': os.path.abspath(workdir), 'dataset': record['dataset'],
-          'model': loaded.model_cfg.model, 'epoch': loaded.epoch,
-          'runs': [loaded.runs[r] for r in rows], 'ensemble': len(rows) > 1,
-          'vote_rule': rule, 'preprocessing': dataclasses.asdict(prep), 'class_names': names,
-          'clips': clips}
+    clips.append(
+      {
+        'path': str(path),
+        'name': name,
+        'frames': len(frames),
+        'voting_steps': steps,
+        'decision': decision,
+        'voting_period_probability': {
+          h: p[-steps:].mean(axis=0).tolist() for h, p in probs.items()
+        },
+        'probabilities': {h: p.tolist() for h, p in probs.items()},
+      }
+    )
+  return {
+    'workdir': os.path.abspath(workdir),
+    'dataset': record['dataset'],
+    'model': loaded.model_cfg.model,
+    'epoch': loaded.epoch,
+    'runs': [loaded.runs[r] for r in rows],
+    'ensemble': len(rows) > 1,
+    'vote_rule': rule,
+    'preprocessing': dataclasses.asdict(prep),
+    'class_names': names,
+    'clips': clips,
+  }
 
 
 def format_table(result: dict, frames: bool = True) -> str:
@@ -209,21 +255,36 @@ def format_table(result: dict, frames: bool = True) -> str:
   names = result['class_names']
   heads = list(names)
   runs = result['runs']
-  who = (f'ensemble of {len(runs)} folds' if result['ensemble'] else
-         f'fold {runs[0]["test_subject"]} (held out {runs[0]["subject_name"]})')
-  out = [(f'{result["model"]} from {result["workdir"]} (epoch {result["epoch"]}, {who}, '
-          f'rule {result["vote_rule"]})'), '',
-         '| clip | frames | ' + ' | '.join(heads) + ' |', '|---|---|' + '---|' * len(heads)]
+  who = (
+    f'ensemble of {len(runs)} folds'
+    if result['ensemble']
+    else f'fold {runs[0]["test_subject"]} (held out {runs[0]["subject_name"]})'
+  )
+  out = [
+    (
+      f'{result["model"]} from {result["workdir"]} (epoch {result["epoch"]}, {who}, '
+      f'rule {result["vote_rule"]})'
+    ),
+    '',
+    '| clip | frames | ' + ' | '.join(heads) + ' |',
+    '|---|---|' + '---|' * len(heads),
+  ]
   for c in result['clips']:
     chosen = {h: names[h].index(c['decision'][h]) for h in heads}
-    cells = [f'{c["decision"][h]} ({c["voting_period_probability"][h][chosen[h]]:.2f})'
-             for h in heads]
+    cells = [
+      f'{c["decision"][h]} ({c["voting_period_probability"][h][chosen[h]]:.2f})' for h in heads
+    ]
     out.append(f'| {c["name"]} | {c["frames"]} | ' + ' | '.join(cells) + ' |')
   if frames:
     cols = [f'{h}:{k}' if len(heads) > 1 else k for h in heads for k in names[h]]
     for c in result['clips']:
-      out += ['', f'{c["name"]} (voting period: the last {c["voting_steps"]} frames)', '',
-              '| frame | ' + ' | '.join(cols) + ' |', '|---|' + '---|' * len(cols)]
+      out += [
+        '',
+        f'{c["name"]} (voting period: the last {c["voting_steps"]} frames)',
+        '',
+        '| frame | ' + ' | '.join(cols) + ' |',
+        '|---|' + '---|' * len(cols),
+      ]
       for t in range(c['frames']):
         probs = [p for h in heads for p in c['probabilities'][h][t]]
         out.append(f'| {t} | ' + ' | '.join(f'{p:.3f}' for p in probs) + ' |')
@@ -239,16 +300,20 @@ def to_csv(result: dict) -> str:
   w.writerow(['clip', 'frame', 'in_voting_period'] + [f'{h}:{k}' for h in names for k in names[h]])
   for c in result['clips']:
     for t in range(c['frames']):
-      w.writerow([c['path'], t, int(t >= c['frames'] - c['voting_steps'])]
-                 + [f'{p:.6f}' for h in names for p in c['probabilities'][h][t]])
+      w.writerow(
+        [c['path'], t, int(t >= c['frames'] - c['voting_steps'])]
+        + [f'{p:.6f}' for h in names for p in c['probabilities'][h][t]]
+      )
   return buf.getvalue()
 
 
 def write_outputs(result: dict, out_dir: str) -> dict[str, str]:
   """Writes ``predictions.json`` and ``predictions.csv`` into ``out_dir``; returns the paths."""
   os.makedirs(out_dir, exist_ok=True)
-  files = {'json': os.path.join(out_dir, 'predictions.json'),
-           'csv': os.path.join(out_dir, 'predictions.csv')}
+  files = {
+    'json': os.path.join(out_dir, 'predictions.json'),
+    'csv': os.path.join(out_dir, 'predictions.csv'),
+  }
   write_atomic(files['json'], json.dumps(result, indent=1))
   write_atomic(files['csv'], to_csv(result))
   return files
@@ -258,6 +323,7 @@ def write_figure(result: dict, out: str) -> list[str]:
   """Draws every clip's probabilities under a strip of its frames into ``out`` (.png, or .gif
   animated over the frames); with several clips ``out`` gets the clip's name appended."""
   from mstrnn_jax import plots  # pylint: disable=import-outside-toplevel
+
   base, ext = os.path.splitext(out)
   if ext.lower() not in ('.png', '.gif'):
     raise ValueError(f'--out={out}: give a .png or .gif file.')
@@ -267,16 +333,19 @@ def write_figure(result: dict, out: str) -> list[str]:
     label = os.path.splitext(c['name'])[0].replace('/', '-')
     path = out if len(result['clips']) == 1 else f'{base}-{label}{ext}'
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    frames = np.asarray(pipeline.center_crop(read_clip(pathlib.Path(c['path']), prep)[None],
-                                             prep.crop_size))[0]
+    frames = np.asarray(
+      pipeline.center_crop(read_clip(pathlib.Path(c['path']), prep)[None], prep.crop_size)
+    )[0]
     probs = {h: np.asarray(p) for h, p in c['probabilities'].items()}
-    title = f'{c["name"]}: ' + ', '.join(
-        f'{h} = {k}' for h, k in c['decision'].items())
+    title = f'{c["name"]}: ' + ', '.join(f'{h} = {k}' for h, k in c['decision'].items())
     if ext.lower() == '.png':
-      plots.save(plots.plot_prediction(frames, probs, result['class_names'], c['voting_steps'],
-                                       title=title), path)
+      plots.save(
+        plots.plot_prediction(frames, probs, result['class_names'], c['voting_steps'], title=title),
+        path,
+      )
     else:
-      plots.save_prediction_gif(frames, probs, result['class_names'], c['voting_steps'], path,
-                                title=title)
+      plots.save_prediction_gif(
+        frames, probs, result['class_names'], c['voting_steps'], path, title=title
+      )
     written.append(path)
   return written

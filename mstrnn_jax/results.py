@@ -1,10 +1,11 @@
 """Results of a LOSO experiment: per-epoch history, summaries, tables, CSV, TensorBoard scalars.
 
-  results.json   per model: per-run per-epoch metrics, selected epochs, summaries; the tables
-  results.md     the tables (Tables III-V layout; Table VI layout for sweeps)
-  metrics.csv    model, run, test_subject, taus, epoch, train_loss, accuracies
-  events/<model>/events.out.tfevents.*   the same scalars for TensorBoard (tensorboardX)
+results.json   per model: per-run per-epoch metrics, selected epochs, summaries; the tables
+results.md     the tables (Tables III-V layout; Table VI layout for sweeps)
+metrics.csv    model, run, test_subject, taus, epoch, train_loss, accuracies
+events/<model>/events.out.tfevents.*   the same scalars for TensorBoard (tensorboardX)
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,14 @@ def result(runs: list[dict], history: dict, seconds: float) -> dict:
   Returns {'runs', 'epochs_done', 'seconds', 'history': {'train_loss': [R, E],
   'train_acc': [R, E, H+1], 'test_acc': [R, E, H+1]}}.
   """
-  return {'runs': runs, 'epochs_done': len(history['train_loss']), 'seconds': seconds,
-          'history': {k: np.stack(v, axis=1) if v else np.zeros((len(runs), 0))
-                      for k, v in history.items()}}
+  return {
+    'runs': runs,
+    'epochs_done': len(history['train_loss']),
+    'seconds': seconds,
+    'history': {
+      k: np.stack(v, axis=1) if v else np.zeros((len(runs), 0)) for k, v in history.items()
+    },
+  }
 
 
 def history_lists(h: dict) -> dict:
@@ -51,14 +57,14 @@ def summarize_model(res: dict, heads, eval_stats: Sequence[str] = ()) -> dict:
 
   def group(idx, suffix=''):
     val = h.get(f'val_acc{suffix}')
-    return evaluate.summarize_group(h[f'test_acc{suffix}'][idx], names,
-                                    None if val is None else val[idx])
+    return evaluate.summarize_group(
+      h[f'test_acc{suffix}'][idx], names, None if val is None else val[idx]
+    )
 
   out = {}
   for k, idx in groups.items():
     out[k] = group(idx)
-    out[k]['eval_stats'] = {m: group(idx, f'_{m}') for m in eval_stats
-                            if f'test_acc_{m}' in h}
+    out[k]['eval_stats'] = {m: group(idx, f'_{m}') for m in eval_stats if f'test_acc_{m}' in h}
   return out
 
 
@@ -67,13 +73,20 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
   heads = p.dataset.heads
   out = {'experiment': ec.to_dict(p.config), 'final': final, 'models': {}, 'tables': {}}
   for model, res in results.items():
-    entry = {'runs': res['runs'], 'epochs_done': res['epochs_done'],
-             'seconds': round(res['seconds'], 2), 'history': history_lists(res['history'])}
+    entry = {
+      'runs': res['runs'],
+      'epochs_done': res['epochs_done'],
+      'seconds': round(res['seconds'], 2),
+      'history': history_lists(res['history']),
+    }
     if res['epochs_done']:
       entry['summary'] = summarize_model(res, heads, tuple(p.config.eval_stats))
     out['models'][model] = entry
-  md = [f'# {p.config.dataset}: LOSO results ({p.config.preset} preset'
-        f'{", final" if final else ", in progress"})', '']
+  md = [
+    f'# {p.config.dataset}: LOSO results ({p.config.preset} preset'
+    f'{", final" if final else ", in progress"})',
+    '',
+  ]
   trained = {m: e for m, e in out['models'].items() if 'summary' in e}
   if trained:
     md += _sweep_tables(p, trained, heads, out['tables'])
@@ -81,20 +94,34 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
     table = evaluate.model_table(first, heads)
     out['tables']['models'] = table
     modes = tuple(p.config.eval_stats)
-    md += ['## Accuracy in percent, mean ± standard error over folds (Tables III-V layout)', '',
-           f'BN statistics at evaluation: `{modes[0]}` (docs/model.md); epoch per fold: the '
-           'best joint accuracy on the test subject (the paper\'s protocol).', '', table]
+    md += [
+      '## Accuracy in percent, mean ± standard error over folds (Tables III-V layout)',
+      '',
+      f'BN statistics at evaluation: `{modes[0]}` (docs/model.md); epoch per fold: the '
+      "best joint accuracy on the test subject (the paper's protocol).",
+      '',
+      table,
+    ]
     out['tables']['selections'] = evaluate.selection_table(first)
-    md += ['## Joint accuracy by epoch selection (only the first looks at the test subject; '
-           'validation subjects: --config.validation_subjects)', '', out['tables']['selections']]
+    md += [
+      '## Joint accuracy by epoch selection (only the first looks at the test subject; '
+      'validation subjects: --config.validation_subjects)',
+      '',
+      out['tables']['selections'],
+    ]
     if len(modes) > 1:
       out['tables']['eval_stats'] = evaluate.eval_stats_table(first, modes)
-      md += ['## Joint accuracy by BN statistics at evaluation (same weights)', '',
-             out['tables']['eval_stats']]
+      md += [
+        '## Joint accuracy by BN statistics at evaluation (same weights)',
+        '',
+        out['tables']['eval_stats'],
+      ]
     for m, e in trained.items():
       for k, s in e['summary'].items():
-        md.append(f'- {m}{" taus " + k if k else ""}: selected epochs per fold '
-                  f'{s["best_epoch"]} (of {e["epochs_done"]})')
+        md.append(
+          f'- {m}{" taus " + k if k else ""}: selected epochs per fold '
+          f'{s["best_epoch"]} (of {e["epochs_done"]})'
+        )
   write_atomic(os.path.join(workdir, 'results.json'), json.dumps(out, indent=1))
   write_atomic(os.path.join(workdir, 'results.md'), '\n'.join(md) + '\n')
   write_atomic(os.path.join(workdir, 'metrics.csv'), metrics_csv(results, heads))
@@ -112,8 +139,11 @@ def _sweep_tables(p: Plan, trained: dict, heads, tables: dict) -> list[str]:
     if len(e['summary']) > 1:
       sums = {tuple(float(x) for x in k.split(',')): v for k, v in e['summary'].items()}
       tables[f'{m}_sweep'] = evaluate.sweep_table(sums, t1s, t2s, heads)
-      md += [f'## {m.upper()}: sensitivity to the time constants (Table VI layout)', '',
-             tables[f'{m}_sweep']]
+      md += [
+        f'## {m.upper()}: sensitivity to the time constants (Table VI layout)',
+        '',
+        tables[f'{m}_sweep'],
+      ]
   return md
 
 
@@ -121,17 +151,26 @@ def metrics_csv(results: dict, heads) -> str:
   cats = [h for h, _ in heads] + [evaluate.JOINT]
   first = next(iter(results.values()), {'history': {}})['history']
   extra = [k for k in first if k.startswith(('test_acc_', 'val_acc')) and k != 'test_acc']
-  cols = ['model', 'run', 'test_subject', 'taus', 'epoch', 'train_loss'] + \
-         [f'train_acc_{c}' for c in cats] + [f'test_acc_{c}' for c in cats] + \
-         [f'{k}_joint' for k in extra]
+  cols = (
+    ['model', 'run', 'test_subject', 'taus', 'epoch', 'train_loss']
+    + [f'train_acc_{c}' for c in cats]
+    + [f'test_acc_{c}' for c in cats]
+    + [f'{k}_joint' for k in extra]
+  )
   lines = [','.join(cols)]
   for model, res in results.items():
     h = res['history']
     for run in res['runs']:
       r = run['run']
       for e in range(res['epochs_done']):
-        row = [model, r, run['test_subject'], tau_key(run['taus']).replace(',', ' '), e + 1,
-               f'{h["train_loss"][r, e]:.6g}']
+        row = [
+          model,
+          r,
+          run['test_subject'],
+          tau_key(run['taus']).replace(',', ' '),
+          e + 1,
+          f'{h["train_loss"][r, e]:.6g}',
+        ]
         row += [f'{x:.4f}' for x in h['train_acc'][r, e]]
         row += [f'{x:.4f}' for x in h['test_acc'][r, e]]
         row += [f'{h[k][r, e, -1]:.4f}' for k in extra]
@@ -159,6 +198,7 @@ class EventLog:
 
   def __init__(self, logdir: str):
     from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+
     self._writer = SummaryWriter(logdir)
 
   def scalars(self, step: int, values: dict[str, float]) -> None:

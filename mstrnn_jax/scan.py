@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-LEAKY_SCANS = ("sequential", "associative")
-Carry = TypeVar("Carry")
+LEAKY_SCANS = ('sequential', 'associative')
+Carry = TypeVar('Carry')
 
 
 def leaky_update(previous: jax.Array, drive: jax.Array, inv_tau: jax.Array) -> jax.Array:
@@ -30,8 +30,9 @@ def leaky_update(previous: jax.Array, drive: jax.Array, inv_tau: jax.Array) -> j
   return (1.0 - inv_tau) * previous + inv_tau * drive
 
 
-def leaky_integrate(drive: jax.Array, inv_tau: jax.Array, initial: jax.Array,
-                    method: str = "sequential") -> jax.Array:
+def leaky_integrate(
+  drive: jax.Array, inv_tau: jax.Array, initial: jax.Array, method: str = 'sequential'
+) -> jax.Array:
   """Leaky integration over time.
 
   Args:
@@ -45,18 +46,21 @@ def leaky_integrate(drive: jax.Array, inv_tau: jax.Array, initial: jax.Array,
   """
   chex.assert_rank(inv_tau, 0)
   if drive.ndim < 2 or initial.shape != drive.shape[:1] + drive.shape[2:]:
-    raise ValueError(f"mstrnn_jax/scan.py: leaky_integrate needs drive [batch, time, ...] and initial "
-                     f"[batch, ...], got {drive.shape} and {initial.shape}.")
+    raise ValueError(
+      f'mstrnn_jax/scan.py: leaky_integrate needs drive [batch, time, ...] and initial '
+      f'[batch, ...], got {drive.shape} and {initial.shape}.'
+    )
   decay = (1.0 - inv_tau).astype(drive.dtype)
   scaled = inv_tau.astype(drive.dtype) * drive
-  if method == "sequential":
+  if method == 'sequential':
+
     def leaky_step(state: jax.Array, scaled_t: jax.Array) -> tuple[jax.Array, jax.Array]:
       state = decay * state + scaled_t
       return state, state
 
     _, states = lax.scan(leaky_step, initial, batch_to_time_major(scaled))
     return time_to_batch_major(states)
-  if method == "associative":
+  if method == 'associative':
     # Elements (a_t, b_t) of h_t = a_t h_{t-1} + b_t; applying (a1, b1) then (a2, b2) is
     # (a1 a2, a2 b1 + b2). With a_t = decay: h_t = decay^(t+1) h_{-1} + sum_s decay^(t-s) b_s.
     t = drive.shape[1]
@@ -70,11 +74,12 @@ def leaky_integrate(drive: jax.Array, inv_tau: jax.Array, initial: jax.Array,
 
     powers, states = lax.associative_scan(combine, (decays, scaled), axis=1)
     return states + powers * initial[:, None]
-  raise ValueError(f"mstrnn_jax/scan.py: unknown leaky scan {method!r}; use one of {LEAKY_SCANS}.")
+  raise ValueError(f'mstrnn_jax/scan.py: unknown leaky scan {method!r}; use one of {LEAKY_SCANS}.')
 
 
-def time_scan(step: Callable[[Carry, Any], tuple[Carry, Any]], carry: Carry, xs: Any,
-              remat: bool = False) -> tuple[Carry, Any]:
+def time_scan(
+  step: Callable[[Carry, Any], tuple[Carry, Any]], carry: Carry, xs: Any, remat: bool = False
+) -> tuple[Carry, Any]:
   """`lax.scan` over the time axis of batch-major inputs and outputs.
 
   Args:

@@ -15,6 +15,7 @@ rescaled by Adam's second-moment normaliser like any other gradient component.  
 kernels and weight matrices only (leaves with ``ndim >= 2`` whose name is not a bias or a batch
 norm scale / offset).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,6 +55,7 @@ class ModelFns:
     BN nodes are ``{'mean', 'var'}``; it is what the ``'subject'`` and ``'population'``
     evaluation statistics (:data:`EVAL_STATS`) are built from.  None: only ``'running'``.
   """
+
   init: Callable[[jax.Array], Mapping[str, PyTree]]
   apply: Callable[..., tuple[dict[str, jax.Array], PyTree]]
   heads: Heads
@@ -64,6 +66,7 @@ class ModelFns:
 
 def model_fns(cfg) -> ModelFns:
   """Binds :mod:`mstrnn_jax.models` functions for ``cfg`` (a ``configs.ModelConfig``)."""
+
   def apply(params, batch_stats, videos, taus, train):
     out = models.apply(cfg, params, batch_stats, videos, taus, train=train)
     return out.logits, out.batch_stats
@@ -75,16 +78,22 @@ def model_fns(cfg) -> ModelFns:
   def batch_statistics(params, batch_stats, videos, taus):
     return models.apply(plain, params, batch_stats, videos, taus, train=True).batch_stats
 
-  return ModelFns(init=lambda key: models.init(cfg, key), apply=apply, heads=tuple(cfg.heads),
-                  input_size=int(cfg.input_size), n_taus=len(cfg.taus),
-                  batch_statistics=batch_statistics)
+  return ModelFns(
+    init=lambda key: models.init(cfg, key),
+    apply=apply,
+    heads=tuple(cfg.heads),
+    input_size=int(cfg.input_size),
+    n_taus=len(cfg.taus),
+    batch_statistics=batch_statistics,
+  )
 
 
 # --------------------------------------------------------------------------------------------
 # Loss and optimiser
 # --------------------------------------------------------------------------------------------
-def voting_cross_entropy(logits: Mapping[str, jax.Array], labels: jax.Array, heads: Heads,
-                         voting_steps: int) -> jax.Array:
+def voting_cross_entropy(
+  logits: Mapping[str, jax.Array], labels: jax.Array, heads: Heads, voting_steps: int
+) -> jax.Array:
   """Eq. (9), summed over heads.
 
   Args:
@@ -104,7 +113,8 @@ def voting_cross_entropy(logits: Mapping[str, jax.Array], labels: jax.Array, hea
     chex.assert_axis_dimension(lg, 2, n_classes)
     lg = lg[:, -voting_steps:].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(
-        lg, jnp.broadcast_to(labels[:, h, None], lg.shape[:2]))
+      lg, jnp.broadcast_to(labels[:, h, None], lg.shape[:2])
+    )
     total = total + jnp.mean(ce)
   return total
 
@@ -116,6 +126,7 @@ class OptimConfig:
   lr_values[i] holds from epoch ``lr_boundaries[i-1]`` (0 for i = 0) up to ``lr_boundaries[i]``;
   ``len(lr_values) == len(lr_boundaries) + 1``.
   """
+
   lr_values: tuple[float, ...] = (0.01, 0.005, 0.001)
   lr_boundaries: tuple[int, ...] = (200, 300)
   weight_decay: float = 5e-4
@@ -126,8 +137,10 @@ class OptimConfig:
 
   def __post_init__(self):
     if len(self.lr_values) != len(self.lr_boundaries) + 1:
-      raise ValueError(f'OptimConfig: {len(self.lr_values)} learning rates need '
-                       f'{len(self.lr_values) - 1} epoch boundaries, got {self.lr_boundaries}.')
+      raise ValueError(
+        f'OptimConfig: {len(self.lr_values)} learning rates need '
+        f'{len(self.lr_values) - 1} epoch boundaries, got {self.lr_boundaries}.'
+      )
     if list(self.lr_boundaries) != sorted(self.lr_boundaries):
       raise ValueError(f'OptimConfig: lr_boundaries must increase, got {self.lr_boundaries}.')
 
@@ -145,20 +158,22 @@ def lr_schedule(optim: OptimConfig, steps_per_epoch: int) -> optax.Schedule:
 
 def decay_mask(params: PyTree) -> PyTree:
   """True for leaves that get weight decay: ndim >= 2 and not named like a bias / BN scale."""
+
   def rule(path, leaf):
     last = path[-1]
     name = getattr(last, 'key', getattr(last, 'name', None))
     return bool(jnp.ndim(leaf) >= 2 and str(name) not in _NO_DECAY_NAMES)
+
   return jax.tree_util.tree_map_with_path(rule, params)
 
 
 def make_optimizer(optim: OptimConfig, steps_per_epoch: int) -> optax.GradientTransformation:
   """clip each element to [-clip, clip] -> + weight_decay * w (masked) -> Adam -> -lr(step)."""
   return optax.chain(
-      optax.clip(optim.clip),
-      optax.add_decayed_weights(optim.weight_decay, mask=decay_mask),
-      optax.scale_by_adam(b1=optim.b1, b2=optim.b2, eps=optim.eps),
-      optax.scale_by_learning_rate(lr_schedule(optim, steps_per_epoch)),
+    optax.clip(optim.clip),
+    optax.add_decayed_weights(optim.weight_decay, mask=decay_mask),
+    optax.scale_by_adam(b1=optim.b1, b2=optim.b2, eps=optim.eps),
+    optax.scale_by_learning_rate(lr_schedule(optim, steps_per_epoch)),
   )
 
 
@@ -168,34 +183,49 @@ def make_optimizer(optim: OptimConfig, steps_per_epoch: int) -> optax.GradientTr
 @flax.struct.dataclass
 class TrainState:
   """One run's training state (stacked on a leading run axis inside the engine)."""
+
   params: PyTree
   batch_stats: PyTree
   opt_state: optax.OptState
-  key: jax.Array        # uint32 [2] raw PRNG key data, the run's own stream
-  epoch: jax.Array      # int32 [], epochs completed
+  key: jax.Array  # uint32 [2] raw PRNG key data, the run's own stream
+  epoch: jax.Array  # int32 [], epochs completed
 
 
 class StepMetrics(NamedTuple):
   """Per-step training metrics of one run."""
-  loss: jax.Array       # float32 []
-  correct: jax.Array    # int32 [n_heads + 1]: correct predictions per head, then joint
-  count: jax.Array      # int32 []: videos in the batch
+
+  loss: jax.Array  # float32 []
+  correct: jax.Array  # int32 [n_heads + 1]: correct predictions per head, then joint
+  count: jax.Array  # int32 []: videos in the batch
 
 
-def create_train_state(model: ModelFns, tx: optax.GradientTransformation,
-                       key: jax.Array) -> TrainState:
+def create_train_state(
+  model: ModelFns, tx: optax.GradientTransformation, key: jax.Array
+) -> TrainState:
   """Initialises one run from a raw PRNG key (uint32 [2])."""
   init_key, run_key = jax.random.split(jax.random.wrap_key_data(key))
   variables = model.init(init_key)
   params = variables['params']
-  return TrainState(params=params, batch_stats=variables.get('batch_stats', {}),
-                    opt_state=tx.init(params), key=jax.random.key_data(run_key),
-                    epoch=jnp.zeros((), jnp.int32))
+  return TrainState(
+    params=params,
+    batch_stats=variables.get('batch_stats', {}),
+    opt_state=tx.init(params),
+    key=jax.random.key_data(run_key),
+    epoch=jnp.zeros((), jnp.int32),
+  )
 
 
-def train_step(model: ModelFns, tx: optax.GradientTransformation, voting_steps: int,
-               vote_rule: str, state: TrainState, videos: jax.Array, labels: jax.Array,
-               taus: jax.Array, crop_key: jax.Array) -> tuple[TrainState, StepMetrics]:
+def train_step(
+  model: ModelFns,
+  tx: optax.GradientTransformation,
+  voting_steps: int,
+  vote_rule: str,
+  state: TrainState,
+  videos: jax.Array,
+  labels: jax.Array,
+  taus: jax.Array,
+  crop_key: jax.Array,
+) -> tuple[TrainState, StepMetrics]:
   """One optimiser step of one run.
 
   Args:
@@ -216,13 +246,22 @@ def train_step(model: ModelFns, tx: optax.GradientTransformation, voting_steps: 
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   correct = evaluate.correct_flags(logits, labels, model.heads, voting_steps, vote_rule)
-  metrics = StepMetrics(loss=loss, correct=jnp.sum(correct, axis=0).astype(jnp.int32),
-                        count=jnp.asarray(labels.shape[0], jnp.int32))
+  metrics = StepMetrics(
+    loss=loss,
+    correct=jnp.sum(correct, axis=0).astype(jnp.int32),
+    count=jnp.asarray(labels.shape[0], jnp.int32),
+  )
   return state.replace(params=params, batch_stats=new_stats, opt_state=opt_state), metrics
 
 
-def eval_step(model: ModelFns, voting_steps: int, params: PyTree, batch_stats: PyTree,
-              videos: jax.Array, taus: jax.Array) -> dict[str, jax.Array]:
+def eval_step(
+  model: ModelFns,
+  voting_steps: int,
+  params: PyTree,
+  batch_stats: PyTree,
+  videos: jax.Array,
+  taus: jax.Array,
+) -> dict[str, jax.Array]:
   """Voting-period logits of one run on centre-cropped videos, normalised with ``batch_stats``.
 
   Args:
@@ -242,12 +281,12 @@ EVAL_STATS = ('running', 'subject', 'population')
 # The experiments' default: every mode, the first one (population) the reported figure.
 DEFAULT_EVAL_STATS = ('population', 'running', 'subject')
 EVAL_STATS_DOC = {
-    'running': 'the stored per-step running averages (momentum) of training',
-    'subject': "the per-step statistics of the evaluated subject's own videos, as one batch",
-    'population': 'per-step statistics re-estimated on the fold\'s training set with the '
-                  'current weights (exact pooled averages, centre crops)',
+  'running': 'the stored per-step running averages (momentum) of training',
+  'subject': "the per-step statistics of the evaluated subject's own videos, as one batch",
+  'population': "per-step statistics re-estimated on the fold's training set with the "
+  'current weights (exact pooled averages, centre crops)',
 }
-_POPULATION_SALT = 2   # the population batches' PRNG stream (0: shuffling, 1: crops)
+_POPULATION_SALT = 2  # the population batches' PRNG stream (0: shuffling, 1: crops)
 
 
 def check_eval_stats(eval_stats: tuple[str, ...], model: ModelFns | None = None) -> None:
@@ -256,8 +295,10 @@ def check_eval_stats(eval_stats: tuple[str, ...], model: ModelFns | None = None)
   if bad or not eval_stats or len(set(eval_stats)) != len(eval_stats):
     raise ValueError(f'eval_stats {tuple(eval_stats)}: give distinct modes out of {EVAL_STATS}.')
   if model is not None and model.batch_statistics is None and set(eval_stats) - {'running'}:
-    raise ValueError(f'eval_stats {tuple(eval_stats)}: this ModelFns has no batch_statistics '
-                     "function; only 'running' is possible (train.model_fns provides it).")
+    raise ValueError(
+      f'eval_stats {tuple(eval_stats)}: this ModelFns has no batch_statistics '
+      "function; only 'running' is possible (train.model_fns provides it)."
+    )
 
 
 def pool_statistics(stats: PyTree) -> PyTree:
@@ -270,6 +311,7 @@ def pool_statistics(stats: PyTree) -> PyTree:
     The tree without the K axis: ``mean = mean_k(mean_k)``, ``var = mean_k(var_k + mean_k^2) -
     mean^2`` (the law of total variance, clamped at 0); other leaves their mean over K.
   """
+
   def is_bn(node):
     return isinstance(node, Mapping) and set(node) == {'mean', 'var'}
 
@@ -283,8 +325,15 @@ def pool_statistics(stats: PyTree) -> PyTree:
   return jax.tree.map(pool, stats, is_leaf=is_bn)
 
 
-def subject_statistics(model: ModelFns, params: PyTree, batch_stats: PyTree, videos: jax.Array,
-                       rows: jax.Array, mask: jax.Array, taus: jax.Array) -> PyTree:
+def subject_statistics(
+  model: ModelFns,
+  params: PyTree,
+  batch_stats: PyTree,
+  videos: jax.Array,
+  rows: jax.Array,
+  mask: jax.Array,
+  taus: jax.Array,
+) -> PyTree:
   """Per-step batch statistics of one held-out subject's videos, taken as one batch.
 
   Padding never enters: the ``n = sum(mask)`` valid rows fill all ``len(rows)`` batch slots
@@ -296,17 +345,25 @@ def subject_statistics(model: ModelFns, params: PyTree, batch_stats: PyTree, vid
     videos: uint8 [N, time, height, width, 3], the whole dataset.
     rows: int32 [n_max] dataset rows of the subject (padded); mask: bool [n_max] (>= 1 True).
   """
-  order = jnp.argsort(~mask, stable=True)                       # valid rows first, in order
+  order = jnp.argsort(~mask, stable=True)  # valid rows first, in order
   n = jnp.maximum(jnp.sum(mask), 1)
   filled = rows[order[jnp.arange(rows.shape[0]) % n]]
   x = pipeline.to_float(pipeline.center_crop(videos[filled], model.input_size))
   return model.batch_statistics(params, batch_stats, x, taus)
 
 
-def population_statistics(model: ModelFns, params: PyTree, batch_stats: PyTree,
-                          videos: jax.Array, train_idx: jax.Array, n_train: jax.Array,
-                          taus: jax.Array, key: jax.Array, epoch: jax.Array,
-                          batch_size: int) -> PyTree:
+def population_statistics(
+  model: ModelFns,
+  params: PyTree,
+  batch_stats: PyTree,
+  videos: jax.Array,
+  train_idx: jax.Array,
+  n_train: jax.Array,
+  taus: jax.Array,
+  key: jax.Array,
+  epoch: jax.Array,
+  batch_size: int,
+) -> PyTree:
   """Per-step BN statistics of a run's whole training set under the current weights.
 
   Every training video (centre crop) passes once in training-mode batches of ``batch_size``
@@ -345,6 +402,7 @@ class RunTables:
              None (no validation subjects).
   val_mask:  bool  [R, n_val_max], or None.
   """
+
   train_idx: jax.Array
   n_train: jax.Array
   test_idx: jax.Array
@@ -354,8 +412,14 @@ class RunTables:
   val_mask: jax.Array | None = None
 
 
-def epoch_batches(key: jax.Array, epoch: jax.Array, train_idx: jax.Array, n_train: jax.Array,
-                  steps: int, batch_size: int) -> jax.Array:
+def epoch_batches(
+  key: jax.Array,
+  epoch: jax.Array,
+  train_idx: jax.Array,
+  n_train: jax.Array,
+  steps: int,
+  batch_size: int,
+) -> jax.Array:
   """One run's shuffled batches for ``epoch``: int32 [steps, batch_size] dataset rows.
 
   A fresh permutation of the run's ``n_train`` valid rows per epoch (from its key and the epoch
@@ -372,6 +436,7 @@ def epoch_batches(key: jax.Array, epoch: jax.Array, train_idx: jax.Array, n_trai
 class EpochMetrics(NamedTuple):
   """Per-step metrics of every run: loss float32 [R, steps], correct int32 [R, steps, H+1],
   count int32 [R, steps]."""
+
   loss: jax.Array
   correct: jax.Array
   count: jax.Array
@@ -386,6 +451,7 @@ class Programs:
   evaluate(states, videos, labels, tables) -> EvalFlags: int32 correct flags of the held-out
     (and validation) videos under every mode of ``eval_stats``
   """
+
   init: Callable[..., TrainState]
   train_epoch: Callable[..., tuple[TrainState, EpochMetrics]]
   evaluate: Callable[..., 'EvalFlags']
@@ -399,6 +465,7 @@ class EvalFlags(NamedTuple):
   test: int32 [R, n_modes, n_test_max, n_heads + 1]; val: int32 [R, n_modes, n_val_max,
   n_heads + 1] on the validation subjects, or None when the tables have none.
   """
+
   test: jax.Array
   val: jax.Array | None
 
@@ -413,11 +480,19 @@ def default_run_chunk(backend: str | None = None) -> int | None:
   return 1 if backend == 'cpu' else None
 
 
-def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps_per_epoch: int,
-                  voting_steps: int, vote_rule: str = 'vote', eval_batch_size: int = 32,
-                  eval_stats: tuple[str, ...] = DEFAULT_EVAL_STATS,
-                  mesh: jax.sharding.Mesh | None = None, run_chunk: int | None | str = 'auto'
-                  ) -> Programs:
+def make_programs(
+  model: ModelFns,
+  optim: OptimConfig,
+  *,
+  batch_size: int,
+  steps_per_epoch: int,
+  voting_steps: int,
+  vote_rule: str = 'vote',
+  eval_batch_size: int = 32,
+  eval_stats: tuple[str, ...] = DEFAULT_EVAL_STATS,
+  mesh: jax.sharding.Mesh | None = None,
+  run_chunk: int | None | str = 'auto',
+) -> Programs:
   """Builds the jitted init / train-epoch / evaluate programs over the run axis.
 
   ``evaluate`` evaluates every held-out (and validation) video once per mode of ``eval_stats``
@@ -438,8 +513,9 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
   if vote_rule not in evaluate.VOTE_RULES:
     raise ValueError(f'vote_rule must be one of {evaluate.VOTE_RULES}, got {vote_rule!r}.')
   if batch_size < 1 or steps_per_epoch < 1:
-    raise ValueError(f'batch_size ({batch_size}) and steps_per_epoch ({steps_per_epoch}) must '
-                     'be >= 1.')
+    raise ValueError(
+      f'batch_size ({batch_size}) and steps_per_epoch ({steps_per_epoch}) must be >= 1.'
+    )
   eval_stats = tuple(eval_stats)
   check_eval_stats(eval_stats, model)
   run_chunk = default_run_chunk() if run_chunk == 'auto' else run_chunk
@@ -453,8 +529,7 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
 
   def run_epoch(state, videos, labels, train_idx, n_train, taus):
     """One run's epoch: lax.scan of train_step over its batches."""
-    batches = epoch_batches(state.key, state.epoch, train_idx, n_train, steps_per_epoch,
-                            batch_size)
+    batches = epoch_batches(state.key, state.epoch, train_idx, n_train, steps_per_epoch, batch_size)
     ekey = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
 
     def body(st, xs):
@@ -482,22 +557,42 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
     if mode == 'running':
       return state.batch_stats
     if mode == 'subject':
-      return subject_statistics(model, state.params, state.batch_stats, videos, rows, mask,
-                                table.taus)
+      return subject_statistics(
+        model, state.params, state.batch_stats, videos, rows, mask, table.taus
+      )
     return population
 
   def run_eval_stats(state, videos, labels, table):
     """One run under every mode: EvalFlags with leaves [len(eval_stats), n, H+1]."""
     population = None
     if 'population' in eval_stats:
-      population = population_statistics(model, state.params, state.batch_stats, videos,
-                                         table.train_idx, table.n_train, table.taus, state.key,
-                                         state.epoch, batch_size)
+      population = population_statistics(
+        model,
+        state.params,
+        state.batch_stats,
+        videos,
+        table.train_idx,
+        table.n_train,
+        table.taus,
+        state.key,
+        state.epoch,
+        batch_size,
+      )
 
     def flags_of(rows, mask):
-      return jnp.stack([run_eval(state.params,
-                                 mode_statistics(m, state, videos, table, rows, mask, population),
-                                 videos, labels, rows, table.taus) for m in eval_stats])
+      return jnp.stack(
+        [
+          run_eval(
+            state.params,
+            mode_statistics(m, state, videos, table, rows, mask, population),
+            videos,
+            labels,
+            rows,
+            table.taus,
+          )
+          for m in eval_stats
+        ]
+      )
 
     val = None if table.val_idx is None else flags_of(table.val_idx, table.val_mask)
     return EvalFlags(test=flags_of(table.test_idx, table.test_mask), val=val)
@@ -509,31 +604,38 @@ def make_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int, steps
 
   def local_train(states, videos, labels, tables):
     return map_runs(
-        lambda a: run_epoch(a[0], videos, labels, a[1].train_idx, a[1].n_train, a[1].taus),
-        (states, tables))
+      lambda a: run_epoch(a[0], videos, labels, a[1].train_idx, a[1].n_train, a[1].taus),
+      (states, tables),
+    )
 
   def local_eval(states, videos, labels, tables):
     return map_runs(lambda a: run_eval_stats(a[0], videos, labels, a[1]), (states, tables))
 
   runs, rep = jax.sharding.PartitionSpec(parallel.AXIS), jax.sharding.PartitionSpec()
   shard = parallel.run_sharding(mesh)
-  train_epoch = jax.shard_map(local_train, mesh=mesh, in_specs=(runs, rep, rep, runs),
-                              out_specs=runs, check_vma=False)
-  evaluate_runs = jax.shard_map(local_eval, mesh=mesh, in_specs=(runs, rep, rep, runs),
-                                out_specs=runs, check_vma=False)
-  return Programs(init=jax.jit(init, out_shardings=shard),
-                  train_epoch=jax.jit(train_epoch, donate_argnums=0),
-                  evaluate=jax.jit(evaluate_runs),
-                  eval_stats=eval_stats,
-                  steps_per_epoch=steps_per_epoch)
+  train_epoch = jax.shard_map(
+    local_train, mesh=mesh, in_specs=(runs, rep, rep, runs), out_specs=runs, check_vma=False
+  )
+  evaluate_runs = jax.shard_map(
+    local_eval, mesh=mesh, in_specs=(runs, rep, rep, runs), out_specs=runs, check_vma=False
+  )
+  return Programs(
+    init=jax.jit(init, out_shardings=shard),
+    train_epoch=jax.jit(train_epoch, donate_argnums=0),
+    evaluate=jax.jit(evaluate_runs),
+    eval_stats=eval_stats,
+    steps_per_epoch=steps_per_epoch,
+  )
 
 
 def stack_labels(labels: Mapping[str, np.ndarray], heads: Heads) -> np.ndarray:
   """dict head -> int [N]  ->  int32 [N, n_heads] ordered like ``heads``."""
   missing = [h for h, _ in heads if h not in labels]
   if missing:
-    raise ValueError(f'Dataset labels lack heads {missing} the model predicts; the model config '
-                     'must be derived with the dataset\'s heads (configs.derive_config).')
+    raise ValueError(
+      f'Dataset labels lack heads {missing} the model predicts; the model config '
+      "must be derived with the dataset's heads (configs.derive_config)."
+    )
   return np.stack([np.asarray(labels[h], np.int32) for h, _ in heads], axis=1)
 
 
@@ -552,16 +654,24 @@ class StepPrograms:
       -> int32 correct flags [R, b, n_heads + 1]
   Same rows (``data.stream.epoch_rows``), keys and arithmetic as :func:`make_programs`.
   """
+
   train_step: Callable[..., tuple[TrainState, StepMetrics]]
   end_epoch: Callable[[TrainState], TrainState]
   evaluate: Callable[..., jax.Array]
   steps_per_epoch: int
 
 
-def make_step_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int,
-                       steps_per_epoch: int, voting_steps: int, vote_rule: str = 'vote',
-                       mesh: jax.sharding.Mesh | None = None,
-                       run_chunk: int | None | str = 'auto') -> StepPrograms:
+def make_step_programs(
+  model: ModelFns,
+  optim: OptimConfig,
+  *,
+  batch_size: int,
+  steps_per_epoch: int,
+  voting_steps: int,
+  vote_rule: str = 'vote',
+  mesh: jax.sharding.Mesh | None = None,
+  run_chunk: int | None | str = 'auto',
+) -> StepPrograms:
   """:func:`make_programs`' work one step at a time on streamed batches (every stacked argument,
   the batches too, sharded over ``mesh`` along the run axis)."""
   del batch_size  # the batch shape comes with the streamed videos
@@ -577,7 +687,7 @@ def make_step_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int,
     return step_fn(state, videos, labels, taus, crop_key)
 
   def one_eval(state, videos, labels, taus):
-    logits = eval_fn(state.params, state.batch_stats, videos, taus)   # running statistics
+    logits = eval_fn(state.params, state.batch_stats, videos, taus)  # running statistics
     return evaluate.correct_flags(logits, labels, model.heads, voting_steps, vote_rule)
 
   def map_runs(fn, xs):
@@ -592,11 +702,15 @@ def make_step_programs(model: ModelFns, optim: OptimConfig, *, batch_size: int,
     return map_runs(lambda a: one_eval(*a), (states, videos, labels, taus))
 
   runs, rep = jax.sharding.PartitionSpec(parallel.AXIS), jax.sharding.PartitionSpec()
-  step = jax.shard_map(local_step, mesh=mesh, in_specs=(runs, runs, runs, runs, rep),
-                       out_specs=runs, check_vma=False)
-  evaluate_runs = jax.shard_map(local_eval, mesh=mesh, in_specs=(runs,) * 4, out_specs=runs,
-                                check_vma=False)
-  return StepPrograms(train_step=jax.jit(step, donate_argnums=0),
-                      end_epoch=jax.jit(lambda s: s.replace(epoch=s.epoch + 1),
-                                        donate_argnums=0),
-                      evaluate=jax.jit(evaluate_runs), steps_per_epoch=steps_per_epoch)
+  step = jax.shard_map(
+    local_step, mesh=mesh, in_specs=(runs, runs, runs, runs, rep), out_specs=runs, check_vma=False
+  )
+  evaluate_runs = jax.shard_map(
+    local_eval, mesh=mesh, in_specs=(runs,) * 4, out_specs=runs, check_vma=False
+  )
+  return StepPrograms(
+    train_step=jax.jit(step, donate_argnums=0),
+    end_epoch=jax.jit(lambda s: s.replace(epoch=s.epoch + 1), donate_argnums=0),
+    evaluate=jax.jit(evaluate_runs),
+    steps_per_epoch=steps_per_epoch,
+  )

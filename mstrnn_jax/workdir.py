@@ -7,6 +7,7 @@ Workdir files::
   results.json / results.md / metrics.csv / events/ / curves_*.png   (mstrnn_jax.results, plots)
   checkpoints/<model>/<epoch>/   orbax (mstrnn_jax.checkpoint)
 """
+
 from __future__ import annotations
 
 import json
@@ -49,32 +50,42 @@ def default_workdir(config: config_dict.ConfigDict) -> str:
 def experiment_record(p, runs_by_model: dict) -> dict:
   """The contents of experiment.json for plan ``p`` (a ``plan.Plan``)."""
   ds = p.dataset
-  return {'experiment': ec.to_dict(p.config), 'dataset': p.config.dataset,
-          'dataset_kwargs': ec.dataset_kwargs(p.config),
-          'dataset_summary': {'videos': list(ds.videos.shape), 'heads': [list(h) for h in ds.heads],
-                              'subjects': list(map(str, ds.subject_names)),
-                              'crop_size': int(ds.crop_size),
-                              'class_names': {h: list(map(str, n))
-                                              for h, n in ds.class_names.items()}},
-          'models': p.model_records,
-          'runs': runs_by_model[p.models[0]], 'runs_by_model': runs_by_model}
+  return {
+    'experiment': ec.to_dict(p.config),
+    'dataset': p.config.dataset,
+    'dataset_kwargs': ec.dataset_kwargs(p.config),
+    'dataset_summary': {
+      'videos': list(ds.videos.shape),
+      'heads': [list(h) for h in ds.heads],
+      'subjects': list(map(str, ds.subject_names)),
+      'crop_size': int(ds.crop_size),
+      'class_names': {h: list(map(str, n)) for h, n in ds.class_names.items()},
+    },
+    'models': p.model_records,
+    'runs': runs_by_model[p.models[0]],
+    'runs_by_model': runs_by_model,
+  }
 
 
 def read_record(workdir: str) -> dict:
   """``workdir/experiment.json``; FileNotFoundError naming the folder if there is none."""
   path = os.path.join(workdir, EXPERIMENT)
   if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} not found: {workdir!r} is not a workdir written by '
-                            'experiments/run.py or experiments/sweep.py.')
+    raise FileNotFoundError(
+      f'{path} not found: {workdir!r} is not a workdir written by '
+      'experiments/run.py or experiments/sweep.py.'
+    )
   try:
     with open(path) as f:
       record = json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise ValueError(f'{path}: not valid JSON ({e}); restore it from a backup or start a new '
-                     '--workdir.') from None
+    raise ValueError(
+      f'{path}: not valid JSON ({e}); restore it from a backup or start a new --workdir.'
+    ) from None
   if not isinstance(record, dict) or 'experiment' not in record:
-    raise ValueError(f'{path}: not an experiment record (no "experiment" field); start a new '
-                     '--workdir.')
+    raise ValueError(
+      f'{path}: not an experiment record (no "experiment" field); start a new --workdir.'
+    )
   return record
 
 
@@ -101,17 +112,25 @@ def check_workdir(workdir: str, resume: bool) -> None:
   path = os.path.join(workdir, EXPERIMENT)
   if resume:
     if not os.path.isdir(workdir):
-      raise FileNotFoundError(f'--resume: --workdir={workdir} does not exist; check the path '
-                              '(or drop --resume to start a new run there).')
+      raise FileNotFoundError(
+        f'--resume: --workdir={workdir} does not exist; check the path '
+        '(or drop --resume to start a new run there).'
+      )
     if not os.path.exists(path):
-      raise FileNotFoundError(f'--resume: {workdir} holds no {EXPERIMENT}, so it is not a run '
-                              'to continue; check --workdir.')
+      raise FileNotFoundError(
+        f'--resume: {workdir} holds no {EXPERIMENT}, so it is not a run '
+        'to continue; check --workdir.'
+      )
   elif os.path.exists(path):
-    raise FileExistsError(f'{workdir} already holds an experiment; pass --resume to continue it '
-                          '(or to add another --model to it) or choose another --workdir.')
+    raise FileExistsError(
+      f'{workdir} already holds an experiment; pass --resume to continue it '
+      '(or to add another --model to it) or choose another --workdir.'
+    )
   elif os.path.isdir(workdir) and os.listdir(workdir):
-    raise FileExistsError(f'--workdir={workdir} is a non-empty folder that is not a run (no '
-                          f'{EXPERIMENT}); choose a new or empty --workdir.')
+    raise FileExistsError(
+      f'--workdir={workdir} is a non-empty folder that is not a run (no '
+      f'{EXPERIMENT}); choose a new or empty --workdir.'
+    )
   elif os.path.exists(workdir) and not os.path.isdir(workdir):
     raise FileExistsError(f'--workdir={workdir} is a file; choose a new or empty --workdir.')
   check_writable(workdir, '--workdir')
@@ -127,8 +146,9 @@ def _flat(d: dict, prefix: str = '') -> dict:
   return out
 
 
-def resume_config(old: config_dict.ConfigDict, new: config_dict.ConfigDict,
-                  where: str = EXPERIMENT) -> config_dict.ConfigDict:
+def resume_config(
+  old: config_dict.ConfigDict, new: config_dict.ConfigDict, where: str = EXPERIMENT
+) -> config_dict.ConfigDict:
   """The config a resumed run trains with: ``old`` (the workdir's) with ``new``'s model(s) and
   epochs.
 
@@ -145,21 +165,31 @@ def resume_config(old: config_dict.ConfigDict, new: config_dict.ConfigDict,
   o, n = _flat(ec.to_dict(old)), _flat(ec.to_dict(new))
   ignore = {'model', 'epochs'}
   if new.epochs < old.epochs:
-    raise ValueError(f'--resume: {where} was trained for epochs={old.epochs}; --epochs='
-                     f'{new.epochs} cannot shorten it (give --epochs>={old.epochs}).')
-  if new.epochs > old.epochs and ec.tuples(n['optim.lr_boundaries']) == ec.with_epochs(
-      old, new.epochs).optim.lr_boundaries:
+    raise ValueError(
+      f'--resume: {where} was trained for epochs={old.epochs}; --epochs='
+      f'{new.epochs} cannot shorten it (give --epochs>={old.epochs}).'
+    )
+  if (
+    new.epochs > old.epochs
+    and ec.tuples(n['optim.lr_boundaries']) == ec.with_epochs(old, new.epochs).optim.lr_boundaries
+  ):
     ignore.add('optim.lr_boundaries')
   tauless = not any(has_taus(m) for m in ec.model_names(new))
   if tauless and new.taus is None:
     ignore.add('taus')
-  diff = [f'{k}: {o.get(k)} -> {n.get(k)}' for k in sorted(set(o) | set(n))
-          if k not in ignore and ec.tuples(o.get(k)) != ec.tuples(n.get(k))]
+  diff = [
+    f'{k}: {o.get(k)} -> {n.get(k)}'
+    for k in sorted(set(o) | set(n))
+    if k not in ignore and ec.tuples(o.get(k)) != ec.tuples(n.get(k))
+  ]
   if diff:
-    raise ValueError(f'--resume: {where} was run with other settings ({"; ".join(diff)}); give '
-                     'the same flags (or --resume alone) or use another --workdir.')
-  return ec.override(old, {'model': new.model, 'epochs': new.epochs,
-                           'taus': new.taus if tauless else old.taus})
+    raise ValueError(
+      f'--resume: {where} was run with other settings ({"; ".join(diff)}); give '
+      'the same flags (or --resume alone) or use another --workdir.'
+    )
+  return ec.override(
+    old, {'model': new.model, 'epochs': new.epochs, 'taus': new.taus if tauless else old.taus}
+  )
 
 
 def merge_models(old: str, new: str) -> str:

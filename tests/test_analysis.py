@@ -1,4 +1,5 @@
 """Tests of mstrnn_jax.analysis: PCA against an SVD reference, separation, early recognition, figures."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +12,7 @@ def _svd_reference(x, k):
   """Textbook PCA by SVD of the centred data (NumPy, float64)."""
   xc = x - x.mean(0)
   _, s, vt = np.linalg.svd(xc, full_matrices=False)
-  var = s ** 2 / (x.shape[0] - 1)
+  var = s**2 / (x.shape[0] - 1)
   return vt[:k], var[:k], var[:k] / var.sum()
 
 
@@ -22,7 +23,7 @@ def _low_rank_data(rng, n, d, spectrum):
   return z @ basis.T + 0.01 * rng.normal(size=(n, d)) + rng.normal(size=d)
 
 
-@pytest.mark.parametrize("n,d", [(200, 12), (40, 300)], ids=["primal", "dual"])
+@pytest.mark.parametrize('n,d', [(200, 12), (40, 300)], ids=['primal', 'dual'])
 def test_pca_matches_svd_reference(n, d):
   rng = np.random.default_rng(0)
   x = _low_rank_data(rng, n, d, spectrum=[9.0, 4.0, 1.0, 0.25])
@@ -48,21 +49,23 @@ def test_pca_float32_close_to_reference():
   x = _low_rank_data(rng, 60, 500, spectrum=[9.0, 4.0, 1.0])
   pca = analysis.fit_pca(x.astype(np.float32), n_components=3)
   ref_comps, ref_var, _ = _svd_reference(x, 3)
-  np.testing.assert_allclose(np.abs(np.sum(np.asarray(pca.components) * ref_comps, axis=1)), 1.0, atol=1e-4)
+  np.testing.assert_allclose(
+    np.abs(np.sum(np.asarray(pca.components) * ref_comps, axis=1)), 1.0, atol=1e-4
+  )
   np.testing.assert_allclose(np.asarray(pca.explained_variance), ref_var, rtol=1e-3)
 
 
 def test_pca_rejects_degenerate_inputs():
-  with pytest.raises(ValueError, match="directions of non-zero variance"):
+  with pytest.raises(ValueError, match='directions of non-zero variance'):
     analysis.fit_pca(np.ones((20, 8), np.float32), 3)
   rank1 = np.outer(np.arange(20.0), np.ones(8)).astype(np.float32)
-  with pytest.raises(ValueError, match="directions of non-zero variance"):
+  with pytest.raises(ValueError, match='directions of non-zero variance'):
     analysis.fit_pca(rank1, 2)
-  with pytest.raises(ValueError, match="n_components"):
+  with pytest.raises(ValueError, match='n_components'):
     analysis.fit_pca(np.random.default_rng(0).normal(size=(3, 8)), 3)
   bad = np.random.default_rng(0).normal(size=(10, 4))
   bad[2, 1] = np.nan
-  with pytest.raises(ValueError, match="non-finite"):
+  with pytest.raises(ValueError, match='non-finite'):
     analysis.fit_pca(bad, 2)
 
 
@@ -84,24 +87,28 @@ def test_endpoint_separation_known_values():
   np.testing.assert_allclose(float(analysis.trajectory_spread(traj)), spread, rtol=1e-6)
   np.testing.assert_allclose(analysis.endpoint_separation(traj, [0], [1]), 5.0 / spread, rtol=1e-6)
   # Groups compare their mean end points: mean of (3,4) and (3,-4) is (3,0).
-  np.testing.assert_allclose(analysis.endpoint_separation(traj, [0], [1, 2]), 3.0 / spread, rtol=1e-6)
+  np.testing.assert_allclose(
+    analysis.endpoint_separation(traj, [0], [1, 2]), 3.0 / spread, rtol=1e-6
+  )
   # Scale-free: scaling the whole space leaves the separation unchanged.
-  np.testing.assert_allclose(analysis.endpoint_separation(7.0 * traj, [0], [1]), 5.0 / spread, rtol=1e-6)
+  np.testing.assert_allclose(
+    analysis.endpoint_separation(7.0 * traj, [0], [1]), 5.0 / spread, rtol=1e-6
+  )
 
 
 def test_early_recognition_counts_per_step_and_joint():
   # 2 videos, 3 steps. Head a: classes 2, head b: classes 3.
-  la = np.array([[[1, 0], [0, 1], [0, 1]],
-                 [[1, 0], [1, 0], [0, 1]]], np.float32)
-  lb = np.array([[[0, 0, 1], [0, 0, 1], [1, 0, 0]],
-                 [[0, 1, 0], [0, 0, 1], [0, 1, 0]]], np.float32)
-  curves = analysis.early_recognition({"a": la, "b": lb}, {"a": np.array([1, 0]), "b": np.array([2, 1])})
-  np.testing.assert_allclose(curves["a"], [0.5, 1.0, 0.5])
-  np.testing.assert_allclose(curves["b"], [1.0, 0.5, 0.5])
+  la = np.array([[[1, 0], [0, 1], [0, 1]], [[1, 0], [1, 0], [0, 1]]], np.float32)
+  lb = np.array([[[0, 0, 1], [0, 0, 1], [1, 0, 0]], [[0, 1, 0], [0, 0, 1], [0, 1, 0]]], np.float32)
+  curves = analysis.early_recognition(
+    {'a': la, 'b': lb}, {'a': np.array([1, 0]), 'b': np.array([2, 1])}
+  )
+  np.testing.assert_allclose(curves['a'], [0.5, 1.0, 0.5])
+  np.testing.assert_allclose(curves['b'], [1.0, 0.5, 0.5])
   # joint: video0 right on a at steps 1,2 and on b at 0,1 -> step 1; video1 a at 0,1, b at 0,2 -> step 0.
-  np.testing.assert_allclose(curves["joint"], [0.5, 0.5, 0.0])
-  single = analysis.early_recognition({"a": la}, {"a": np.array([1, 0])})
-  assert set(single) == {"a"}
+  np.testing.assert_allclose(curves['joint'], [0.5, 0.5, 0.0])
+  single = analysis.early_recognition({'a': la}, {'a': np.array([1, 0])})
+  assert set(single) == {'a'}
 
 
 def test_earliest_stable_step_and_table():
@@ -109,50 +116,54 @@ def test_earliest_stable_step_and_table():
   assert analysis.earliest_stable_step(curve, 0.9) == 3
   assert analysis.earliest_stable_step(curve, 0.05) == 0
   assert analysis.earliest_stable_step(np.array([1.0, 0.2]), 0.9) is None
-  table = analysis.early_recognition_table({"MSTRNN": {"action": curve}}, voting_steps=2,
-                                           fractions=(0.2, 1.0))
+  table = analysis.early_recognition_table(
+    {'MSTRNN': {'action': curve}}, voting_steps=2, fractions=(0.2, 1.0)
+  )
   row = table.splitlines()[2]
-  assert row == "| MSTRNN | action | 10.0 | 100.0 | 97.5 | 4 / 5 |"
+  assert row == '| MSTRNN | action | 10.0 | 100.0 | 97.5 | 4 / 5 |'
 
 
 def test_figures_draw_every_trajectory(tmp_path):
   rng = np.random.default_rng(0)
-  proj = {"MSTRNN": rng.normal(size=(3, 10, 3)), "LRCN": rng.normal(size=(3, 10, 3))}
-  names = ["JP-JP-JP", "OH-JP-JP", "OH-JP-JP"]
-  fig = plots.plot_pca_trajectories(proj, names, voting_steps=4,
-                                       explained={m: np.array([0.5, 0.2, 0.1]) for m in proj})
+  proj = {'MSTRNN': rng.normal(size=(3, 10, 3)), 'LRCN': rng.normal(size=(3, 10, 3))}
+  names = ['JP-JP-JP', 'OH-JP-JP', 'OH-JP-JP']
+  fig = plots.plot_pca_trajectories(
+    proj, names, voting_steps=4, explained={m: np.array([0.5, 0.2, 0.1]) for m in proj}
+  )
   axes = fig.axes
   assert len(axes) == 6
   # Per video: path before the voting period, voting period, start marker, end marker.
   assert all(len(ax.lines) == 4 * 3 for ax in axes)
   voting_line = axes[0].lines[1]
-  np.testing.assert_allclose(voting_line.get_xdata(), proj["MSTRNN"][0, 6:, 0])
-  np.testing.assert_allclose(axes[5].lines[3].get_ydata(), [proj["LRCN"][0, -1, 2]])
-  assert axes[2].get_xlabel() == "PC2 (20%)"
+  np.testing.assert_allclose(voting_line.get_xdata(), proj['MSTRNN'][0, 6:, 0])
+  np.testing.assert_allclose(axes[5].lines[3].get_ydata(), [proj['LRCN'][0, -1, 2]])
+  assert axes[2].get_xlabel() == 'PC2 (20%)'
   legend_labels = [t.get_text() for t in fig.legends[0].get_texts()]
-  assert legend_labels[:2] == ["JP-JP-JP", "OH-JP-JP"]
-  fig.savefig(tmp_path / "pca.png")
-  with pytest.raises(ValueError, match="expected"):
-    plots.plot_pca_trajectories({"m": rng.normal(size=(2, 10, 3))}, names, voting_steps=4)
-  curves = {"MSTRNN": {"action": np.linspace(0, 1, 10), "joint": np.linspace(0, 0.9, 10)}}
-  fig2 = plots.plot_early_recognition(curves, voting_steps=4, chance={"action": 1 / 9})
+  assert legend_labels[:2] == ['JP-JP-JP', 'OH-JP-JP']
+  fig.savefig(tmp_path / 'pca.png')
+  with pytest.raises(ValueError, match='expected'):
+    plots.plot_pca_trajectories({'m': rng.normal(size=(2, 10, 3))}, names, voting_steps=4)
+  curves = {'MSTRNN': {'action': np.linspace(0, 1, 10), 'joint': np.linspace(0, 0.9, 10)}}
+  fig2 = plots.plot_early_recognition(curves, voting_steps=4, chance={'action': 1 / 9})
   assert len(fig2.axes) == 2
-  np.testing.assert_allclose(fig2.axes[0].lines[0].get_ydata(), 100 * curves["MSTRNN"]["action"])
-  fig2.savefig(tmp_path / "early.png")
+  np.testing.assert_allclose(fig2.axes[0].lines[0].get_ydata(), 100 * curves['MSTRNN']['action'])
+  fig2.savefig(tmp_path / 'early.png')
 
 
 def test_per_fold_selection_takes_the_common_count_per_sequence():
-  names = ["a", "b", "a", "a", "b", "b", "c"]
+  names = ['a', 'b', 'a', 'a', 'b', 'b', 'c']
   subjects = np.array([0, 0, 0, 1, 1, 1, 1])
-  rows, groups = analysis._per_fold_selection(names, subjects, [0, 1], ["a", "b"], ["s0", "s1"])
+  rows, groups = analysis._per_fold_selection(names, subjects, [0, 1], ['a', 'b'], ['s0', 's1'])
   # 'a': subject 0 has 2, subject 1 has 1 -> 1 each; 'b': 1 and 2 -> 1 each.
   np.testing.assert_array_equal(rows, [[0, 1], [3, 4]])
-  assert groups == {"a": [0], "b": [1]}
+  assert groups == {'a': [0], 'b': [1]}
   with pytest.raises(ValueError, match=r"held-out subjects \['s0'\] have no video named 'c'"):
-    analysis._per_fold_selection(names, subjects, [0, 1], ["a", "c"], ["s0", "s1"])
+    analysis._per_fold_selection(names, subjects, [0, 1], ['a', 'c'], ['s0', 's1'])
 
 
 def test_video_names_join_heads_in_order():
-  names = analysis.video_names({"ado": ["book", "laptop"], "action": ["sweep", "close"]},
-                               {"ado": np.array([1, 0]), "action": np.array([0, 1])})
-  assert names == ["laptop-sweep", "book-close"]
+  names = analysis.video_names(
+    {'ado': ['book', 'laptop'], 'action': ['sweep', 'close']},
+    {'ado': np.array([1, 0]), 'action': np.array([0, 1])},
+  )
+  assert names == ['laptop-sweep', 'book-close']

@@ -5,6 +5,7 @@ The workdir is written with the engine's own functions (`plan.plan`, `workdir.pr
 test needs no training; the analysis results are checked against an independent computation
 with `models.apply`.
 """
+
 import json
 import os
 import subprocess
@@ -25,14 +26,20 @@ from mstrnn_jax.model_records import model_config_from_record
 from mstrnn_jax.data import pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = ("mstrnn", "lrcn")
+MODELS = ('mstrnn', 'lrcn')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
-  wd = str(tmp_path_factory.mktemp("run"))
-  config = ec.override(ec.get_config("tiny", "synth3a"), {
-      "data.synth3a.frames_per_primitive": 5, "data.synth3a.num_subjects": 2, "model": ",".join(MODELS)})
+  wd = str(tmp_path_factory.mktemp('run'))
+  config = ec.override(
+    ec.get_config('tiny', 'synth3a'),
+    {
+      'data.synth3a.frames_per_primitive': 5,
+      'data.synth3a.num_subjects': 2,
+      'model': ','.join(MODELS),
+    },
+  )
   plan = planning.plan(config)
   workdirs.prepare_workdir(wd, plan, {m: planning.run_table(plan, m) for m in MODELS}, resume=False)
   rng = np.random.default_rng(0)
@@ -41,14 +48,19 @@ def workdir(tmp_path_factory):
     n_runs = len(planning.run_table(plan, m))
     # Random stacked variables of init's structure (a real init is slow to run eagerly).
     shapes = jax.eval_shape(lambda cfg=cfg: models.init(cfg, jax.random.key(0)))
-    params = jax.tree.map(lambda s: rng.normal(0, 0.4, (n_runs,) + s.shape).astype(np.float32),
-                          shapes["params"])
+    params = jax.tree.map(
+      lambda s: rng.normal(0, 0.4, (n_runs,) + s.shape).astype(np.float32), shapes['params']
+    )
     stats = jax.tree_util.tree_map_with_path(
-        lambda path, s: (rng.uniform(0.5, 1.5, (n_runs,) + s.shape) if path[-1].key == "var"
-                         else rng.normal(0, 0.1, (n_runs,) + s.shape)).astype(np.float32),
-        shapes["batch_stats"])
-    ckpt = checkpoint.Checkpointer(os.path.join(wd, "checkpoints", m))
-    ckpt.save(1, {"params": params, "batch_stats": stats}, {"epoch": 1, "history": {}})
+      lambda path, s: (
+        rng.uniform(0.5, 1.5, (n_runs,) + s.shape)
+        if path[-1].key == 'var'
+        else rng.normal(0, 0.1, (n_runs,) + s.shape)
+      ).astype(np.float32),
+      shapes['batch_stats'],
+    )
+    ckpt = checkpoint.Checkpointer(os.path.join(wd, 'checkpoints', m))
+    ckpt.save(1, {'params': params, 'batch_stats': stats}, {'epoch': 1, 'history': {}})
     ckpt.close()
   return wd, plan
 
@@ -56,68 +68,94 @@ def workdir(tmp_path_factory):
 def _reference(wd, plan, m, subject, with_acts):
   """models.apply on the centre-cropped held-out videos of `subject` with that fold's run."""
   run = checkpoint.load_run(wd, m)
-  r = [x["run"] for x in run.experiment["runs_by_model"][m] if x["test_subject"] == subject][0]
+  r = [x['run'] for x in run.experiment['runs_by_model'][m] if x['test_subject'] == subject][0]
   params = jax.tree.map(lambda x: x[r], run.params)
   stats = jax.tree.map(lambda x: x[r], run.batch_stats)
   ds = plan.dataset
   idx = np.nonzero(ds.subjects == subject)[0]
   videos = pipeline.to_float(pipeline.center_crop(jnp.asarray(ds.videos[idx]), ds.crop_size))
-  apply = jax.jit(models.apply, static_argnums=0, static_argnames=("train", "return_activations"))
-  out = apply(run.model_cfg, params, stats, videos, jnp.asarray(run.model_cfg.taus, jnp.float32),
-              train=False, return_activations=with_acts)
+  apply = jax.jit(models.apply, static_argnums=0, static_argnames=('train', 'return_activations'))
+  out = apply(
+    run.model_cfg,
+    params,
+    stats,
+    videos,
+    jnp.asarray(run.model_cfg.taus, jnp.float32),
+    train=False,
+    return_activations=with_acts,
+  )
   return idx, out, run.model_cfg
 
 
 def test_analyze_cli_writes_files_and_matches_reference(workdir):
   wd, plan = workdir
-  out_dir = os.path.join(wd, "analysis_out")
+  out_dir = os.path.join(wd, 'analysis_out')
   proc = subprocess.run(
-      [sys.executable, os.path.join(REPO, "experiments", "analyze.py"), f"--workdir={wd}", "--fold=1",
-       f"--out_dir={out_dir}"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
+    [
+      sys.executable,
+      os.path.join(REPO, 'experiments', 'analyze.py'),
+      f'--workdir={wd}',
+      '--fold=1',
+      f'--out_dir={out_dir}',
+    ],
+    capture_output=True,
+    text=True,
+    env={**os.environ, 'PYTHONPATH': REPO},
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "End-point separation from JP-JP-JP" in proc.stdout
-  for name in ("pca_trajectories.png", "early_recognition.png", "analysis.json", "analysis.md"):
+  assert 'End-point separation from JP-JP-JP' in proc.stdout
+  for name in ('pca_trajectories.png', 'early_recognition.png', 'analysis.json', 'analysis.md'):
     assert os.path.getsize(os.path.join(out_dir, name)) > 0
-  with open(os.path.join(out_dir, "analysis.json")) as f:
+  with open(os.path.join(out_dir, 'analysis.json')) as f:
     res = json.load(f)
   ds = plan.dataset
   names = analysis.video_names(ds.class_names, ds.labels)
-  assert res["sequences"] == list(analysis.DEFAULT_SEQUENCES["synth3a"])
-  for seq, vids in res["videos"].items():
+  assert res['sequences'] == list(analysis.DEFAULT_SEQUENCES['synth3a'])
+  for seq, vids in res['videos'].items():
     assert vids and all(ds.subjects[v] == 1 and names[v] == seq for v in vids)
-  assert set(res["models"]) == set(MODELS)
-  assert res["models"]["mstrnn"]["layer"] == "context2" and res["models"]["lrcn"]["layer"] == "lstm2"
+  assert set(res['models']) == set(MODELS)
+  assert (
+    res['models']['mstrnn']['layer'] == 'context2' and res['models']['lrcn']['layer'] == 'lstm2'
+  )
 
   for m in MODELS:
-    correct, per_fold = [], {seq: [] for seq in res["sequences"][1:]}
+    correct, per_fold = [], {seq: [] for seq in res['sequences'][1:]}
     for subject in range(2):
       idx, out, cfg = _reference(wd, plan, m, subject, with_acts=True)
-      correct.append(np.argmax(np.asarray(out.logits["action"]), -1) == ds.labels["action"][idx][:, None])
+      correct.append(
+        np.argmax(np.asarray(out.logits['action']), -1) == ds.labels['action'][idx][:, None]
+      )
       # End-point separation in the activation space: distance of end points / RMS spread.
-      acts = np.asarray(out.activations[analysis.analysis_layer(cfg)]).reshape(len(idx), ds.videos.shape[1], -1)
+      acts = np.asarray(out.activations[analysis.analysis_layer(cfg)]).reshape(
+        len(idx), ds.videos.shape[1], -1
+      )
       pos = {names[v]: k for k, v in enumerate(idx)}
-      sel = acts[[pos[s] for s in res["sequences"]]]
+      sel = acts[[pos[s] for s in res['sequences']]]
       pts = sel.reshape(-1, sel.shape[-1])
       spread = np.sqrt(np.mean(np.sum((pts - pts.mean(0)) ** 2, -1)))
-      for k, seq in enumerate(res["sequences"][1:], start=1):
+      for k, seq in enumerate(res['sequences'][1:], start=1):
         dist = np.linalg.norm(sel[k, -1] - sel[0, -1]) / spread
         per_fold[seq].append(dist)
         if subject == 1:  # the figure's fold
-          np.testing.assert_allclose(res["models"][m]["separation"][seq]["activations"], dist, rtol=1e-4)
+          np.testing.assert_allclose(
+            res['models'][m]['separation'][seq]['activations'], dist, rtol=1e-4
+          )
     for seq, values in per_fold.items():
-      folds = res["models"][m]["separation"][seq]["folds"]
-      np.testing.assert_allclose(folds["per_fold"], values, rtol=1e-4)
-      np.testing.assert_allclose(folds["mean"], np.mean(values), rtol=1e-4)
+      folds = res['models'][m]['separation'][seq]['folds']
+      np.testing.assert_allclose(folds['per_fold'], values, rtol=1e-4)
+      np.testing.assert_allclose(folds['mean'], np.mean(values), rtol=1e-4)
     # Early recognition: over the held-out videos of both folds.
-    er = res["models"][m]["early_recognition"]
-    assert er["videos"] == 54 and er["folds"] == 2
-    np.testing.assert_allclose(er["accuracy"]["action"], np.concatenate(correct).mean(0), atol=1e-6)
+    er = res['models'][m]['early_recognition']
+    assert er['videos'] == 54 and er['folds'] == 2
+    np.testing.assert_allclose(er['accuracy']['action'], np.concatenate(correct).mean(0), atol=1e-6)
 
 
 def test_analyze_run_names_unknown_sequence_and_bad_fold(workdir, tmp_path):
   wd, _ = workdir
   with pytest.raises(ValueError, match="mstrnn_jax/analysis.py: .*has no video named 'XX-JP-JP'"):
-    analysis.analyze_run(wd, 0, ["JP-JP-JP", "XX-JP-JP"], models=["lrcn"], out_dir=str(tmp_path / "bad"))
-  with pytest.raises(ValueError, match="--fold=2 is not a subject"):
-    analysis.analyze_run(wd, 2, models=["lrcn"], out_dir=str(tmp_path / "bad"))
-  assert not (tmp_path / "bad").exists()
+    analysis.analyze_run(
+      wd, 0, ['JP-JP-JP', 'XX-JP-JP'], models=['lrcn'], out_dir=str(tmp_path / 'bad')
+    )
+  with pytest.raises(ValueError, match='--fold=2 is not a subject'):
+    analysis.analyze_run(wd, 2, models=['lrcn'], out_dir=str(tmp_path / 'bad'))
+  assert not (tmp_path / 'bad').exists()

@@ -1,4 +1,5 @@
 """Orbax save / restore of stacked run states and load_run on a hand-made workdir."""
+
 import json
 import os
 
@@ -15,8 +16,9 @@ import standin_model
 def _states(n_runs=4, seed=0):
   model = standin_model.make()
   tx = train.make_optimizer(train.OptimConfig(lr_values=(0.01,), lr_boundaries=()), 3)
-  keys = jnp.asarray(np.stack([jax.random.key_data(jax.random.key(seed + r))
-                               for r in range(n_runs)]))
+  keys = jnp.asarray(
+    np.stack([jax.random.key_data(jax.random.key(seed + r)) for r in range(n_runs)])
+  )
   return jax.vmap(lambda k: train.create_train_state(model, tx, k))(keys)
 
 
@@ -29,9 +31,10 @@ def test_save_restore_roundtrip_with_sharding(tmp_path):
   for epoch in (1, 2, 3):
     ckpt.save(epoch, states, {'epoch': epoch, 'history': {'x': [[epoch]]}})
   assert ckpt.latest_epoch() == 3
-  assert sorted(os.listdir(tmp_path / 'ck')) == ['2', '3']       # max_to_keep
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=shard),
-                        _states(seed=9))
+  assert sorted(os.listdir(tmp_path / 'ck')) == ['2', '3']  # max_to_keep
+  target = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=shard), _states(seed=9)
+  )
   restored, meta = ckpt.restore(3, target)
   ckpt.close()
   assert meta == {'epoch': 3, 'history': {'x': [[3]]}}
@@ -43,21 +46,34 @@ def test_save_restore_roundtrip_with_sharding(tmp_path):
 
 def test_load_run_drops_padding_and_rebuilds_config(tmp_path):
   config = ec.get_config('tiny', 'synth3a')
-  record = model_records.model_record('mstrnn', 'synth3a', 32, (('action', 27),), 9,
-                                      config.width_scale, {})
+  record = model_records.model_record(
+    'mstrnn', 'synth3a', 32, (('action', 27),), 9, config.width_scale, {}
+  )
   cfg = model_records.model_config_from_record(record)
-  runs = [{'run': r, 'test_subject': r, 'subject_name': f's{r}', 'taus': [2.0, 100.0]}
-          for r in range(3)]
-  variables = [models.init(cfg, jax.random.key(r)) for r in range(4)]       # 3 runs + padding
+  runs = [
+    {'run': r, 'test_subject': r, 'subject_name': f's{r}', 'taus': [2.0, 100.0]} for r in range(3)
+  ]
+  variables = [models.init(cfg, jax.random.key(r)) for r in range(4)]  # 3 runs + padding
   stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *variables)
-  state = {'params': stacked['params'], 'batch_stats': stacked['batch_stats'],
-           'epoch': jnp.full((4,), 5, jnp.int32)}
+  state = {
+    'params': stacked['params'],
+    'batch_stats': stacked['batch_stats'],
+    'epoch': jnp.full((4,), 5, jnp.int32),
+  }
   workdir = tmp_path / 'run'
   os.makedirs(workdir)
   with open(workdir / 'experiment.json', 'w') as f:
-    json.dump({'experiment': ec.to_dict(config), 'dataset': 'synth3a',
-               'dataset_kwargs': ec.dataset_kwargs(config), 'models': {'mstrnn': record},
-               'runs': runs, 'runs_by_model': {'mstrnn': runs}}, f)
+    json.dump(
+      {
+        'experiment': ec.to_dict(config),
+        'dataset': 'synth3a',
+        'dataset_kwargs': ec.dataset_kwargs(config),
+        'models': {'mstrnn': record},
+        'runs': runs,
+        'runs_by_model': {'mstrnn': runs},
+      },
+      f,
+    )
   ckpt = checkpoint.Checkpointer(str(workdir / 'checkpoints' / 'mstrnn'))
   ckpt.save(5, state, {'epoch': 5})
   ckpt.close()
@@ -65,8 +81,9 @@ def test_load_run_drops_padding_and_rebuilds_config(tmp_path):
   assert run.model_cfg == cfg and run.epoch == 5 and run.runs == runs
   assert run.dataset_kwargs == ec.dataset_kwargs(config)
   for r in range(3):
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[r], b),
-                 run.params, variables[r]['params'])
+    jax.tree.map(
+      lambda a, b: np.testing.assert_array_equal(a[r], b), run.params, variables[r]['params']
+    )
   assert jax.tree.leaves(run.params)[0].shape[0] == 3
   with pytest.raises(KeyError, match='lrcn'):
     checkpoint.load_run(str(workdir), model='lrcn')
@@ -75,15 +92,20 @@ def test_load_run_drops_padding_and_rebuilds_config(tmp_path):
 
 
 def test_experiment_record_roundtrip():
-  config = ec.override(ec.get_config('quick', 'synthcl2'),
-                       {'taus': ((2.0, 50.0), (100.0, 150.0)), 'subjects': (1, 2)})
+  config = ec.override(
+    ec.get_config('quick', 'synthcl2'), {'taus': ((2.0, 50.0), (100.0, 150.0)), 'subjects': (1, 2)}
+  )
   assert ec.from_dict(json.loads(json.dumps(ec.to_dict(config)))) == config
 
 
 def _damage(ckpt_dir, epoch):
   """Truncates the array data files of a checkpoint (as a full disk or a bad copy would)."""
-  files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(ckpt_dir, str(epoch)))
-           for f in fs if os.sep + 'd' + os.sep in os.path.join(r, f)]
+  files = [
+    os.path.join(r, f)
+    for r, _, fs in os.walk(os.path.join(ckpt_dir, str(epoch)))
+    for f in fs
+    if os.sep + 'd' + os.sep in os.path.join(r, f)
+  ]
   assert files
   for victim in files:
     with open(victim, 'r+b') as f:
@@ -104,11 +126,14 @@ def test_restore_newest_falls_back_past_a_truncated_checkpoint(tmp_path):
   warnings = []
   epoch, states, meta = ckpt.restore_newest(move_aside=True, warn=warnings.append)
   assert (epoch, meta) == (1, {'epoch': 1})
-  jax.tree.map(np.testing.assert_array_equal, states['params'],
-               jax.tree.map(np.asarray, _states(seed=1).params))
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    states['params'],
+    jax.tree.map(np.asarray, _states(seed=1).params),
+  )
   assert len(warnings) == 1 and 'ck/2' in warnings[0] and 'ck.damaged/2' in warnings[0]
   assert ckpt.epochs() == [1] and os.path.isdir(tmp_path / 'ck.damaged' / '2')
-  ckpt.save(2, _states(seed=2), {'epoch': 2})          # the epoch can be saved again
+  ckpt.save(2, _states(seed=2), {'epoch': 2})  # the epoch can be saved again
   assert ckpt.restore(2)[1] == {'epoch': 2}
   ckpt.close()
 
@@ -124,7 +149,7 @@ def test_restore_newest_without_readable_checkpoint_is_one_line(tmp_path):
   with pytest.raises(checkpoint.CheckpointError, match='no readable checkpoint') as e:
     ckpt.restore_newest(warn=lambda m: None)
   assert '\n' not in str(e.value)
-  assert ckpt.epochs() == [1]                          # without move_aside nothing moves
+  assert ckpt.epochs() == [1]  # without move_aside nothing moves
   with pytest.raises(checkpoint.CheckpointError, match='no such checkpoint'):
     ckpt.restore(7)
   ckpt.close()
@@ -145,6 +170,6 @@ def test_invalid_checkpoint_metadata_names_its_file(tmp_path, text):
     ckpt.restore(2)
   assert '\n' not in str(e.value)
   warnings = []
-  assert ckpt.restore_newest(warn=warnings.append)[0] == 1     # falls back past it
+  assert ckpt.restore_newest(warn=warnings.append)[0] == 1  # falls back past it
   assert len(warnings) == 1 and meta_file in warnings[0]
   ckpt.close()

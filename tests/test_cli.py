@@ -1,4 +1,5 @@
 """The launchers' command line: every experiment-config field reachable, aliases, epochs."""
+
 import json
 import os
 
@@ -9,15 +10,25 @@ from mstrnn_jax import cli, names
 from mstrnn_jax import experiment_configs as ec
 
 # Valid non-default values for the string fields (everything else is derived from the type).
-_STRINGS = {'dataset': 'synthcl1', 'preset': 'tiny', 'model': 'lrcn', 'vote_rule': 'mean_prob',
-            'model_overrides.conv_impl': 'gemm', 'model_overrides.time_layout': 'all_in_scan',
-            'model_overrides.leaky_scan': 'associative', 'stream': 'always'}
+_STRINGS = {
+  'dataset': 'synthcl1',
+  'preset': 'tiny',
+  'model': 'lrcn',
+  'vote_rule': 'mean_prob',
+  'model_overrides.conv_impl': 'gemm',
+  'model_overrides.time_layout': 'all_in_scan',
+  'model_overrides.leaky_scan': 'associative',
+  'stream': 'always',
+}
 
 
 def _flags(*args, **defaults):
   fv, argv = flags.FlagValues(), ['prog', *args]
-  cli.define_flags(**{'dataset': 'synth3a', 'models': names.MODELS + ('all',), **defaults},
-                   flag_values=fv, argv=argv)
+  cli.define_flags(
+    **{'dataset': 'synth3a', 'models': names.MODELS + ('all',), **defaults},
+    flag_values=fv,
+    argv=argv,
+  )
   fv(argv)
   return fv
 
@@ -60,10 +71,20 @@ LEAVES = list(_leaves(ec.get_config('quick', 'synth3a')))
 
 def test_the_walk_covers_every_kind_of_field():
   paths = {p for p, _, _ in LEAVES}
-  assert {'optim.weight_decay', 'optim.lr_boundaries', 'width_scale', 'voting_steps',
-          'eval_batch_size', 'model_overrides.remat', 'model_overrides.bn_momentum',
-          'data.synth3a.noise_std', 'data.synthcl2.num_subjects', 'data.cl1ad.frame_size',
-          'seeds.init', 'seeds.batches'} <= paths
+  assert {
+    'optim.weight_decay',
+    'optim.lr_boundaries',
+    'width_scale',
+    'voting_steps',
+    'eval_batch_size',
+    'model_overrides.remat',
+    'model_overrides.bn_momentum',
+    'data.synth3a.noise_std',
+    'data.synthcl2.num_subjects',
+    'data.cl1ad.frame_size',
+    'seeds.init',
+    'seeds.batches',
+  } <= paths
   assert len(paths) > 60
 
 
@@ -75,14 +96,24 @@ def test_every_config_field_is_a_flag(path, kind, old):
 
 
 def test_the_issue_example_changes_the_config():
-  config = _parse('--config.width_scale=0.25', '--config.voting_steps=3',
-                  '--config.optim.weight_decay=0.001')
+  config = _parse(
+    '--config.width_scale=0.25', '--config.voting_steps=3', '--config.optim.weight_decay=0.001'
+  )
   assert (config.width_scale, config.voting_steps, config.optim.weight_decay) == (0.25, 3, 0.001)
 
 
 def test_short_flags_are_aliases_of_config_fields():
-  config = _parse('--dataset=3acwd', '--preset=quick', '--model=all', '--subjects=0,2', '--seed=4',
-                  '--tau1=2,50', '--tau2=100', '--batch_size=8', '--vote_rule=mean_prob')
+  config = _parse(
+    '--dataset=3acwd',
+    '--preset=quick',
+    '--model=all',
+    '--subjects=0,2',
+    '--seed=4',
+    '--tau1=2,50',
+    '--tau2=100',
+    '--batch_size=8',
+    '--vote_rule=mean_prob',
+  )
   assert config.dataset == 'weizmann_3acwd' and config.preset == 'quick'
   assert (config.model, config.subjects, config.seed, config.batch_size) == ('all', (0, 2), 4, 8)
   assert config.taus == ((2.0, 100.0), (50.0, 100.0)) and config.vote_rule == 'mean_prob'
@@ -96,7 +127,9 @@ def test_short_flags_are_aliases_of_config_fields():
 def test_default_preset_follows_the_dataset():
   assert _parse().preset == 'quick' and _parse('--dataset=cl1ad').preset == 'paper'
   assert _parse(dataset='synthcl2', tau1=['2', '50'], tau2=['100']).taus == (
-      (2.0, 100.0), (50.0, 100.0))
+    (2.0, 100.0),
+    (50.0, 100.0),
+  )
 
 
 def test_epochs_move_the_learning_rate_boundaries():
@@ -116,8 +149,13 @@ def test_seeds_are_separate_fields():
 
 
 def test_config_json_roundtrip():
-  config = _parse('--dataset=synthcl2', '--tau1=2,50', '--tau2=100,150', '--subjects=1,2',
-                  '--config.model_overrides.feature_widths=(4,8)')
+  config = _parse(
+    '--dataset=synthcl2',
+    '--tau1=2,50',
+    '--tau2=100,150',
+    '--subjects=1,2',
+    '--config.model_overrides.feature_widths=(4,8)',
+  )
   assert ec.from_dict(ec.to_dict(config)) == config
 
 
@@ -127,19 +165,26 @@ def test_resume_alone_reads_the_config_back(tmp_path):
     json.dump({'experiment': ec.to_dict(stored)}, f)
   assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}')) == stored
   # Settings given with --resume are set on the stored config (launch then compares them).
-  got = cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}', '--epochs=9',
-                                  '--model=lrcn', '--config.optim.clip=4.0'))
+  got = cli.resolve_config(
+    _flags(
+      '--resume', f'--workdir={tmp_path}', '--epochs=9', '--model=lrcn', '--config.optim.clip=4.0'
+    )
+  )
   assert (got.dataset, got.epochs, got.model, got.optim.clip) == ('synthcl1', 9, 'lrcn', 4.0)
   assert got.optim.lr_boundaries == stored.optim.lr_boundaries
-  assert cli.resolve_config(_flags('--resume', f'--workdir={tmp_path}', '--dataset=synth3a',
-                                   '--tau1=2', '--tau2=50')).taus == ((2.0, 50.0),)
+  assert cli.resolve_config(
+    _flags('--resume', f'--workdir={tmp_path}', '--dataset=synth3a', '--tau1=2', '--tau2=50')
+  ).taus == ((2.0, 50.0),)
 
 
-@pytest.mark.parametrize('args, flag', [
+@pytest.mark.parametrize(
+  'args, flag',
+  [
     (('--subjects=a',), '--subjects=a: expected comma-separated integers'),
     (('--tau1=2,abc', '--tau2=100'), '--tau1=2,abc: expected comma-separated numbers'),
     (('--tau1=2', '--tau2=x'), '--tau2=x'),
-])
+  ],
+)
 def test_bad_list_values_name_their_flag(args, flag):
   with pytest.raises(ValueError, match=flag):
     _parse(*args)

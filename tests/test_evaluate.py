@@ -1,4 +1,5 @@
 """Voting-period prediction, accuracies, best-epoch selection and tables (numpy references)."""
+
 import numpy as np
 import pytest
 import jax.numpy as jnp
@@ -35,8 +36,9 @@ def test_mean_prob_matches_reference():
   logits = np.random.default_rng(1).normal(size=(6, 5, 9)).astype(np.float64)
   p = np.exp(logits - logits.max(-1, keepdims=True))
   p /= p.sum(-1, keepdims=True)
-  np.testing.assert_array_equal(evaluate.predict(jnp.asarray(logits), 'mean_prob'),
-                                p.mean(1).argmax(-1))
+  np.testing.assert_array_equal(
+    evaluate.predict(jnp.asarray(logits), 'mean_prob'), p.mean(1).argmax(-1)
+  )
   with pytest.raises(ValueError, match='vote rule'):
     evaluate.predict(jnp.asarray(logits), 'median')
 
@@ -46,12 +48,18 @@ def test_correct_flags_uses_last_steps_and_joint():
   b, t = 3, 6
   ado = np.zeros((b, t, 3), np.float32)
   action = np.zeros((b, t, 2), np.float32)
-  ado[:, :3, 0] = 9.0          # early steps say class 0 ...
-  ado[:, 3:, 2] = 9.0          # ... the voting period (last 3) says class 2
+  ado[:, :3, 0] = 9.0  # early steps say class 0 ...
+  ado[:, 3:, 2] = 9.0  # ... the voting period (last 3) says class 2
   action[:, :, 1] = 9.0
   labels = np.array([[2, 1], [2, 0], [0, 1]], np.int32)
-  flags = np.asarray(evaluate.correct_flags({'ado': jnp.asarray(ado), 'action': jnp.asarray(action)},
-                                            jnp.asarray(labels), heads, voting_steps=3))
+  flags = np.asarray(
+    evaluate.correct_flags(
+      {'ado': jnp.asarray(ado), 'action': jnp.asarray(action)},
+      jnp.asarray(labels),
+      heads,
+      voting_steps=3,
+    )
+  )
   np.testing.assert_array_equal(flags, [[1, 1, 1], [1, 0, 0], [0, 1, 0]])
 
 
@@ -79,8 +87,9 @@ def test_mean_se_known_values():
 
 def test_summarize_group_reports_heads_at_joint_best_epoch():
   # 2 folds, 3 epochs, heads (a, b) + joint.
-  acc = np.array([[[50, 40, 30], [60, 70, 55], [90, 10, 10]],
-                  [[80, 80, 80], [20, 20, 20], [30, 30, 30]]], float)
+  acc = np.array(
+    [[[50, 40, 30], [60, 70, 55], [90, 10, 10]], [[80, 80, 80], [20, 20, 20], [30, 30, 30]]], float
+  )
   s = evaluate.summarize_group(acc, ['a', 'b'])
   assert s['best_epoch'] == [2, 1]
   assert s['per_fold']['a'] == [60, 80]
@@ -89,7 +98,9 @@ def test_summarize_group_reports_heads_at_joint_best_epoch():
 
 
 def test_tables_layout():
-  s = evaluate.summarize_group(np.array([[[50.0, 40.0, 30.0]], [[70.0, 60.0, 50.0]]]), ['ado', 'action'])
+  s = evaluate.summarize_group(
+    np.array([[[50.0, 40.0, 30.0]], [[70.0, 60.0, 50.0]]]), ['ado', 'action']
+  )
   heads = (('ado', 4), ('action', 9))
   table = evaluate.model_table({'mstrnn': s, 'lrcn': s}, heads)
   assert '| Ado | Accuracy | 60.00±10.00 | 60.00±10.00 |' in table

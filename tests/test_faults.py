@@ -3,6 +3,7 @@
 One finished tiny MSTRNN run (2 epochs, a checkpoint per epoch) is shared; tests that change a
 workdir change a copy of it.
 """
+
 import json
 import os
 import shutil
@@ -61,7 +62,7 @@ def test_model_families_coexist_in_one_workdir(finished, tmp_path):
   before_files, before = _files(wd), _json(wd, 'results.json')['models']['mstrnn']
   before_rows = _csv_rows(wd, 'mstrnn')
   launch.launch(_tiny(model='lrcn'), workdir=wd, resume=True, **QUIET)
-  assert before_files <= _files(wd)                         # nothing written disappears
+  assert before_files <= _files(wd)  # nothing written disappears
   res = _json(wd, 'results.json')
   assert list(res['models']) == ['mstrnn', 'lrcn'] and res['final']
   assert res['models']['mstrnn'] == before
@@ -104,9 +105,11 @@ def test_resume_names_only_the_differing_fields(finished):
 
 def test_resume_with_more_epochs_keeps_the_stored_lr_boundaries():
   old = ec.get_config('quick', 'synth3a')
-  assert old.optim.lr_boundaries                           # the test needs a schedule
-  for new in (ec.with_epochs(old, 2 * old.epochs),         # what --epochs gives
-              ec.override(old, {'epochs': 2 * old.epochs})):
+  assert old.optim.lr_boundaries  # the test needs a schedule
+  for new in (
+    ec.with_epochs(old, 2 * old.epochs),  # what --epochs gives
+    ec.override(old, {'epochs': 2 * old.epochs}),
+  ):
     got = workdirs.resume_config(old, new)
     assert got.epochs == 2 * old.epochs and got.optim.lr_boundaries == old.optim.lr_boundaries
   other = ec.override(old, {'optim.lr_boundaries': (1, 2)})
@@ -129,7 +132,8 @@ def test_adding_lrcn_to_a_sweep_needs_no_tau_flags():
 # 4 + 12. Train further; a non-finite loss keeps the last finite epoch's checkpoint.
 @pytest.mark.slow
 def test_nonfinite_loss_keeps_the_last_checkpoint_and_resume_trains_further(
-    finished, tmp_path, monkeypatch):
+  finished, tmp_path, monkeypatch
+):
   wd = _copy(finished, tmp_path)
   before = _json(wd, 'results.json')['models']['mstrnn']
   real = parallel.to_host
@@ -144,7 +148,7 @@ def test_nonfinite_loss_keeps_the_last_checkpoint_and_resume_trains_further(
   msg = str(e.value)
   assert 'at epoch 3' in msg and 'checkpoint of epoch 2' in msg and '\n' not in msg
   assert 'learning rate 0.005' in msg and 'data of synth3a' in msg
-  assert 'time constants' not in msg                       # taus (2, 100) are not small
+  assert 'time constants' not in msg  # taus (2, 100) are not small
   ckpt = checkpoint.Checkpointer(os.path.join(wd, 'checkpoints', 'mstrnn'))
   assert ckpt.latest_epoch() == 2
   ckpt.close()
@@ -167,13 +171,23 @@ def test_nonfinite_causes_name_small_time_constants_and_no_clipping():
 
 # 5. analyze.py on a damaged newest checkpoint; an explicit damaged --epoch.
 def _analyze(*args):
-  return subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'analyze.py'), *args],
-                        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+  return subprocess.run(
+    [sys.executable, os.path.join(ROOT, 'experiments', 'analyze.py'), *args],
+    cwd=ROOT,
+    env=ENV,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
 
 
 def _damage(ckpt_dir, epoch):
-  files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(ckpt_dir, str(epoch)))
-           for f in fs if os.sep + 'd' + os.sep in os.path.join(r, f)]
+  files = [
+    os.path.join(r, f)
+    for r, _, fs in os.walk(os.path.join(ckpt_dir, str(epoch)))
+    for f in fs
+    if os.sep + 'd' + os.sep in os.path.join(r, f)
+  ]
   assert files
   for victim in files:
     with open(victim, 'r+b') as f:
@@ -192,19 +206,23 @@ def random_two_epoch_workdir(tmp_path):
   ckpt = checkpoint.Checkpointer(os.path.join(wd, 'checkpoints', 'mstrnn'))
   for epoch in (1, 2):
     rng = np.random.default_rng(epoch)
-    params = jax.tree.map(lambda s: rng.normal(0, 0.4, (2,) + s.shape).astype(np.float32),
-                          shapes['params'])
+    params = jax.tree.map(
+      lambda s: rng.normal(0, 0.4, (2,) + s.shape).astype(np.float32), shapes['params']
+    )
     stats = jax.tree_util.tree_map_with_path(
-        lambda path, s: (rng.uniform(0.5, 1.5, (2,) + s.shape) if path[-1].key == 'var'
-                         else rng.normal(0, 0.1, (2,) + s.shape)).astype(np.float32),
-        shapes['batch_stats'])
+      lambda path, s: (
+        rng.uniform(0.5, 1.5, (2,) + s.shape)
+        if path[-1].key == 'var'
+        else rng.normal(0, 0.1, (2,) + s.shape)
+      ).astype(np.float32),
+      shapes['batch_stats'],
+    )
     ckpt.save(epoch, {'params': params, 'batch_stats': stats}, {'epoch': epoch, 'history': {}})
   ckpt.close()
   return wd
 
 
-def test_analyze_falls_back_past_a_truncated_newest_checkpoint(random_two_epoch_workdir,
-                                                               tmp_path):
+def test_analyze_falls_back_past_a_truncated_newest_checkpoint(random_two_epoch_workdir, tmp_path):
   wd = random_two_epoch_workdir
   _damage(os.path.join(wd, 'checkpoints', 'mstrnn'), 2)
   proc = _analyze(f'--workdir={wd}', '--epoch=2')
@@ -217,25 +235,29 @@ def test_analyze_falls_back_past_a_truncated_newest_checkpoint(random_two_epoch_
   warnings = [line for line in proc.stderr.splitlines() if line.startswith('warning:')]
   assert len(warnings) == 1 and 'checkpoints/mstrnn/2' in warnings[0]
   assert _json(str(tmp_path / 'a'), 'analysis.json')['models']['mstrnn']['epoch'] == 1
-  assert os.path.isdir(os.path.join(wd, 'checkpoints', 'mstrnn', '2'))   # analysis moves nothing
+  assert os.path.isdir(os.path.join(wd, 'checkpoints', 'mstrnn', '2'))  # analysis moves nothing
 
 
 def test_analyze_usage_error_is_one_line():
   proc = _analyze('--workdir=x', 'stray')
   assert proc.returncode != 0
   assert proc.stderr.strip().splitlines() == [
-      "error: unexpected arguments ['stray']; every setting is a flag --name=value (list them "
-      'with --helpshort).']
+    "error: unexpected arguments ['stray']; every setting is a flag --name=value (list them "
+    'with --helpshort).'
+  ]
 
 
 # 9. Time constants.
-@pytest.mark.parametrize('values, message', [
+@pytest.mark.parametrize(
+  'values, message',
+  [
     (dict(taus=((float('nan'), 100.0),)), 'finite and >= 1'),
     (dict(taus=((2.0, float('inf')),)), 'finite and >= 1'),
     (dict(taus=((0.5, 100.0),)), 'finite and >= 1'),
     (dict(taus=((2.0, 100.0),), model='lrcn'), 'lrcn has no time constants'),
     (dict(**{'model_overrides.taus': (0.9, 3.0)}), '--config.model_overrides.taus'),
-])
+  ],
+)
 def test_bad_time_constants_are_rejected_before_any_work(values, message):
   with pytest.raises(ValueError, match=message) as e:
     plan.validate(_tiny(**values))
@@ -249,8 +271,9 @@ def test_all_models_with_taus_runs_lrcn_without_them():
 # 11. Read-only workdir / output folder.
 def test_read_only_folders_are_refused_first(tmp_path, monkeypatch):
   real = os.access
-  monkeypatch.setattr(os, 'access', lambda p, mode: False if str(tmp_path) in str(p)
-                      else real(p, mode))
+  monkeypatch.setattr(
+    os, 'access', lambda p, mode: False if str(tmp_path) in str(p) else real(p, mode)
+  )
   with pytest.raises(ValueError, match='--workdir=.*not a writable folder'):
     launch.launch(_tiny(), workdir=str(tmp_path / 'w'), **QUIET)
   with pytest.raises(ValueError, match='--out_dir=.*not a writable folder'):

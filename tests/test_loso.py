@@ -1,5 +1,6 @@
 """The LOSO driver (plan -> epoch loop -> results) end to end on the tiny preset (real MSTRNN,
 3-subject synth3a)."""
+
 import glob
 import json
 import os
@@ -24,15 +25,14 @@ def tiny_run(tmp_path_factory):
 
 def test_results_files_and_summary(tiny_run):
   p, workdir, out = tiny_run
-  for name in ('experiment.json', 'results.json', 'results.md', 'metrics.csv',
-               'curves_mstrnn.png'):
+  for name in ('experiment.json', 'results.json', 'results.md', 'metrics.csv', 'curves_mstrnn.png'):
     assert os.path.exists(os.path.join(workdir, name)), name
   with open(os.path.join(workdir, 'results.json')) as f:
     res = json.load(f)
   entry = res['models']['mstrnn']
   assert res['final'] and entry['epochs_done'] == p.config.epochs
   test_acc = np.asarray(entry['history']['test_acc'])
-  assert test_acc.shape == (3, p.config.epochs, 2)          # 3 folds, epochs, action + joint
+  assert test_acc.shape == (3, p.config.epochs, 2)  # 3 folds, epochs, action + joint
   assert [r['test_subject'] for r in entry['runs']] == [0, 1, 2]
   want = evaluate.summarize_group(test_acc, ['action'])
   got = dict(entry['summary']['2,100'])
@@ -55,16 +55,22 @@ def test_checkpoint_reproduces_last_epoch_accuracy(tiny_run):
   for r, info in enumerate(run.runs):
     idx = np.nonzero(ds.subjects == info['test_subject'])[0]
     x = pipeline.center_crop(jnp.asarray(ds.videos[idx]), ds.crop_size).astype(jnp.float32) / 255
-    logits = models.apply(run.model_cfg, jax.tree.map(lambda a: a[r], run.params),
-                          jax.tree.map(lambda a: a[r], run.batch_stats), x,
-                          jnp.asarray(info['taus'], jnp.float32), train=False).logits
-    pred = np.asarray(evaluate.predict(logits['action'][:, -p.config.voting_steps:]))
+    logits = models.apply(
+      run.model_cfg,
+      jax.tree.map(lambda a: a[r], run.params),
+      jax.tree.map(lambda a: a[r], run.batch_stats),
+      x,
+      jnp.asarray(info['taus'], jnp.float32),
+      train=False,
+    ).logits
+    pred = np.asarray(evaluate.predict(logits['action'][:, -p.config.voting_steps :]))
     acc = 100.0 * np.mean(pred == ds.labels['action'][idx])
     assert acc == pytest.approx(last[r], abs=1e-6), r
 
 
 def test_events_read_back_with_tensorboard(tiny_run):
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+
   p, workdir, out = tiny_run
   acc = event_accumulator.EventAccumulator(os.path.join(workdir, 'events', 'mstrnn'))
   acc.Reload()
@@ -78,15 +84,19 @@ def test_events_read_back_with_tensorboard(tiny_run):
 def test_experiment_json_rebuilds_the_config(tiny_run):
   _, workdir, _ = tiny_run
   from mstrnn_jax import workdir as wd  # pylint: disable=g-import-not-at-top
+
   assert wd.read_config(workdir) == ec.get_config('tiny', 'synth3a')
 
 
-@pytest.mark.parametrize('change, message', [
+@pytest.mark.parametrize(
+  'change, message',
+  [
     (dict(taus=((0.0, 100.0),)), 'must be finite and >= 1'),
     (dict(batch_size=100), 'larger than the smallest training set'),
     (dict(subjects=(7,)), 'not in synth3a'),
     (dict(voting_steps=50), 'exceeds the video length'),
-])
+  ],
+)
 def test_bad_settings_fail_before_compiling(change, message):
   config = ec.override(ec.get_config('tiny', 'synth3a'), change)
   with pytest.raises(ValueError, match=message):
@@ -101,9 +111,10 @@ def test_unknown_dataset_and_unprepared_real_dataset(tmp_path):
 
 
 def test_nonfinite_loss_stops_and_keeps_last_results(tmp_path):
-  config = ec.override(ec.get_config('tiny', 'synth3a'), {
-      'epochs': 3, 'subjects': (0,), 'optim.lr_values': (1e-3, 1e38),
-      'optim.lr_boundaries': (1,)})
+  config = ec.override(
+    ec.get_config('tiny', 'synth3a'),
+    {'epochs': 3, 'subjects': (0,), 'optim.lr_values': (1e-3, 1e38), 'optim.lr_boundaries': (1,)},
+  )
   p = plan.plan(config)
   workdir = str(tmp_path / 'nan')
   with pytest.raises(epoch_loop.NonFiniteLossError, match=r'epoch 2, step \d+'):
@@ -123,5 +134,7 @@ def test_batch_order_and_initialisation_seed_separately():
   assert not np.array_equal(np.asarray(states.key), np.asarray(states2.key))
   p3 = plan.plan(ec.override(base, {'seeds.init': 7}))
   states3 = epoch_loop.initial_states(epoch_loop.setup(p3, 'mstrnn'))
-  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(states.params),
-                                                      jax.tree.leaves(states3.params)))
+  assert any(
+    not np.array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(states.params), jax.tree.leaves(states3.params))
+  )

@@ -5,6 +5,7 @@ two processes; the results must equal a single-process run over two simulated de
 same per-device programs; `test_parallel.py` shows N simulated devices == one device), and
 only process 0 may write files outside the checkpoints (which orbax writes from every process).
 """
+
 import json
 import os
 import socket
@@ -19,7 +20,7 @@ ARGS = ['--preset=tiny', '--epochs=1']
 
 # Runs experiments/run.py in this interpreter, logging every file write / mkdir / rename /
 # removal under the workdir (argv[2]) to argv[1], one JSON line each (Python audit hooks).
-AUDITED_RUN = textwrap.dedent('''
+AUDITED_RUN = textwrap.dedent("""
     import json, os, runpy, sys
     log_path, workdir = sys.argv[1], os.path.realpath(sys.argv[2])
     WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -47,7 +48,7 @@ AUDITED_RUN = textwrap.dedent('''
     sys.addaudithook(hook)
     sys.argv = ['experiments/run.py'] + sys.argv[3:]
     runpy.run_path('experiments/run.py', run_name='__main__')
-''')
+""")
 
 
 def _free_port() -> int:
@@ -63,17 +64,26 @@ def _env(**extra) -> dict:
 
 
 def _audited(log, workdir, args, env):
-  return subprocess.Popen([sys.executable, '-c', AUDITED_RUN, str(log), str(workdir), *args],
-                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+  return subprocess.Popen(
+    [sys.executable, '-c', AUDITED_RUN, str(log), str(workdir), *args],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
 
 
 def _results(workdir):
   with open(workdir / 'results.json') as f:
     results = json.load(f)
   model = results['models']['mstrnn']
-  return {'history': model['history'], 'summary': model['summary'], 'runs': model['runs'],
-          'tables': results['tables']}
+  return {
+    'history': model['history'],
+    'summary': model['summary'],
+    'runs': model['runs'],
+    'tables': results['tables'],
+  }
 
 
 def _written(log):
@@ -85,15 +95,25 @@ def _written(log):
 def test_two_processes_equal_one_and_only_process_0_writes(tmp_path):
   multi, single = tmp_path / 'multi', tmp_path / 'single'
   port = _free_port()
-  procs = [_audited(tmp_path / f'writes{i}.jsonl', multi,
-                    ['--multihost', *ARGS, f'--workdir={multi}'],
-                    _env(JAX_COORDINATOR_ADDRESS=f'127.0.0.1:{port}', JAX_NUM_PROCESSES='2',
-                         JAX_PROCESS_ID=str(i)))
-           for i in range(2)]
+  procs = [
+    _audited(
+      tmp_path / f'writes{i}.jsonl',
+      multi,
+      ['--multihost', *ARGS, f'--workdir={multi}'],
+      _env(
+        JAX_COORDINATOR_ADDRESS=f'127.0.0.1:{port}', JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i)
+      ),
+    )
+    for i in range(2)
+  ]
   reference = subprocess.run(
-      [sys.executable, 'experiments/run.py', *ARGS, f'--workdir={single}'], cwd=ROOT,
-      env=_env(XLA_FLAGS='--xla_force_host_platform_device_count=2'), capture_output=True,
-      text=True, timeout=600)
+    [sys.executable, 'experiments/run.py', *ARGS, f'--workdir={single}'],
+    cwd=ROOT,
+    env=_env(XLA_FLAGS='--xla_force_host_platform_device_count=2'),
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   outputs = [p.communicate(timeout=600) for p in procs]
   for p, (_, err) in zip(procs, outputs):
     assert p.returncode == 0, err[-3000:]

@@ -1,4 +1,5 @@
 """Your own videos end to end: a folder of clips -> the tiny preset through the CLI -> predict."""
+
 import csv
 import json
 import os
@@ -21,7 +22,7 @@ from mstrnn_jax import (
 from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax.data import pipeline, stream, toy_videos
 
-CLASSES = ('left', 'right')   # the same frames in opposite order: only time tells them apart
+CLASSES = ('left', 'right')  # the same frames in opposite order: only time tells them apart
 
 
 def _config(*args):
@@ -41,20 +42,29 @@ def trained(tmp_path_factory):
   """A 4-subject folder trained with the tiny preset, subjects grouped into 2 folds."""
   tmp = tmp_path_factory.mktemp('own')
   root = toy_videos.make_folder(tmp / 'moving', subjects=4, classes=CLASSES, clips_per_class=1)
-  config = _config(f'--dataset=folder:{root}', '--preset=tiny', '--epochs=1',
-                   '--config.folds=2')
+  config = _config(f'--dataset=folder:{root}', '--preset=tiny', '--epochs=1', '--config.folds=2')
   workdir = str(tmp / 'run')
-  launch.launch(config, workdir=workdir, data_dir=str(tmp / 'data'), progress=False,
-                log=lambda s: None)
+  launch.launch(
+    config, workdir=workdir, data_dir=str(tmp / 'data'), progress=False, log=lambda s: None
+  )
   return root, workdir, tmp
 
 
 def test_folder_config_fields_and_presets(tmp_path):
-  config = _config(f'--dataset=folder:{tmp_path}', '--preset=tiny',
-                   '--config.data.folder.fps=5', '--config.folds=3')
+  config = _config(
+    f'--dataset=folder:{tmp_path}',
+    '--preset=tiny',
+    '--config.data.folder.fps=5',
+    '--config.folds=3',
+  )
   assert config.dataset == f'folder:{tmp_path.resolve()}' and config.folds == 3
-  assert ec.dataset_kwargs(config) == {'frame_size': 36, 'crop_margin': 4, 'fps': 5.0,
-                                           'frame_step': 1, 'skip_bad_clips': False}
+  assert ec.dataset_kwargs(config) == {
+    'frame_size': 36,
+    'crop_margin': 4,
+    'fps': 5.0,
+    'frame_step': 1,
+    'skip_bad_clips': False,
+  }
   assert ec.default_preset(f'folder:{tmp_path}') == 'quick'
   for preset in ec.PRESETS:
     assert ec.get_config(preset, f'folder:{tmp_path}').data.folder.frame_step == 1
@@ -83,8 +93,13 @@ def test_predict_one_clip_names_classes_and_writes_files(trained, tmp_path):
   assert _json(files['json'])['clips'][0]['decision'] == c['decision']
   with open(files['csv']) as f:
     rows = list(csv.DictReader(f))
-  assert len(rows) == 8 and set(rows[0]) == {'clip', 'frame', 'in_voting_period', 'class:left',
-                                             'class:right'}
+  assert len(rows) == 8 and set(rows[0]) == {
+    'clip',
+    'frame',
+    'in_voting_period',
+    'class:left',
+    'class:right',
+  }
   table = predict.format_table(result)
   assert 'left' in table and 'right' in table and 'ensemble of 2 folds' in table
   figures = predict.write_figure(result, str(tmp_path / 'p.png'))
@@ -95,8 +110,10 @@ def test_predict_one_clip_names_classes_and_writes_files(trained, tmp_path):
 def test_ensemble_is_the_mean_of_the_folds(trained):
   root, workdir, _ = trained
   clip = str(root / 'subject3' / 'left' / 'clip0.avi')
-  per_fold = [np.asarray(predict.predict(workdir, clip, fold=k)['clips'][0]['probabilities']
-                         ['class']) for k in (0, 1)]
+  per_fold = [
+    np.asarray(predict.predict(workdir, clip, fold=k)['clips'][0]['probabilities']['class'])
+    for k in (0, 1)
+  ]
   ensemble = np.asarray(predict.predict(workdir, clip)['clips'][0]['probabilities']['class'])
   np.testing.assert_allclose(ensemble, np.mean(per_fold, axis=0), atol=1e-6)
   assert predict.predict(workdir, clip, fold=1)['runs'][0]['subject_name'] == 'subject2+subject3'
@@ -117,8 +134,14 @@ def test_longer_clips_equal_the_full_sequence_model(trained):
   probs = predict.clip_probabilities(loaded, [1], video, prep.crop_size)['class'][0]
   x = pipeline.to_float(pipeline.center_crop(video[None], prep.crop_size))
   run = lambda tree: jax.tree.map(lambda a: a[1], tree)
-  logits = models.apply(loaded.model_cfg, run(loaded.params), run(loaded.batch_stats), x,
-                        np.asarray(loaded.runs[1]['taus'], np.float32), False).logits['class']
+  logits = models.apply(
+    loaded.model_cfg,
+    run(loaded.params),
+    run(loaded.batch_stats),
+    x,
+    np.asarray(loaded.runs[1]['taus'], np.float32),
+    False,
+  ).logits['class']
   np.testing.assert_allclose(probs, np.asarray(jax.nn.softmax(logits[0])), atol=1e-5)
   result = predict.predict(workdir, str(tmp / 'long'))
   assert result['clips'][0]['frames'] == 24 and result['clips'][0]['name'] == 'long.avi'
@@ -126,8 +149,9 @@ def test_longer_clips_equal_the_full_sequence_model(trained):
 
 def test_analysis_defaults_come_from_the_dataset_classes(trained):
   root, _, tmp = trained
-  ds = pipeline.load_dataset(f'folder:{root}', data_dir=str(tmp / 'data'), frame_size=36,
-                             crop_margin=4)
+  ds = pipeline.load_dataset(
+    f'folder:{root}', data_dir=str(tmp / 'data'), frame_size=36, crop_margin=4
+  )
   grouped = analysis.by_fold(ds, 2)
   assert grouped.subject_names == ['subject0+subject1', 'subject2+subject3']
   assert list(grouped.subjects) == [0, 0, 0, 0, 1, 1, 1, 1]
@@ -156,12 +180,18 @@ def test_streamed_training_equals_in_memory(trained, monkeypatch):
       super().__init__(*args, **kwargs)
 
   monkeypatch.setattr(stream, 'BatchStream', Counting)
-  config = _config(f'--dataset=folder:{root}', '--preset=tiny', '--epochs=1',
-                   '--config.folds=2', '--config.stream=always', '--config.eval_stats=running')
+  config = _config(
+    f'--dataset=folder:{root}',
+    '--preset=tiny',
+    '--epochs=1',
+    '--config.folds=2',
+    '--config.stream=always',
+    '--config.eval_stats=running',
+  )
   out = str(tmp / 'streamed')
-  launch.launch(config, workdir=out, data_dir=str(tmp / 'data'), progress=False,
-                log=lambda s: None)
-  assert len(opened) == 2   # one epoch: its training steps and the evaluation
+  launch.launch(config, workdir=out, data_dir=str(tmp / 'data'), progress=False, log=lambda s: None)
+  assert len(opened) == 2  # one epoch: its training steps and the evaluation
+
   def history(w):
     return _json(w, 'results.json')['models']['mstrnn']['history']
 
@@ -175,10 +205,12 @@ def test_stream_mode_choice(trained, tmp_path):
   base = [f'--dataset=folder:{root}', '--preset=tiny']
   load = lambda *a: stream_loop.load_folder(_config(*base, *a), str(tmp / 'data'))
   assert not stream_loop.is_streamed(load())
-  assert stream_loop.is_streamed(load('--config.data_memory_budget_mib=0.1',
-                                      '--config.eval_stats=running'))
-  assert not stream_loop.is_streamed(load('--config.data_memory_budget_mib=0.1',
-                                          '--config.stream=never'))
+  assert stream_loop.is_streamed(
+    load('--config.data_memory_budget_mib=0.1', '--config.eval_stats=running')
+  )
+  assert not stream_loop.is_streamed(
+    load('--config.data_memory_budget_mib=0.1', '--config.stream=never')
+  )
   lazy = load('--config.stream=always', '--config.eval_stats=running')
   with pytest.raises(ValueError, match='--config.eval_stats=running'):
     load('--config.stream=always')
@@ -189,9 +221,12 @@ def test_stream_mode_choice(trained, tmp_path):
 
 def test_preprocessing_follows_the_run():
   summary = {'videos': [9, 8, 36, 36, 3], 'crop_size': 32}
-  assert predict.preprocessing({'dataset': 'synth3a', 'dataset_summary': summary,
-                                'dataset_kwargs': {'seed': 0}}) == predict.Preprocessing(36, 32)
-  folder = {'dataset': 'folder:/x', 'dataset_summary': {**summary, 'videos': [9, 8, 64, 64, 3],
-                                                        'crop_size': 58},
-            'dataset_kwargs': {'frame_size': 64, 'fps': 10.0, 'frame_step': 2}}
+  assert predict.preprocessing(
+    {'dataset': 'synth3a', 'dataset_summary': summary, 'dataset_kwargs': {'seed': 0}}
+  ) == predict.Preprocessing(36, 32)
+  folder = {
+    'dataset': 'folder:/x',
+    'dataset_summary': {**summary, 'videos': [9, 8, 64, 64, 3], 'crop_size': 58},
+    'dataset_kwargs': {'frame_size': 64, 'fps': 10.0, 'frame_step': 2},
+  }
   assert predict.preprocessing(folder) == predict.Preprocessing(64, 58, 10.0, 2)

@@ -1,4 +1,5 @@
 """Run-axis sharding: padding helpers, and N simulated CPU devices == one device."""
+
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Trains 3 stand-in runs for 2 epochs and evaluates them on all devices of this process;
 # prints losses, a parameter leaf and the evaluation flags as JSON.
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
     sys.path.insert(0, 'tests')
@@ -44,14 +45,24 @@ SCRIPT = textwrap.dedent('''
     out = parallel.to_host({'loss': m.loss, 'w': states.params['proj']['w'], 'flags': flags})
     print(json.dumps({'devices': jax.device_count(), 'n_pad': n_pad,
                       **{k: np.asarray(v)[:3].tolist() for k, v in out.items()}}))
-''')
+""")
 
 
 def _run(devices, run_chunk):
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
-             JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
-  proc = subprocess.run([sys.executable, '-c', SCRIPT, str(run_chunk).lower()], cwd=ROOT,
-                        env=env, capture_output=True, text=True, timeout=300)
+  env = dict(
+    os.environ,
+    XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
+    JAX_PLATFORMS='cpu',
+    PYTHONPATH=ROOT,
+  )
+  proc = subprocess.run(
+    [sys.executable, '-c', SCRIPT, str(run_chunk).lower()],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 

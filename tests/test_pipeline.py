@@ -10,7 +10,7 @@ from mstrnn_jax.data import pipeline
 
 def _coded_videos(b=3, t=4, h=9, w=11):
   """Videos whose pixel values encode (video, time, y, x), so a crop reveals its offset."""
-  v, tt, y, x = np.meshgrid(np.arange(b), np.arange(t), np.arange(h), np.arange(w), indexing="ij")
+  v, tt, y, x = np.meshgrid(np.arange(b), np.arange(t), np.arange(h), np.arange(w), indexing='ij')
   return np.stack([v * 10 + tt, y, x], -1).astype(np.int32)
 
 
@@ -41,18 +41,18 @@ def test_center_crop_known_values():
   videos = _coded_videos(h=10, w=12)
   out = np.asarray(pipeline.center_crop(jnp.asarray(videos), 6))
   np.testing.assert_array_equal(out, videos[:, :, 2:8, 3:9])
-  with pytest.raises(ValueError, match="larger than the frames"):
+  with pytest.raises(ValueError, match='larger than the frames'):
     pipeline.center_crop(jnp.asarray(videos), 11)
 
 
 def test_names_and_aliases():
-  assert pipeline.canonical_name("3ACWD") == "weizmann_3acwd"
-  with pytest.raises(ValueError, match="synth3a.*cl2ad"):
-    pipeline.load_dataset("kinetics")
+  assert pipeline.canonical_name('3ACWD') == 'weizmann_3acwd'
+  with pytest.raises(ValueError, match='synth3a.*cl2ad'):
+    pipeline.load_dataset('kinetics')
 
 
 def test_loso_folds_partition_by_subject():
-  ds = pipeline.load_dataset("synth3a", frame_size=16, crop_margin=2, num_subjects=4)
+  ds = pipeline.load_dataset('synth3a', frame_size=16, crop_margin=2, num_subjects=4)
   folds = pipeline.loso_folds(ds)
   assert [f.test_subject for f in folds] == [0, 1, 2, 3]
   for f in folds:
@@ -60,7 +60,7 @@ def test_loso_folds_partition_by_subject():
     assert (ds.subjects[f.train_idx] != f.test_subject).all()
     assert len(f.train_idx) + len(f.test_idx) == len(ds)
   np.testing.assert_array_equal(
-      np.sort(np.concatenate([f.test_idx for f in folds])), np.arange(len(ds))
+    np.sort(np.concatenate([f.test_idx for f in folds])), np.arange(len(ds))
   )
-  spec = pipeline.dataset_spec("synth3a", frame_size=16, crop_margin=2, num_subjects=4)
+  spec = pipeline.dataset_spec('synth3a', frame_size=16, crop_margin=2, num_subjects=4)
   assert (spec.t_max, spec.num_videos, spec.crop_size) == (ds.t_max, len(ds), ds.crop_size)

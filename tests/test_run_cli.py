@@ -1,4 +1,5 @@
 """experiments/run.py as a user runs it: flag errors, dry run, SIGKILL + --resume."""
+
 import json
 import os
 import signal
@@ -14,19 +15,25 @@ ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
 
 
 def _run(*args, timeout=300):
-  return subprocess.run(RUN + list(args), cwd=ROOT, env=ENV, capture_output=True, text=True,
-                        timeout=timeout)
+  return subprocess.run(
+    RUN + list(args), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout
+  )
 
 
-@pytest.mark.parametrize('args, message', [
+@pytest.mark.parametrize(
+  'args, message',
+  [
     (['--tau1=-1', '--tau2=100'], 'time constants must be finite and >= 1'),
     (['--batch_size=1000', '--preset=tiny'], 'larger than the smallest training set'),
     (['--tau1=2'], 'give both --tau1 and --tau2'),
-    (['--config.optim.lr_boundaries=(5,1)'], 'config.optim (--config.optim.*): OptimConfig: 2 '
-     'learning rates need 1 epoch boundaries'),
+    (
+      ['--config.optim.lr_boundaries=(5,1)'],
+      'config.optim (--config.optim.*): OptimConfig: 2 learning rates need 1 epoch boundaries',
+    ),
     (['--config.model_overrides.conv_impl=fft'], "'fft' is not a ConvImpl"),
     (['--dataset=ucf101'], 'ucf101'),
-])
+  ],
+)
 def test_bad_flags_give_one_clear_error(args, message):
   proc = _run(*args)
   assert proc.returncode != 0
@@ -41,13 +48,29 @@ def test_unprepared_real_dataset(tmp_path):
 
 
 def test_dry_run_summarises_without_training(tmp_path):
-  proc = _run('--dry_run', '--preset=tiny', '--model=all', f'--workdir={tmp_path / "w"}',
-              '--config.width_scale=0.25', '--config.voting_steps=2',
-              '--config.optim.weight_decay=0.001')
+  proc = _run(
+    '--dry_run',
+    '--preset=tiny',
+    '--model=all',
+    f'--workdir={tmp_path / "w"}',
+    '--config.width_scale=0.25',
+    '--config.voting_steps=2',
+    '--config.optim.weight_decay=0.001',
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
-  for word in ('MSTRNN', 'MSTNN', 'LRCN', 'parameters', 'GFLOP', 'synth3a',
-               '"width_scale": 0.25', '"voting_steps": 2', '"weight_decay": 0.001',
-               'weight decay 0.001', 'voting steps 2'):
+  for word in (
+    'MSTRNN',
+    'MSTNN',
+    'LRCN',
+    'parameters',
+    'GFLOP',
+    'synth3a',
+    '"width_scale": 0.25',
+    '"voting_steps": 2',
+    '"weight_decay": 0.001',
+    'weight decay 0.001',
+    'voting steps 2',
+  ):
     assert word in proc.stdout
   assert not os.path.exists(tmp_path / 'w')
 
@@ -59,8 +82,13 @@ def test_sigkill_then_resume_reproduces_uninterrupted_run(tmp_path):
   assert full.returncode == 0, full.stderr[-3000:]
 
   killed_dir = tmp_path / 'killed'
-  proc = subprocess.Popen(RUN + args + [f'--workdir={killed_dir}'], cwd=ROOT, env=ENV,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    RUN + args + [f'--workdir={killed_dir}'],
+    cwd=ROOT,
+    env=ENV,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   ckpt = killed_dir / 'checkpoints' / 'mstrnn'
   deadline = time.time() + 240
   while time.time() < deadline and not (ckpt / '2').is_dir() and proc.poll() is None:

@@ -12,12 +12,14 @@ SIZE = 16
 @pytest.fixture
 def folder_ds(tmp_path):
   """Clips of different lengths (padding matters) as a prepared folder: dataset."""
-  root = toy_videos.make_folder(tmp_path / "videos", subjects=3, length=5, size=SIZE)
-  toy_videos.write_clip(root / "subject1" / "left" / "long.avi",
-                        toy_videos.moving_square("left", 9, SIZE, np.random.default_rng(1)))
-  name = f"folder:{root}"
-  ds = pipeline.load_dataset(name, data_dir=tmp_path / "data", frame_size=SIZE)
-  return name, tmp_path / "data", ds
+  root = toy_videos.make_folder(tmp_path / 'videos', subjects=3, length=5, size=SIZE)
+  toy_videos.write_clip(
+    root / 'subject1' / 'left' / 'long.avi',
+    toy_videos.moving_square('left', 9, SIZE, np.random.default_rng(1)),
+  )
+  name = f'folder:{root}'
+  ds = pipeline.load_dataset(name, data_dir=tmp_path / 'data', frame_size=SIZE)
+  return name, tmp_path / 'data', ds
 
 
 def fold_tables(ds):
@@ -66,9 +68,9 @@ def test_stream_equals_in_memory_indexing(folder_ds):
 
 
 def test_real_dataset_source_equals_load(tmp_path):
-  make_weizmann(tmp_path / "downloads" / "weizmann_3acwd", ("daria",))
-  ds = pipeline.load_dataset("3acwd", data_dir=tmp_path)
-  source = stream.open_source("3acwd", data_dir=tmp_path)
+  make_weizmann(tmp_path / 'downloads' / 'weizmann_3acwd', ('daria',))
+  ds = pipeline.load_dataset('3acwd', data_dir=tmp_path)
+  source = stream.open_source('3acwd', data_dir=tmp_path)
   rows = np.array([[[0, 26], [5, 5]]])
   np.testing.assert_array_equal(np.stack(list(stream.BatchStream(source, rows, 2**30))),
                                 ds.videos[rows[0]][:, None])  # fmt: skip
@@ -81,7 +83,7 @@ def test_budget_bounds_prefetch_and_errors(folder_ds):
   batch = 2 * 3 * stream.video_nbytes(source)
   assert stream.BatchStream(source, rows, memory_budget=3 * batch).depth == 1
   assert stream.BatchStream(source, rows, memory_budget=100 * batch, prefetch=4).depth == 4
-  with pytest.raises(ValueError, match="memory_budget .* holds fewer than 3 batches"):
+  with pytest.raises(ValueError, match='memory_budget .* holds fewer than 3 batches'):
     stream.BatchStream(source, rows, memory_budget=3 * batch - 1)
   assert stream.should_stream(len(ds), ds.t_max, ds.frame_size, ds.videos.nbytes - 1)
   assert not stream.should_stream(len(ds), ds.t_max, ds.frame_size, ds.videos.nbytes)

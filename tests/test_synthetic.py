@@ -22,7 +22,7 @@ def test_disc_and_box_areas_match_geometry():
   assert disc.sum() == pytest.approx(np.pi * 49, rel=0.02)
   edge = np.array([[[20.0, 0.0]]])  # half of this disc lies outside the frame
   assert _coverage(render.Capsule(edge, edge, 7.0, white)).sum() == pytest.approx(
-      np.pi * 49 / 2, rel=0.03
+    np.pi * 49 / 2, rel=0.03
   )
   seg = _coverage(render.Capsule(c - [[[0, 6]]], c + [[[0, 6]]], 3.0, white))
   assert seg.sum() == pytest.approx(np.pi * 9 + 12 * 6, rel=0.02)
@@ -40,18 +40,18 @@ def test_box_rotation_direction():
   assert np.ptp(cols) > 3 * np.ptp(rows)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def s3a():
   return synthetic.synth3a()
 
 
 def test_synth3a_structure(s3a):
-  spec = dataset_spec("synth3a")
+  spec = dataset_spec('synth3a')
   assert s3a.videos.shape == (243, spec.t_max, 36, 36, 3) and s3a.videos.dtype == np.uint8
   assert spec.t_max <= 30 and s3a.crop_size == spec.crop_size == 32
-  assert s3a.heads == (("action", 27),) and s3a.class_names["action"][5] == "JP-OH-TH"
+  assert s3a.heads == (('action', 27),) and s3a.class_names['action'][5] == 'JP-OH-TH'
   for s in range(9):
-    assert sorted(s3a.labels["action"][s3a.subjects == s]) == list(range(27))
+    assert sorted(s3a.labels['action'][s3a.subjects == s]) == list(range(27))
   for v, n in zip(s3a.videos, s3a.lengths):  # padded with the last frame (Sec. II.E)
     assert (v[n:] == v[n - 1]).all() and not (v[n - 2] == v[n - 1]).all()
 
@@ -79,7 +79,7 @@ def _loso_ridge_accuracy(features, targets, subjects, classes):
 
 
 def test_synth3a_first_primitive_needs_memory(s3a):
-  first, third = s3a.labels["action"] // 9, s3a.labels["action"] % 3
+  first, third = s3a.labels['action'] // 9, s3a.labels['action'] % 3
   feats = lambda frames: frames[:, ::2, ::2].reshape(len(frames), -1).astype(np.float64)
   last = feats(s3a.videos[np.arange(len(s3a)), s3a.lengths - 1])
   # The last frame says nothing about the first primitive (chance: 1/3) ...
@@ -92,7 +92,7 @@ def test_synth3a_first_primitive_needs_memory(s3a):
 
 
 def test_default_counts_match_the_paper():
-  for name, videos, subjects in (("synth3a", 243, 9), ("synthcl1", 900, 10), ("synthcl2", 840, 10)):
+  for name, videos, subjects in (('synth3a', 243, 9), ('synthcl1', 900, 10), ('synthcl2', 840, 10)):
     spec = dataset_spec(name)
     assert (spec.num_videos, spec.num_subjects) == (videos, subjects)
     assert spec.t_max <= 30 and spec.frame_size == (36, 36) and spec.crop_size == 32
@@ -100,18 +100,18 @@ def test_default_counts_match_the_paper():
 
 def test_synthcl1_structure():
   ds = tabletop.synthcl1(num_subjects=2, frame_size=20, crop_margin=2)
-  assert ds.heads == (("ado", 4), ("action", 9)) and len(ds) == 2 * 15 * 6
-  assert ds.videos.shape[1] == dataset_spec("synthcl1", num_subjects=2).t_max
+  assert ds.heads == (('ado', 4), ('action', 9)) and len(ds) == 2 * 15 * 6
+  assert ds.videos.shape[1] == dataset_spec('synthcl1', num_subjects=2).t_max
   pairs = [(ds.class_names["ado"][o], ds.class_names["action"][a])
            for o, a in zip(ds.labels["ado"], ds.labels["action"])]  # fmt: skip
   for s in range(2):
     counts = collections.Counter(p for p, sub in zip(pairs, ds.subjects) if sub == s)
     assert counts == {c: 6 for c in tabletop.CL1_CATEGORIES}
   plan = tabletop._cl1_plan(tabletop.Synthcl1Args(num_subjects=2))
-  assert (plan["distractor"] != plan["ado"]).all()
-  for start in range(0, len(plan["ado"]), 6):  # the 3 other objects, each open once, closed once
-    d = plan["distractor"][start : start + 6]
-    st = plan["distractor_state"][start : start + 6]
+  assert (plan['distractor'] != plan['ado']).all()
+  for start in range(0, len(plan['ado']), 6):  # the 3 other objects, each open once, closed once
+    d = plan['distractor'][start : start + 6]
+    st = plan['distractor_state'][start : start + 6]
     assert sorted(zip(d, st)) == sorted((o, x) for o in set(range(4)) - {plan["ado"][start]}
                                         for x in (0.0, 1.0))  # fmt: skip
 
@@ -119,14 +119,14 @@ def test_synthcl1_structure():
 def test_synthcl2_structure():
   assert len(set(tabletop.SYNTHCL2_TRIPLETS)) == 42
   for example in (
-      ("spray", "move", "to_left"),
-      ("box", "drag", "to_front"),
-      ("cup", "touch", "2_times"),
-      ("book", "sweep", "3_times"),
+    ('spray', 'move', 'to_left'),
+    ('box', 'drag', 'to_front'),
+    ('cup', 'touch', '2_times'),
+    ('book', 'sweep', '3_times'),
   ):  # paper Fig. 10
     assert example in tabletop.SYNTHCL2_TRIPLETS
   ds = tabletop.synthcl2(num_subjects=1, frame_size=20, crop_margin=2)
-  assert ds.heads == (("ado", 4), ("action", 4), ("modifier", 6)) and len(ds) == 84
+  assert ds.heads == (('ado', 4), ('action', 4), ('modifier', 6)) and len(ds) == 84
   names = [tuple(ds.class_names[h][ds.labels[h][i]] for h, _ in ds.heads) for i in range(84)]
   assert collections.Counter(names) == {t: 2 for t in tabletop.SYNTHCL2_TRIPLETS}
   a = tabletop.synthcl2(num_subjects=1, frame_size=20, crop_margin=2)
@@ -135,12 +135,12 @@ def test_synthcl2_structure():
 
 def test_synthcl2_count_not_in_any_single_frame():
   ds = tabletop.synthcl2(num_subjects=6, frame_size=24, crop_margin=2)
-  sel = ds.labels["modifier"] >= 4  # 2_times / 3_times
+  sel = ds.labels['modifier'] >= 4  # 2_times / 3_times
   videos, y, subj, lengths = (
-      ds.videos[sel].astype(np.float64),
-      ds.labels["modifier"][sel] - 4,
-      ds.subjects[sel],
-      ds.lengths[sel],
+    ds.videos[sel].astype(np.float64),
+    ds.labels['modifier'][sel] - 4,
+    ds.subjects[sel],
+    ds.lengths[sel],
   )
   flat = lambda frames: frames[:, ::2, ::2].reshape(len(frames), -1)
   for t in range(0, videos.shape[1], 2):
@@ -161,14 +161,19 @@ def test_generators_and_specs_share_one_argument_record():
     with pytest.raises(ValueError, match=record.__name__):
       dataset_spec(name, frames=3)
     assert record().tempo_ratio == 2.0
-  spec = dataset_spec("synth3a", num_subjects=2, tempo_ratio=1.0, frames_per_primitive=5)
-  assert spec.t_max == synthetic.synth3a(num_subjects=2, tempo_ratio=1.0, frame_size=20,
-                                         crop_margin=2, frames_per_primitive=5).t_max <= 16
+  spec = dataset_spec('synth3a', num_subjects=2, tempo_ratio=1.0, frames_per_primitive=5)
+  assert (
+    spec.t_max
+    == synthetic.synth3a(
+      num_subjects=2, tempo_ratio=1.0, frame_size=20, crop_margin=2, frames_per_primitive=5
+    ).t_max
+    <= 16
+  )
 
 
 def test_subject_tempi_spread_over_the_tempo_ratio():
   people = synthetic.sample_people(np.random.default_rng(0), 200)
   speed = synthetic.subject_speed(people, 2.0)
   assert 1.8 < speed.max() / speed.min() <= 2.0 and abs(np.log(speed).mean()) < 0.05
-  with pytest.raises(ValueError, match="tempo_ratio"):
+  with pytest.raises(ValueError, match='tempo_ratio'):
     synthetic.subject_speed(people, 0.5)

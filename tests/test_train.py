@@ -1,4 +1,5 @@
 """Loss, optimiser chain, batch tables and the stacked-run programs (stand-in model)."""
+
 import numpy as np
 import jax
 import jax.numpy as jnp
@@ -27,11 +28,12 @@ def tables(train_sets, test_sets, taus, n_tr=None, n_te=None):
   n_te = n_te or max(map(len, test_sets))
   pad = lambda x, n: np.pad(np.asarray(x, np.int32), (0, n - len(x)))
   return train.RunTables(
-      train_idx=jnp.asarray(np.stack([pad(x, n_tr) for x in train_sets])),
-      n_train=jnp.asarray([len(x) for x in train_sets], jnp.int32),
-      test_idx=jnp.asarray(np.stack([pad(x, n_te) for x in test_sets])),
-      test_mask=jnp.asarray(np.stack([np.arange(n_te) < len(x) for x in test_sets])),
-      taus=jnp.asarray(np.asarray(taus, np.float32).reshape(len(taus), -1)))
+    train_idx=jnp.asarray(np.stack([pad(x, n_tr) for x in train_sets])),
+    n_train=jnp.asarray([len(x) for x in train_sets], jnp.int32),
+    test_idx=jnp.asarray(np.stack([pad(x, n_te) for x in test_sets])),
+    test_mask=jnp.asarray(np.stack([np.arange(n_te) < len(x) for x in test_sets])),
+    taus=jnp.asarray(np.asarray(taus, np.float32).reshape(len(taus), -1)),
+  )
 
 
 def test_voting_cross_entropy_matches_reference():
@@ -43,30 +45,47 @@ def test_voting_cross_entropy_matches_reference():
     lg = logits[name][:, -3:]
     logp = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
     want += -np.mean(np.take_along_axis(logp, labels[:, h, None, None].repeat(3, 1), -1))
-  got = train.voting_cross_entropy({k: jnp.asarray(v, jnp.float32) for k, v in logits.items()},
-                                   jnp.asarray(labels), HEADS, voting_steps=3)
+  got = train.voting_cross_entropy(
+    {k: jnp.asarray(v, jnp.float32) for k, v in logits.items()},
+    jnp.asarray(labels),
+    HEADS,
+    voting_steps=3,
+  )
   np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 def test_lr_schedule_paper_3acwd():
   optim = train.OptimConfig(lr_values=(0.01, 0.005, 0.001), lr_boundaries=(200, 300))
   sched = train.lr_schedule(optim, steps_per_epoch=8)
-  for step, lr in [(0, 0.01), (1599, 0.01), (1600, 0.005), (2399, 0.005), (2400, 0.001),
-                   (10 ** 6, 0.001)]:
+  for step, lr in [
+    (0, 0.01),
+    (1599, 0.01),
+    (1600, 0.005),
+    (2399, 0.005),
+    (2400, 0.001),
+    (10**6, 0.001),
+  ]:
     assert float(sched(step)) == pytest.approx(lr), step
   with pytest.raises(ValueError, match='boundaries'):
     train.OptimConfig(lr_values=(0.1, 0.01), lr_boundaries=())
 
 
 def test_decay_mask_excludes_biases_and_bn():
-  params = {'conv0': {'w': jnp.ones((3, 3, 3, 4)), 'b': jnp.ones(4),
-                      'bn': {'gamma': jnp.ones(4), 'beta': jnp.ones(4)}},
-            'lstm1': {'w_x': jnp.ones((5, 8)), 'b': jnp.ones(8)},
-            'heads': {'action': {'w': jnp.ones((8, 27)), 'b': jnp.ones(27)}}}
+  params = {
+    'conv0': {
+      'w': jnp.ones((3, 3, 3, 4)),
+      'b': jnp.ones(4),
+      'bn': {'gamma': jnp.ones(4), 'beta': jnp.ones(4)},
+    },
+    'lstm1': {'w_x': jnp.ones((5, 8)), 'b': jnp.ones(8)},
+    'heads': {'action': {'w': jnp.ones((8, 27)), 'b': jnp.ones(27)}},
+  }
   mask = train.decay_mask(params)
-  assert mask == {'conv0': {'w': True, 'b': False, 'bn': {'gamma': False, 'beta': False}},
-                  'lstm1': {'w_x': True, 'b': False},
-                  'heads': {'action': {'w': True, 'b': False}}}
+  assert mask == {
+    'conv0': {'w': True, 'b': False, 'bn': {'gamma': False, 'beta': False}},
+    'lstm1': {'w_x': True, 'b': False},
+    'heads': {'action': {'w': True, 'b': False}},
+  }
 
 
 def test_optimizer_is_clip_then_l2_then_adam():
@@ -74,8 +93,10 @@ def test_optimizer_is_clip_then_l2_then_adam():
   optim = train.OptimConfig(lr_values=(0.1, 0.01), lr_boundaries=(1,), weight_decay=0.05, clip=1.0)
   tx = train.make_optimizer(optim, steps_per_epoch=1)
   params = {'w': jnp.asarray([[0.5, -2.0], [1.0, 3.0]]), 'b': jnp.asarray([1.0, -1.0])}
-  grads = [{'w': jnp.asarray([[3.0, -0.2], [0.1, -5.0]]), 'b': jnp.asarray([2.0, 0.3])},
-           {'w': jnp.asarray([[-0.4, 0.2], [2.0, 0.5]]), 'b': jnp.asarray([-3.0, 0.1])}]
+  grads = [
+    {'w': jnp.asarray([[3.0, -0.2], [0.1, -5.0]]), 'b': jnp.asarray([2.0, 0.3])},
+    {'w': jnp.asarray([[-0.4, 0.2], [2.0, 0.5]]), 'b': jnp.asarray([-3.0, 0.1])},
+  ]
   state = tx.init(params)
   p = {k: np.asarray(v, np.float64) for k, v in params.items()}
   m = {k: np.zeros_like(v) for k, v in p.items()}
@@ -89,7 +110,7 @@ def test_optimizer_is_clip_then_l2_then_adam():
       if k == 'w':
         gk = gk + 0.05 * p[k]
       m[k] = 0.9 * m[k] + 0.1 * gk
-      v[k] = 0.999 * v[k] + 0.001 * gk ** 2
+      v[k] = 0.999 * v[k] + 0.001 * gk**2
       mh, vh = m[k] / (1 - 0.9 ** (i + 1)), v[k] / (1 - 0.999 ** (i + 1))
       p[k] = p[k] - lr * mh / (np.sqrt(vh) + 1e-8)
   for k in p:
@@ -97,7 +118,7 @@ def test_optimizer_is_clip_then_l2_then_adam():
 
 
 def test_epoch_batches_permute_valid_rows():
-  train_idx = jnp.asarray([10, 11, 12, 13, 14, 0, 0], jnp.int32)   # 5 valid + padding
+  train_idx = jnp.asarray([10, 11, 12, 13, 14, 0, 0], jnp.int32)  # 5 valid + padding
   key = jax.random.key_data(jax.random.key(3))
   b0 = np.asarray(train.epoch_batches(key, jnp.int32(0), train_idx, jnp.int32(5), 2, 2))
   b1 = np.asarray(train.epoch_batches(key, jnp.int32(1), train_idx, jnp.int32(5), 2, 2))
@@ -113,9 +134,16 @@ def test_epoch_batches_permute_valid_rows():
 def _programs(run_chunk, steps=3, batch=4, optim=None):
   model = standin_model.make(HEADS, input_size=8)
   optim = optim or train.OptimConfig(lr_values=(0.05,), lr_boundaries=())
-  return train.make_programs(model, optim, batch_size=batch, steps_per_epoch=steps,
-                             voting_steps=2, eval_batch_size=5, eval_stats=('running',),
-                             run_chunk=run_chunk)
+  return train.make_programs(
+    model,
+    optim,
+    batch_size=batch,
+    steps_per_epoch=steps,
+    voting_steps=2,
+    eval_batch_size=5,
+    eval_stats=('running',),
+    run_chunk=run_chunk,
+  )
 
 
 def _train(programs, tab, keys, videos, labels, epochs=2):
@@ -138,12 +166,20 @@ def test_stacked_runs_equal_runs_trained_alone(run_chunk):
   single = _programs(run_chunk)
   for r in range(3):
     # Same padded table widths as the stacked tables: one compilation serves the three runs.
-    alone = _train(single, tables(trains[r:r + 1], tests[r:r + 1], taus[r:r + 1], 16, 8),
-                   keys[r:r + 1], videos, labels)
-    jax.tree.map(lambda s, a: np.testing.assert_allclose(s[r], a[0], rtol=2e-5, atol=1e-6),
-                 stacked[0].params, alone[0].params)
+    alone = _train(
+      single,
+      tables(trains[r : r + 1], tests[r : r + 1], taus[r : r + 1], 16, 8),
+      keys[r : r + 1],
+      videos,
+      labels,
+    )
+    jax.tree.map(
+      lambda s, a: np.testing.assert_allclose(s[r], a[0], rtol=2e-5, atol=1e-6),
+      stacked[0].params,
+      alone[0].params,
+    )
     np.testing.assert_allclose(stacked[1].loss[r], alone[1].loss[0], rtol=2e-5)
-    np.testing.assert_array_equal(stacked[2][r, :len(tests[r])], alone[2][0, :len(tests[r])])
+    np.testing.assert_array_equal(stacked[2][r, : len(tests[r])], alone[2][0, : len(tests[r])])
   # The runs really differ (different data / taus / keys).
   assert not np.allclose(stacked[0].params['proj']['w'][0], stacked[0].params['proj']['w'][1])
 
@@ -160,7 +196,7 @@ def test_training_learns_the_toy_task():
     losses.append(float(m.loss.mean()))
   assert losses[-1] < 0.5 * losses[0], losses
   train_acc = m.correct[0].sum(0) / m.count[0].sum()
-  assert train_acc[-1] > 0.6, train_acc    # joint accuracy of the last epoch (chance 1/6)
+  assert train_acc[-1] > 0.6, train_acc  # joint accuracy of the last epoch (chance 1/6)
   assert int(states.epoch[0]) == 6
   assert int(states.opt_state[2].count[0]) == 60  # Adam steps
 

@@ -1,4 +1,5 @@
 """Validation subjects and evaluation-statistics modes in the LOSO driver (tiny preset)."""
+
 import json
 import os
 
@@ -11,8 +12,9 @@ from mstrnn_jax import experiment_configs as ec
 
 @pytest.fixture(scope='module')
 def val_run(tmp_path_factory):
-  config = ec.override(ec.get_config('tiny', 'synth3a'), {'validation_subjects': 1,
-                                                         'subjects': (0, 2)})
+  config = ec.override(
+    ec.get_config('tiny', 'synth3a'), {'validation_subjects': 1, 'subjects': (0, 2)}
+  )
   p = plan.plan(config)
   workdir = str(tmp_path_factory.mktemp('val') / 'run')
   out = launch.run_experiment(p, workdir, progress=False, log=lambda s: None)
@@ -46,11 +48,13 @@ def test_history_and_results_report_modes_and_selections(val_run):
   sel = summary['selections']
   assert list(sel) == list(evaluate.SELECTIONS)
   epochs = np.argmax(h['val_acc'][..., -1], axis=1)
-  assert sel['validation']['per_fold']['joint'] == [h['test_acc'][r, e, -1]
-                                                    for r, e in enumerate(epochs)]
+  assert sel['validation']['per_fold']['joint'] == [
+    h['test_acc'][r, e, -1] for r, e in enumerate(epochs)
+  ]
   assert set(summary['eval_stats']) == set(modes)
   assert [r['validation_subjects'] for r in entry['runs']] == [
-      [p.dataset.subject_names[p.validation[s][0][0]]] for s in (0, 2)]
+    [p.dataset.subject_names[p.validation[s][0][0]]] for s in (0, 2)
+  ]
   md = open(os.path.join(workdir, 'results.md')).read()
   assert 'epoch chosen on validation subjects' in md and '| subject | validation |' in md
   header = open(os.path.join(workdir, 'metrics.csv')).readline()
@@ -60,7 +64,9 @@ def test_history_and_results_report_modes_and_selections(val_run):
 
 
 def test_bad_settings_name_the_field():
-  for values, match in (({'validation_subjects': 2}, 'validation_subjects'),
-                        ({'eval_stats': ('running', 'batch')}, 'eval_stats')):
+  for values, match in (
+    ({'validation_subjects': 2}, 'validation_subjects'),
+    ({'eval_stats': ('running', 'batch')}, 'eval_stats'),
+  ):
     with pytest.raises(ValueError, match=match):
       plan.plan(ec.override(ec.get_config('tiny', 'synth3a'), values))

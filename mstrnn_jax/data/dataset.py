@@ -55,33 +55,32 @@ class Dataset:
   subjects: np.ndarray
   subject_names: list
   crop_size: int
-  source: str = ""
+  source: str = ''
 
   def __post_init__(self):
     n = self.videos.shape[0]
     if self.videos.dtype != np.uint8 or self.videos.ndim != 5 or self.videos.shape[-1] != 3:
       raise ValueError(
-          f"{self.name}: videos must be uint8 [N, T, H, W, 3], got "
-          f"{self.videos.dtype} {self.videos.shape}"
+        f'{self.name}: videos must be uint8 [N, T, H, W, 3], got '
+        f'{self.videos.dtype} {self.videos.shape}'
       )
     if self.lengths.shape != (n,) or self.subjects.shape != (n,):
-      raise ValueError(f"{self.name}: lengths/subjects must have shape ({n},)")
+      raise ValueError(f'{self.name}: lengths/subjects must have shape ({n},)')
     if tuple(self.labels) != tuple(h for h, _ in self.heads):
-      raise ValueError(f"{self.name}: label heads {tuple(self.labels)} != {self.heads}")
+      raise ValueError(f'{self.name}: label heads {tuple(self.labels)} != {self.heads}')
     for head, k in self.heads:
       lab = self.labels[head]
       if lab.shape != (n,) or (n and (lab.min() < 0 or lab.max() >= k)):
-        raise ValueError(f"{self.name}: labels[{head!r}] must be [N] in 0..{k - 1}")
+        raise ValueError(f'{self.name}: labels[{head!r}] must be [N] in 0..{k - 1}')
       if len(self.class_names[head]) != k:
         raise ValueError(
-            f"{self.name}: {k} classes but {len(self.class_names[head])} names "
-            f"for head {head!r}"
+          f'{self.name}: {k} classes but {len(self.class_names[head])} names for head {head!r}'
         )
     if n and (self.lengths.min() < 1 or self.lengths.max() > self.videos.shape[1]):
-      raise ValueError(f"{self.name}: lengths must be in 1..{self.videos.shape[1]}")
+      raise ValueError(f'{self.name}: lengths must be in 1..{self.videos.shape[1]}')
     if self.crop_size > min(self.videos.shape[2:4]):
       raise ValueError(
-          f"{self.name}: crop_size {self.crop_size} exceeds frame size " f"{self.videos.shape[2:4]}"
+        f'{self.name}: crop_size {self.crop_size} exceeds frame size {self.videos.shape[2:4]}'
       )
 
   @property
@@ -112,7 +111,7 @@ def pad_with_last_frame(videos: list, t_max: Optional[int] = None) -> tuple:
   lengths = np.array([v.shape[0] for v in videos], np.int32)
   t_max = int(lengths.max()) if t_max is None else t_max
   if lengths.min() < 1 or lengths.max() > t_max:
-    raise ValueError(f"video lengths must be in 1..{t_max}, got {lengths.min()}..{lengths.max()}")
+    raise ValueError(f'video lengths must be in 1..{t_max}, got {lengths.min()}..{lengths.max()}')
   out = np.empty((len(videos), t_max) + videos[0].shape[1:], np.uint8)
   for i, v in enumerate(videos):
     out[i, : len(v)] = v

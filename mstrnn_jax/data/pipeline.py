@@ -26,21 +26,21 @@ from mstrnn_jax.data import synthetic, tabletop
 from mstrnn_jax.data.dataset import Dataset, DatasetSpec
 
 SYNTHETIC = {
-    "synth3a": (synthetic.synth3a, synthetic.synth3a_spec),
-    "synthcl1": (tabletop.synthcl1, tabletop.synthcl1_spec),
-    "synthcl2": (tabletop.synthcl2, tabletop.synthcl2_spec),
+  'synth3a': (synthetic.synth3a, synthetic.synth3a_spec),
+  'synthcl1': (tabletop.synthcl1, tabletop.synthcl1_spec),
+  'synthcl2': (tabletop.synthcl2, tabletop.synthcl2_spec),
 }
 # The argument record of each synthetic generator (its fields are the generator's and the
 # spec's keyword arguments).
 SYNTHETIC_ARGS = {
-    "synth3a": synthetic.Synth3aArgs,
-    "synthcl1": tabletop.Synthcl1Args,
-    "synthcl2": tabletop.Synthcl2Args,
+  'synth3a': synthetic.Synth3aArgs,
+  'synthcl1': tabletop.Synthcl1Args,
+  'synthcl2': tabletop.Synthcl2Args,
 }
-REAL = ("weizmann_3acwd", "cl1ad", "cl2ad")
-ALIASES = {"3acwd": "weizmann_3acwd"}
+REAL = ('weizmann_3acwd', 'cl1ad', 'cl2ad')
+ALIASES = {'3acwd': 'weizmann_3acwd'}
 NAMES = tuple(SYNTHETIC) + REAL
-FOLDER_PREFIX = "folder:"  # folder:PATH, your own videos (data/folder.py)
+FOLDER_PREFIX = 'folder:'  # folder:PATH, your own videos (data/folder.py)
 
 
 def is_folder(name: str) -> bool:
@@ -58,18 +58,18 @@ def canonical_name(name: str) -> str:
   key = ALIASES.get(name.lower(), name.lower())
   if key not in NAMES:
     raise ValueError(
-        f"unknown dataset {name!r}; valid names: {', '.join(NAMES)}, folder:PATH "
-        f"(aliases: {', '.join(f'{a}={b}' for a, b in ALIASES.items())})"
+      f'unknown dataset {name!r}; valid names: {", ".join(NAMES)}, folder:PATH '
+      f'(aliases: {", ".join(f"{a}={b}" for a, b in ALIASES.items())})'
     )
   return key
 
 
 def default_data_dir() -> pathlib.Path:
   """`$MSTRNN_DATA_DIR`, else the source checkout's `data/`, else `./data`."""
-  if os.environ.get("MSTRNN_DATA_DIR"):
-    return pathlib.Path(os.environ["MSTRNN_DATA_DIR"]).expanduser()
-  checkout = pathlib.Path(__file__).resolve().parents[2] / "data"
-  return checkout if checkout.is_dir() else pathlib.Path.cwd() / "data"
+  if os.environ.get('MSTRNN_DATA_DIR'):
+    return pathlib.Path(os.environ['MSTRNN_DATA_DIR']).expanduser()
+  checkout = pathlib.Path(__file__).resolve().parents[2] / 'data'
+  return checkout if checkout.is_dir() else pathlib.Path.cwd() / 'data'
 
 
 def dataset_spec(name: str, data_dir: Optional[str] = None, **kwargs) -> DatasetSpec:
@@ -117,13 +117,13 @@ def load_dataset(name: str, data_dir: Optional[str] = None, **kwargs) -> Dataset
 def _real_kwargs(name: str, kwargs: dict) -> dict:
   from mstrnn_jax.data import builders
 
-  valid = ["crop_margin", *builders.OPTIONS[name]]
+  valid = ['crop_margin', *builders.OPTIONS[name]]
   unknown = set(kwargs) - set(valid)
   if unknown:
     raise ValueError(
-        f"{name} is a real dataset: it takes only {', '.join(valid)}, not "
-        f"{', '.join(sorted(unknown))} "
-        f"(generator arguments apply to {', '.join(SYNTHETIC)})"
+      f'{name} is a real dataset: it takes only {", ".join(valid)}, not '
+      f'{", ".join(sorted(unknown))} '
+      f'(generator arguments apply to {", ".join(SYNTHETIC)})'
     )
   return kwargs
 
@@ -146,10 +146,14 @@ def subject_groups(num_subjects: int, folds: Optional[int] = None) -> list:
   `folds=None` (or S): one subject per group."""
   if folds is None:
     folds = num_subjects
-  if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not (
-      2 <= folds <= num_subjects):
-    raise ValueError(f"folds must be an integer in 2..{num_subjects} (the number of subjects), "
-                     f"got {folds!r}")
+  if (
+    isinstance(folds, bool)
+    or not isinstance(folds, (int, np.integer))
+    or not (2 <= folds <= num_subjects)
+  ):
+    raise ValueError(
+      f'folds must be an integer in 2..{num_subjects} (the number of subjects), got {folds!r}'
+    )
   return [tuple(int(s) for s in g) for g in np.array_split(np.arange(num_subjects), folds)]
 
 
@@ -167,7 +171,7 @@ def loso_folds(ds: Dataset, folds: Optional[int] = None) -> list:
   return out
 
 
-@functools.partial(jax.jit, static_argnames="size")
+@functools.partial(jax.jit, static_argnames='size')
 def random_crop(key: jax.Array, videos: jax.Array, size: int) -> jax.Array:
   """Random square crop, one offset per video shared by all its frames (training).
 
@@ -181,7 +185,7 @@ def random_crop(key: jax.Array, videos: jax.Array, size: int) -> jax.Array:
   chex.assert_rank(videos, 5)
   b, t, h, w, c = videos.shape
   if size > min(h, w):
-    raise ValueError(f"crop size {size} is larger than the frames ({h}x{w})")
+    raise ValueError(f'crop size {size} is larger than the frames ({h}x{w})')
   ky, kx = jax.random.split(key)
   oy = jax.random.randint(ky, (b,), 0, h - size + 1)
   ox = jax.random.randint(kx, (b,), 0, w - size + 1)
@@ -189,13 +193,13 @@ def random_crop(key: jax.Array, videos: jax.Array, size: int) -> jax.Array:
   return jax.vmap(crop)(videos, oy, ox)
 
 
-@functools.partial(jax.jit, static_argnames="size")
+@functools.partial(jax.jit, static_argnames='size')
 def center_crop(videos: jax.Array, size: int) -> jax.Array:
   """Centre square crop (evaluation): `[batch, time, H, W, C] -> [batch, time, size, size, C]`."""
   chex.assert_rank(videos, 5)
   h, w = videos.shape[2:4]
   if size > min(h, w):
-    raise ValueError(f"crop size {size} is larger than the frames ({h}x{w})")
+    raise ValueError(f'crop size {size} is larger than the frames ({h}x{w})')
   y, x = (h - size) // 2, (w - size) // 2
   return videos[:, :, y : y + size, x : x + size]
 

@@ -15,7 +15,7 @@ import sys
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
@@ -27,8 +27,8 @@ from mstrnn_jax.data.dataset import Dataset  # noqa: E402
 
 def video_name(ds: Dataset, i: int) -> str:
   """'subject3: book / open' style label of video i."""
-  labels = " / ".join(ds.class_names[h][ds.labels[h][i]] for h, _ in ds.heads)
-  return f"{ds.subject_names[ds.subjects[i]]}: {labels}"
+  labels = ' / '.join(ds.class_names[h][ds.labels[h][i]] for h, _ in ds.heads)
+  return f'{ds.subject_names[ds.subjects[i]]}: {labels}'
 
 
 def pick_videos(ds: Dataset, rows: int) -> np.ndarray:
@@ -66,7 +66,7 @@ def save_png(ds: Dataset, path, rows: int = 8, frame_step: int = 2, scale: float
   fig = plt.figure(figsize=(label_w + scale * w / 100, 0.4 + scale * h / 100), dpi=100)
   ax = fig.add_axes([label_w / fig.get_figwidth(), 0.02, 1 - label_w / fig.get_figwidth() - 0.005,
                      1 - 0.4 / fig.get_figheight()])  # fmt: skip
-  ax.imshow(sheet, interpolation="nearest")
+  ax.imshow(sheet, interpolation='nearest')
   fh = ds.videos.shape[2] + 1
   ax.set_yticks([fh * i + fh / 2 - 1 for i in range(len(idx))])
   ax.set_yticklabels([video_name(ds, i) for i in idx], fontsize=7)
@@ -75,15 +75,15 @@ def save_png(ds: Dataset, path, rows: int = 8, frame_step: int = 2, scale: float
   ax.set_xticks([fw * j + fw / 2 - 1 for j in range(len(cols))])
   ax.set_xticklabels([str(t) for t in cols], fontsize=6)
   ax.tick_params(length=0)
-  ax.set_title(f"{ds.name} ({ds.source}): rows = videos, columns = time steps", fontsize=8)
+  ax.set_title(f'{ds.name} ({ds.source}): rows = videos, columns = time steps', fontsize=8)
   for s in ax.spines.values():
     s.set_visible(False)
   buffer = io.BytesIO()
-  fig.savefig(buffer, format="png")
+  fig.savefig(buffer, format='png')
   plt.close(fig)
   pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
   # A 256-colour palette keeps the file small (the frames are noisy, so RGB PNGs compress badly).
-  Image.open(buffer).convert("RGB").quantize(256).save(path, optimize=True)
+  Image.open(buffer).convert('RGB').quantize(256).save(path, optimize=True)
   return list(idx)
 
 
@@ -96,12 +96,12 @@ def save_gif(ds: Dataset, path, rows: int = 8, columns: int = 4, scale: int = 3,
     tiles = ds.videos[idx, t]
     tiles = np.concatenate([tiles, np.full((rows * columns - len(idx), h, w, 3), 255, np.uint8)])
     img = (
-        tiles.reshape(rows, columns, h, w, 3)
-        .transpose(0, 2, 1, 3, 4)
-        .reshape(rows * h, columns * w, 3)
+      tiles.reshape(rows, columns, h, w, 3)
+      .transpose(0, 2, 1, 3, 4)
+      .reshape(rows * h, columns * w, 3)
     )
     frames.append(
-        Image.fromarray(img).resize((columns * w * scale, rows * h * scale), Image.NEAREST)
+      Image.fromarray(img).resize((columns * w * scale, rows * h * scale), Image.NEAREST)
     )
   pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
   frames[0].save(path, save_all=True, append_images=frames[1:], duration=1000 // fps, loop=0)
@@ -113,10 +113,10 @@ FLAGS = flags.FLAGS
 def _define_flags():
   """Command-line flags (defined only when run as a program, so imports never clash)."""
   describe.define_dataset_flags()
-  flags.DEFINE_string("out", None, "PNG contact sheet to write", required=True)
-  flags.DEFINE_string("gif", None, "optional animated GIF to write")
-  flags.DEFINE_integer("rows", 8, "videos in the contact sheet")
-  flags.DEFINE_integer("show_every", 2, "show every n-th frame in the contact sheet")
+  flags.DEFINE_string('out', None, 'PNG contact sheet to write', required=True)
+  flags.DEFINE_string('gif', None, 'optional animated GIF to write')
+  flags.DEFINE_integer('rows', 8, 'videos in the contact sheet')
+  flags.DEFINE_integer('show_every', 2, 'show every n-th frame in the contact sheet')
 
 
 def main(argv):
@@ -124,14 +124,14 @@ def main(argv):
   try:
     ds = pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir, **describe.dataset_kwargs())
     shown = save_png(ds, FLAGS.out, FLAGS.rows, FLAGS.show_every)
-    print(f"wrote {FLAGS.out}: {len(shown)} videos")
+    print(f'wrote {FLAGS.out}: {len(shown)} videos')
     if FLAGS.gif:
       save_gif(ds, FLAGS.gif)
-      print(f"wrote {FLAGS.gif}")
+      print(f'wrote {FLAGS.gif}')
   except (ValueError, FileNotFoundError, OSError) as e:
-    sys.exit(f"error: {e}")
+    sys.exit(f'error: {e}')
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
   _define_flags()
   app.run(main)

@@ -85,12 +85,12 @@ def _box_coverage(yy, xx, c, half, angle):
 
 
 def render(
-    background: np.ndarray,
-    shapes: Sequence[Shape],
-    num_frames: int,
-    noise_std: float,
-    rng: np.random.Generator,
-    chunk: int = 32,
+  background: np.ndarray,
+  shapes: Sequence[Shape],
+  num_frames: int,
+  noise_std: float,
+  rng: np.random.Generator,
+  chunk: int = 32,
 ) -> np.ndarray:
   """Draws `shapes` over `background` and quantises to uint8.
 

@@ -1,4 +1,5 @@
 """Smaller frames for small experiments on the real datasets (``data.<dataset>.frame_size``)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,10 +21,15 @@ def resize_frames(ds: Dataset, frame_size: int, chunk: int = 64) -> Dataset:
   if frame_size == h == w:
     return ds
   if frame_size < 1 or frame_size > min(h, w):
-    raise ValueError(f'{ds.name}: frame_size must be in 1..{min(h, w)} (the stored size), '
-                     f'got {frame_size}.')
+    raise ValueError(
+      f'{ds.name}: frame_size must be in 1..{min(h, w)} (the stored size), got {frame_size}.'
+    )
   shape = (t, frame_size, frame_size, c)
   resize = jax.jit(jax.vmap(lambda v: jax.image.resize(v.astype(jnp.float32), shape, 'linear')))
-  out = np.concatenate([np.asarray(jnp.clip(jnp.round(resize(ds.videos[i:i + chunk])), 0, 255),
-                                   np.uint8) for i in range(0, n, chunk)])
+  out = np.concatenate(
+    [
+      np.asarray(jnp.clip(jnp.round(resize(ds.videos[i : i + chunk])), 0, 255), np.uint8)
+      for i in range(0, n, chunk)
+    ]
+  )
   return dataclasses.replace(ds, videos=out, crop_size=int(round(ds.crop_size * frame_size / h)))

@@ -63,7 +63,7 @@ def open_source(name: str, data_dir=None, **options) -> VideoSource:
   """
   key = pipeline.canonical_name(name)
   data_dir = data_dir or pipeline.default_data_dir()
-  options = {k: v for k, v in options.items() if k != "crop_margin"}
+  options = {k: v for k, v in options.items() if k != 'crop_margin'}
   if pipeline.is_folder(key):
     from mstrnn_jax.data import folder
 
@@ -102,13 +102,14 @@ def dataset_nbytes(num_videos: int, t_max: int, frame_size: tuple) -> int:
 
 def default_memory_budget() -> int:
   """A quarter of the machine's physical memory, in bytes (`$MSTRNN_MEMORY_BUDGET` overrides)."""
-  if os.environ.get("MSTRNN_MEMORY_BUDGET"):
-    return int(float(os.environ["MSTRNN_MEMORY_BUDGET"]))
-  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+  if os.environ.get('MSTRNN_MEMORY_BUDGET'):
+    return int(float(os.environ['MSTRNN_MEMORY_BUDGET']))
+  return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 4
 
 
-def should_stream(num_videos: int, t_max: int, frame_size: tuple,
-                  memory_budget: Optional[int] = None) -> bool:
+def should_stream(
+  num_videos: int, t_max: int, frame_size: tuple, memory_budget: Optional[int] = None
+) -> bool:
   """True when the in-memory video array would exceed `memory_budget` bytes."""
   budget = default_memory_budget() if memory_budget is None else memory_budget
   return dataset_nbytes(num_videos, t_max, frame_size) > budget
@@ -130,8 +131,9 @@ def _epoch_rows_fn(steps: int, batch_size: int):
 
   from mstrnn_jax import train
 
-  return jax.jit(jax.vmap(lambda k, e, idx, n: train.epoch_batches(k, e, idx, n, steps,
-                                                                   batch_size)))
+  return jax.jit(
+    jax.vmap(lambda k, e, idx, n: train.epoch_batches(k, e, idx, n, steps, batch_size))
+  )
 
 
 def eval_rows(test_idx: np.ndarray, eval_batch_size: int) -> np.ndarray:
@@ -187,24 +189,31 @@ class BatchStream:
     videos, so this moves and holds fewer bytes (U <= min(R * B, number of videos)).
   """
 
-  def __init__(self, source: VideoSource, rows: np.ndarray, memory_budget: Optional[int] = None,
-               prefetch: int = 2, dedupe: bool = False):
+  def __init__(
+    self,
+    source: VideoSource,
+    rows: np.ndarray,
+    memory_budget: Optional[int] = None,
+    prefetch: int = 2,
+    dedupe: bool = False,
+  ):
     self.source, self.rows, self.dedupe = source, np.asarray(rows), dedupe
     if self.rows.ndim != 3:
-      raise ValueError(f"rows must be [runs, steps, batch], got shape {self.rows.shape}")
+      raise ValueError(f'rows must be [runs, steps, batch], got shape {self.rows.shape}')
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
     per_step = self.rows.shape[0] * self.rows.shape[2]
     self.batch_nbytes = video_nbytes(source) * (min(per_step, len(source)) if dedupe else per_step)
     self.depth = min(int(prefetch), budget // max(self.batch_nbytes, 1) - 2)
     if self.depth < 1:
       raise ValueError(
-          f"memory_budget {budget / 2**20:.1f} MiB holds fewer than 3 batches of "
-          f"{self.batch_nbytes / 2**20:.1f} MiB ([R={self.rows.shape[0]}, B={self.rows.shape[2]}, "
-          f"{source.t_max}, {source.frame_size[0]}, {source.frame_size[1]}, 3] uint8): raise it "
-          f"to at least {3 * self.batch_nbytes / 2**20:.0f} MiB or use a smaller batch")
+        f'memory_budget {budget / 2**20:.1f} MiB holds fewer than 3 batches of '
+        f'{self.batch_nbytes / 2**20:.1f} MiB ([R={self.rows.shape[0]}, B={self.rows.shape[2]}, '
+        f'{source.t_max}, {source.frame_size[0]}, {source.frame_size[1]}, 3] uint8): raise it '
+        f'to at least {3 * self.batch_nbytes / 2**20:.0f} MiB or use a smaller batch'
+      )
     self._queue = queue.Queue(maxsize=self.depth)
     self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._fill, daemon=True, name="BatchStream")
+    self._thread = threading.Thread(target=self._fill, daemon=True, name='BatchStream')
     self._thread.start()
 
   def _fill(self) -> None:

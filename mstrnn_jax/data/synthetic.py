@@ -30,8 +30,8 @@ from matplotlib.colors import hsv_to_rgb
 from mstrnn_jax.data import render
 from mstrnn_jax.data.dataset import Dataset, DatasetSpec, repeat_last_frame
 
-PRIMITIVES = ("JP", "OH", "TH")  # jump-in-place, one-hand-wave, two-hand-wave
-SYNTH3A_CLASSES = tuple("-".join(c) for c in itertools.product(PRIMITIVES, repeat=3))
+PRIMITIVES = ('JP', 'OH', 'TH')  # jump-in-place, one-hand-wave, two-hand-wave
+SYNTH3A_CLASSES = tuple('-'.join(c) for c in itertools.product(PRIMITIVES, repeat=3))
 
 # Independent random streams (salts) so that, e.g., timing does not change with frame size.
 _PEOPLE, _TIMING, _CLIP, _NOISE = 11, 12, 13, 14
@@ -45,44 +45,44 @@ def sample_people(rng: np.random.Generator, num: int) -> dict:
   """Per-subject appearance and motion style (all arrays have leading dim `num`)."""
   u = lambda lo, hi, *shape: rng.uniform(lo, hi, (num,) + shape).astype(np.float32)
   skin_tones = np.array(
-      [
-          [0.96, 0.80, 0.69],
-          [0.87, 0.67, 0.52],
-          [0.70, 0.50, 0.36],
-          [0.52, 0.35, 0.24],
-          [0.36, 0.24, 0.16],
-      ],
-      np.float32,
+    [
+      [0.96, 0.80, 0.69],
+      [0.87, 0.67, 0.52],
+      [0.70, 0.50, 0.36],
+      [0.52, 0.35, 0.24],
+      [0.36, 0.24, 0.16],
+    ],
+    np.float32,
   )
   return dict(
-      skin=skin_tones[rng.integers(0, len(skin_tones), num)] * u(0.92, 1.05, 1),
-      hair=hsv(u(0.02, 0.12), u(0.3, 0.8), u(0.05, 0.45)),
-      shirt=hsv(u(0, 1), u(0.55, 0.95), u(0.25, 0.65)),
-      trousers=hsv(u(0, 1), u(0.2, 0.7), u(0.08, 0.35)),
-      long_sleeves=rng.random(num) < 0.5,
-      bg=hsv(u(0, 1), u(0.08, 0.35), u(0.72, 0.92)),
-      floor=hsv(u(0, 1), u(0.1, 0.4), u(0.45, 0.7)),
-      texture_kind=rng.integers(0, 4, num),
-      texture_amp=u(0.03, 0.07),
-      texture_period=u(0.12, 0.3),  # fraction of the frame
-      texture_angle=u(0, np.pi),
-      scale=u(0.8, 1.0),  # body height factor
-      proportions=u(0.9, 1.1, 6),  # torso, leg, upper arm, forearm, head, girth
-      x=u(0.38, 0.62),  # horizontal position (fraction of the frame)
-      ground=u(0.84, 0.9),  # ground line (fraction of the frame)
-      tempo_q=u(0, 1),  # tempo quantile: `subject_speed` maps it to a duration factor
-      amp=u(0.85, 1.15),
-      phase=u(-0.6, 0.6),
-      rest_arm=u(0.12, 0.35),  # rest angle of the arms from vertical
-      stance=u(0.02, 0.07),  # feet apart (fraction of the frame)
+    skin=skin_tones[rng.integers(0, len(skin_tones), num)] * u(0.92, 1.05, 1),
+    hair=hsv(u(0.02, 0.12), u(0.3, 0.8), u(0.05, 0.45)),
+    shirt=hsv(u(0, 1), u(0.55, 0.95), u(0.25, 0.65)),
+    trousers=hsv(u(0, 1), u(0.2, 0.7), u(0.08, 0.35)),
+    long_sleeves=rng.random(num) < 0.5,
+    bg=hsv(u(0, 1), u(0.08, 0.35), u(0.72, 0.92)),
+    floor=hsv(u(0, 1), u(0.1, 0.4), u(0.45, 0.7)),
+    texture_kind=rng.integers(0, 4, num),
+    texture_amp=u(0.03, 0.07),
+    texture_period=u(0.12, 0.3),  # fraction of the frame
+    texture_angle=u(0, np.pi),
+    scale=u(0.8, 1.0),  # body height factor
+    proportions=u(0.9, 1.1, 6),  # torso, leg, upper arm, forearm, head, girth
+    x=u(0.38, 0.62),  # horizontal position (fraction of the frame)
+    ground=u(0.84, 0.9),  # ground line (fraction of the frame)
+    tempo_q=u(0, 1),  # tempo quantile: `subject_speed` maps it to a duration factor
+    amp=u(0.85, 1.15),
+    phase=u(-0.6, 0.6),
+    rest_arm=u(0.12, 0.35),  # rest angle of the arms from vertical
+    stance=u(0.02, 0.07),  # feet apart (fraction of the frame)
   )
 
 
 def subject_speed(people: dict, tempo_ratio: float) -> np.ndarray:
   """Per-subject duration factor `[subjects]` (>1: slower), geometric in `[r^-1/2, r^1/2]`."""
   if tempo_ratio < 1:
-    raise ValueError(f"mstrnn_jax/data/synthetic.py: tempo_ratio must be >= 1, got {tempo_ratio}.")
-  return (tempo_ratio ** (people["tempo_q"] - 0.5)).astype(np.float32)
+    raise ValueError(f'mstrnn_jax/data/synthetic.py: tempo_ratio must be >= 1, got {tempo_ratio}.')
+  return (tempo_ratio ** (people['tempo_q'] - 0.5)).astype(np.float32)
 
 
 def make_args(record: type, function: str, kwargs: dict):
@@ -90,34 +90,33 @@ def make_args(record: type, function: str, kwargs: dict):
   names = [f.name for f in dataclasses.fields(record)]
   unknown = sorted(set(kwargs) - set(names))
   if unknown:
-    raise ValueError(f"mstrnn_jax/data: {function} has no argument {', '.join(unknown)}; its "
-                     f"arguments ({record.__name__}): {', '.join(names)}.")
+    raise ValueError(
+      f'mstrnn_jax/data: {function} has no argument {", ".join(unknown)}; its '
+      f'arguments ({record.__name__}): {", ".join(names)}.'
+    )
   return record(**kwargs)
 
 
 def backgrounds(people: dict, size: int, ground: np.ndarray | None) -> np.ndarray:
   """Static textured backgrounds `[subjects, size, size, 3]`; floor below `ground` (fraction)."""
   g = (np.arange(size, dtype=np.float32) + 0.5) / size
-  yy, xx = np.meshgrid(g, g, indexing="ij")
-  ang = people["texture_angle"][:, None, None]
-  proj = (np.cos(ang) * xx + np.sin(ang) * yy) / people["texture_period"][:, None, None]
-  kind = people["texture_kind"][:, None, None]
+  yy, xx = np.meshgrid(g, g, indexing='ij')
+  ang = people['texture_angle'][:, None, None]
+  proj = (np.cos(ang) * xx + np.sin(ang) * yy) / people['texture_period'][:, None, None]
+  kind = people['texture_kind'][:, None, None]
   stripes = np.sign(np.sin(2 * np.pi * proj))
   checker = stripes * np.sign(
-      np.sin(
-          2
-          * np.pi
-          * (np.cos(ang) * yy - np.sin(ang) * xx)
-          / people["texture_period"][:, None, None]
-      )
+    np.sin(
+      2 * np.pi * (np.cos(ang) * yy - np.sin(ang) * xx) / people['texture_period'][:, None, None]
+    )
   )
   wave = np.sin(2 * np.pi * proj)
   gradient = 2 * (np.cos(ang) * xx + np.sin(ang) * yy) - 1
   tex = np.select([kind == 0, kind == 1, kind == 2], [stripes, checker, wave], gradient)
-  shade = 1 + people["texture_amp"][:, None, None] * tex
-  img = people["bg"][:, None, None, :] * shade[..., None]
+  shade = 1 + people['texture_amp'][:, None, None] * tex
+  img = people['bg'][:, None, None, :] * shade[..., None]
   if ground is not None:
-    floor = people["floor"][:, None, None, :] * (1 + 0.5 * (shade[..., None] - 1))
+    floor = people['floor'][:, None, None, :] * (1 + 0.5 * (shade[..., None] - 1))
     img = np.where((yy[None] > ground[:, None, None])[..., None], floor, img)
   return np.clip(img, 0, 1).astype(np.float32)
 
@@ -162,6 +161,7 @@ class Synth3aArgs:
   num_subjects: subjects (27 videos each). noise_std: pixel noise. tempo_ratio: slowest /
   fastest subject tempo (`subject_speed`).
   """
+
   seed: int = 0
   frame_size: int = 36
   crop_margin: int = 4
@@ -185,35 +185,35 @@ def _synth3a_plan(a: Synth3aArgs) -> dict:
   durations = np.maximum(durations, 2).astype(np.int32)
   lengths, seg, u = timeline(durations)
   return dict(
-      people=people,
-      subjects=subjects,
-      labels=labels,
-      primitive=triples[labels],
-      lengths=lengths,
-      seg=seg,
-      u=u,
+    people=people,
+    subjects=subjects,
+    labels=labels,
+    primitive=triples[labels],
+    lengths=lengths,
+    seg=seg,
+    u=u,
   )
 
 
 def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
   """The figure of every video as a list of render shapes (pixel units)."""
-  p, s = plan["people"], plan["subjects"]
-  n, t = plan["u"].shape
-  u = plan["u"]
-  prim = np.take_along_axis(plan["primitive"], plan["seg"], 1)  # [n, t]
-  k = (p["scale"][s] * size)[:, None]  # body scale in pixels [n, 1]
+  p, s = plan['people'], plan['subjects']
+  n, t = plan['u'].shape
+  u = plan['u']
+  prim = np.take_along_axis(plan['primitive'], plan['seg'], 1)  # [n, t]
+  k = (p['scale'][s] * size)[:, None]  # body scale in pixels [n, 1]
   torso_l, leg_l, uarm_l, farm_l, head_f, girth = (
-      p["proportions"][s, i][:, None] for i in range(6)
+    p['proportions'][s, i][:, None] for i in range(6)
   )
   torso_l, leg_l = 0.22 * k * torso_l, 0.16 * k * leg_l  # leg_l: thigh == shin
   uarm_l, farm_l = 0.13 * k * uarm_l, 0.12 * k * farm_l
   head_r = 0.065 * k * head_f
   limb_r = np.maximum(0.03 * k * girth, 0.6)
-  amp = (p["amp"][s] * rng.uniform(0.9, 1.1, n))[:, None]
-  phase = p["phase"][s][:, None]
-  x0 = (p["x"][s] + rng.uniform(-0.02, 0.02, n))[:, None] * size
-  ground = (p["ground"][s] + rng.uniform(-0.01, 0.01, n))[:, None] * size
-  rest = p["rest_arm"][s][:, None]
+  amp = (p['amp'][s] * rng.uniform(0.9, 1.1, n))[:, None]
+  phase = p['phase'][s][:, None]
+  x0 = (p['x'][s] + rng.uniform(-0.02, 0.02, n))[:, None] * size
+  ground = (p['ground'][s] + rng.uniform(-0.01, 0.01, n))[:, None] * size
+  rest = p['rest_arm'][s][:, None]
 
   # Jump-in-place: crouch, take off, land, twice.
   w = -np.sin(2 * np.pi * 2 * u)
@@ -239,7 +239,7 @@ def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
   head = neck - np.stack(np.broadcast_arrays(0.6 * head_r + head_r, 0 * x0), -1)
   hair = head - np.stack(np.broadcast_arrays(0.35 * head_r, 0 * x0), -1)
   shoulder_w, hip_w = 0.08 * k * girth, 0.045 * k * girth
-  stance = (p["stance"][s] * size)[:, None]
+  stance = (p['stance'][s] * size)[:, None]
 
   def yx(y, x):
     return np.stack(np.broadcast_arrays(y, x), -1)
@@ -254,22 +254,22 @@ def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
     bend = np.sqrt(np.maximum(leg_l[..., None] ** 2 - half**2, 0))
     knee = mid + yx(0 * hip_y, side * bend[..., 0])
     shapes += [
-        render.Capsule(hj, knee, leg_r, p["trousers"][s]),
-        render.Capsule(knee, foot, leg_r, p["trousers"][s]),
+      render.Capsule(hj, knee, leg_r, p['trousers'][s]),
+      render.Capsule(knee, foot, leg_r, p['trousers'][s]),
     ]
-  shapes.append(render.Capsule(hip, neck + yx(0.03 * k, 0 * x0), 0.085 * k * girth, p["shirt"][s]))
-  shapes.append(render.Capsule(neck - yx(0.03 * k, 0 * x0), neck, 0.07 * k * girth, p["shirt"][s]))
-  shapes.append(render.Capsule(hair, hair, 0.95 * head_r, p["hair"][s]))
-  shapes.append(render.Capsule(head, head, head_r, p["skin"][s]))
-  sleeve = np.where(p["long_sleeves"][s, None], p["shirt"][s], p["skin"][s])
+  shapes.append(render.Capsule(hip, neck + yx(0.03 * k, 0 * x0), 0.085 * k * girth, p['shirt'][s]))
+  shapes.append(render.Capsule(neck - yx(0.03 * k, 0 * x0), neck, 0.07 * k * girth, p['shirt'][s]))
+  shapes.append(render.Capsule(hair, hair, 0.95 * head_r, p['hair'][s]))
+  shapes.append(render.Capsule(head, head, head_r, p['skin'][s]))
+  sleeve = np.where(p['long_sleeves'][s, None], p['shirt'][s], p['skin'][s])
   for side, up, fore in ((-1, right_up, right_fore), (1, left_up, left_fore)):
     sh = neck + yx(0.025 * k, side * shoulder_w)
     elbow = sh + uarm_l[..., None] * _direction(up, side)
     hand = elbow + farm_l[..., None] * _direction(fore, side)
     shapes += [
-        render.Capsule(sh, elbow, limb_r, p["shirt"][s]),
-        render.Capsule(elbow, hand, limb_r, sleeve),
-        render.Capsule(hand, hand, limb_r * 1.35, p["skin"][s]),
+      render.Capsule(sh, elbow, limb_r, p['shirt'][s]),
+      render.Capsule(elbow, hand, limb_r, sleeve),
+      render.Capsule(hand, hand, limb_r * 1.35, p['skin'][s]),
     ]
   return shapes
 
@@ -281,44 +281,44 @@ def synth3a(**kwargs) -> Dataset:
   `[num_subjects * 27, t_max, frame_size, frame_size, 3]`, head `('action', 27)`; class
   `9 a + 3 b + c` is primitives (a, b, c) in `PRIMITIVES` order.
   """
-  a = make_args(Synth3aArgs, "synth3a", kwargs)
+  a = make_args(Synth3aArgs, 'synth3a', kwargs)
   plan = _synth3a_plan(a)
   rng = np.random.default_rng([a.seed, _CLIP])
   shapes = _synth3a_shapes(plan, a.frame_size, rng)
-  s = plan["subjects"]
-  bg = backgrounds(plan["people"], a.frame_size, plan["people"]["ground"])[s]
+  s = plan['subjects']
+  bg = backgrounds(plan['people'], a.frame_size, plan['people']['ground'])[s]
   bg = bg * rng.uniform(0.95, 1.05, (len(s), 1, 1, 1)).astype(np.float32)
   videos = render.render(
-      bg, shapes, plan["u"].shape[1], a.noise_std, np.random.default_rng([a.seed, _NOISE])
+    bg, shapes, plan['u'].shape[1], a.noise_std, np.random.default_rng([a.seed, _NOISE])
   )
   return Dataset(
-      name="synth3a",
-      videos=repeat_last_frame(videos, plan["lengths"]),
-      lengths=plan["lengths"],
-      labels={"action": plan["labels"]},
-      heads=(("action", 27),),
-      class_names={"action": list(SYNTH3A_CLASSES)},
-      subjects=s,
-      subject_names=[f"subject{i}" for i in range(a.num_subjects)],
-      crop_size=a.frame_size - a.crop_margin,
-      source=f"synthetic (seed={a.seed})",
+    name='synth3a',
+    videos=repeat_last_frame(videos, plan['lengths']),
+    lengths=plan['lengths'],
+    labels={'action': plan['labels']},
+    heads=(('action', 27),),
+    class_names={'action': list(SYNTH3A_CLASSES)},
+    subjects=s,
+    subject_names=[f'subject{i}' for i in range(a.num_subjects)],
+    crop_size=a.frame_size - a.crop_margin,
+    source=f'synthetic (seed={a.seed})',
   )
 
 
 def synth3a_spec(**kwargs) -> DatasetSpec:
   """`synth3a`'s spec without rendering (the same keyword arguments, `Synth3aArgs`)."""
-  a = make_args(Synth3aArgs, "synth3a_spec", kwargs)
+  a = make_args(Synth3aArgs, 'synth3a_spec', kwargs)
   plan = _synth3a_plan(a)
   return DatasetSpec(
-      name="synth3a",
-      heads=(("action", 27),),
-      class_names={"action": list(SYNTH3A_CLASSES)},
-      frame_size=(a.frame_size, a.frame_size),
-      crop_size=a.frame_size - a.crop_margin,
-      t_max=int(plan["lengths"].max()),
-      num_subjects=a.num_subjects,
-      num_videos=len(plan["subjects"]),
-      synthetic=True,
-      description="synthetic 3ACWD analogue: jump-in-place / one-hand-wave / "
-      "two-hand-wave, 27 ordered triples",
+    name='synth3a',
+    heads=(('action', 27),),
+    class_names={'action': list(SYNTH3A_CLASSES)},
+    frame_size=(a.frame_size, a.frame_size),
+    crop_size=a.frame_size - a.crop_margin,
+    t_max=int(plan['lengths'].max()),
+    num_subjects=a.num_subjects,
+    num_videos=len(plan['subjects']),
+    synthetic=True,
+    description='synthetic 3ACWD analogue: jump-in-place / one-hand-wave / '
+    'two-hand-wave, 27 ordered triples',
   )

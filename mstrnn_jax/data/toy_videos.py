@@ -19,18 +19,18 @@ import pathlib
 import av
 import numpy as np
 
-DIRECTIONS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
+DIRECTIONS = {'left': (0, -1), 'right': (0, 1), 'up': (-1, 0), 'down': (1, 0)}
 
 
 def write_clip(path, frames: np.ndarray, fps: int = 10) -> pathlib.Path:
   """Writes uint8 `[T, H, W, 3]` losslessly (FFV1 in AVI); H and W must be even."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  with av.open(str(path), "w") as container:
-    stream = container.add_stream("ffv1", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+  with av.open(str(path), 'w') as container:
+    stream = container.add_stream('ffv1', rate=fps)
+    stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv444p'
     for f in frames:
-      container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+      container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format='rgb24')))
     container.mux(stream.encode())
   return path
 
@@ -42,7 +42,7 @@ def write_frames(folder, frames: np.ndarray) -> pathlib.Path:
   folder = pathlib.Path(folder)
   folder.mkdir(parents=True, exist_ok=True)
   for t, f in enumerate(frames):  # frame2 sorts before frame10 (natural name order)
-    Image.fromarray(f).save(folder / f"frame{t}.png")
+    Image.fromarray(f).save(folder / f'frame{t}.png')
   return folder
 
 
@@ -67,8 +67,16 @@ def moving_square(direction: str, length: int, size: int, rng: np.random.Generat
   return frames
 
 
-def make_folder(root, subjects: int = 3, classes=("left", "right"), clips_per_class: int = 2,
-                length: int = 8, size: int = 36, fps: int = 10, seed: int = 0) -> pathlib.Path:
+def make_folder(
+  root,
+  subjects: int = 3,
+  classes=('left', 'right'),
+  clips_per_class: int = 2,
+  length: int = 8,
+  size: int = 36,
+  fps: int = 10,
+  seed: int = 0,
+) -> pathlib.Path:
   """Writes `root/subject<i>/<class>/clip<j>.avi` (`classes` from DIRECTIONS); returns `root`.
 
   Opposite directions reuse the same frames in reverse order (same `rng` draws), so they differ

@@ -7,6 +7,7 @@
 ``base.py`` documents every field.  ``experiments/run.py`` and ``sweep.py`` read the config
 with ``ml_collections.config_flags`` (``--config.<field>=<value>``; ``mstrnn_jax.cli``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -92,8 +93,10 @@ def model_names(config: config_dict.ConfigDict) -> tuple[str, ...]:
   models = tuple(config.model.split(','))
   for m in models:
     if m not in names.MODELS:
-      raise ValueError(f'config.model: unknown model {m!r}; use one or more of '
-                       f'{", ".join(names.MODELS)} (comma-separated) or all.')
+      raise ValueError(
+        f'config.model: unknown model {m!r}; use one or more of '
+        f'{", ".join(names.MODELS)} (comma-separated) or all.'
+      )
   return models
 
 
@@ -111,7 +114,7 @@ def dataset_kwargs(config: config_dict.ConfigDict) -> dict:
 def dataset_label(dataset: str) -> str:
   """A file-name-safe name of ``dataset`` ('folder-<PATH's name>' for ``folder:PATH``)."""
   if pipeline.is_folder(dataset):
-    return f'folder-{os.path.basename(dataset[len(pipeline.FOLDER_PREFIX):].rstrip("/"))}'
+    return f'folder-{os.path.basename(dataset[len(pipeline.FOLDER_PREFIX) :].rstrip("/"))}'
   return dataset
 
 

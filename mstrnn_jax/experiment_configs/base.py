@@ -41,6 +41,7 @@ preset.  ``None`` fields are placeholders: "the model's / dataset's own default"
   seeds.init, seeds.batches   override ``seed`` for one of the two (None: from ``seed``)
   checkpoint_every   epochs between checkpoints (the last epoch is always saved)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,7 +69,7 @@ def _placeholder_type(hint) -> type:
   return origin
 
 
-FOLDER_KEY = 'folder'   # config.data.folder: the options of every folder:PATH dataset
+FOLDER_KEY = 'folder'  # config.data.folder: the options of every folder:PATH dataset
 
 
 def data_key(dataset: str) -> str:
@@ -79,10 +80,12 @@ def data_key(dataset: str) -> str:
 def folder_options() -> config_dict.ConfigDict:
   """``data/folder.py``'s preparation options and crop margin, with its defaults."""
   from mstrnn_jax.data import folder  # pylint: disable=import-outside-toplevel
+
   opts = {'crop_margin': folder.CROP_MARGIN, **folder.PREPARE_DEFAULTS}
   types_ = {'fps': float, 'max_frames': int}
-  return config_dict.ConfigDict({k: config_dict.placeholder(types_[k]) if v is None else v
-                                 for k, v in opts.items()})
+  return config_dict.ConfigDict(
+    {k: config_dict.placeholder(types_[k]) if v is None else v for k, v in opts.items()}
+  )
 
 
 def canonical_dataset(dataset: str) -> str:
@@ -90,7 +93,7 @@ def canonical_dataset(dataset: str) -> str:
   any directory)."""
   dataset = pipeline.canonical_name(dataset)
   if pipeline.is_folder(dataset):
-    path = dataset[len(pipeline.FOLDER_PREFIX):]
+    path = dataset[len(pipeline.FOLDER_PREFIX) :]
     return pipeline.FOLDER_PREFIX + os.path.abspath(os.path.expanduser(path))
   return dataset
 
@@ -107,9 +110,13 @@ def data_options(dataset: str) -> config_dict.ConfigDict:
 def model_overrides() -> config_dict.ConfigDict:
   """One ``None`` placeholder per overridable ``configs.ModelConfig`` field."""
   hints = typing.get_type_hints(configs.ModelConfig)
-  return config_dict.ConfigDict({
+  return config_dict.ConfigDict(
+    {
       f.name: config_dict.placeholder(_placeholder_type(hints[f.name]))
-      for f in dataclasses.fields(configs.ModelConfig) if f.name not in _FROM_DATASET})
+      for f in dataclasses.fields(configs.ModelConfig)
+      if f.name not in _FROM_DATASET
+    }
+  )
 
 
 def optim(optim_config: train.OptimConfig) -> config_dict.ConfigDict:
@@ -140,7 +147,8 @@ def get_config(dataset: str, preset: str) -> config_dict.ConfigDict:
   c.stream = 'auto'
   c.data_memory_budget_mib = config_dict.placeholder(float)
   c.seed = 0
-  c.seeds = config_dict.ConfigDict({'init': config_dict.placeholder(int),
-                                    'batches': config_dict.placeholder(int)})
+  c.seeds = config_dict.ConfigDict(
+    {'init': config_dict.placeholder(int), 'batches': config_dict.placeholder(int)}
+  )
   c.checkpoint_every = 10
   return c

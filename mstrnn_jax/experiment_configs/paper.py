@@ -5,16 +5,19 @@ rates, 600 epochs.  A synthetic analogue uses the hyper-parameters of the paper 
 imitates (synth3a -> 3ACWD, synthcl1 -> CL1AD, synthcl2 -> CL2AD) with a model derived for its
 frame size.
 """
+
 from ml_collections import config_dict
 
 from mstrnn_jax import names
 from mstrnn_jax.experiment_configs import base
 
 # Sec. II.E: learning rates (boundaries in epochs of 600) and mini-batch sizes.
-_LR = {'weizmann_3acwd': dict(lr_values=(0.01, 0.005, 0.001), lr_boundaries=(200, 300)),
-       'cl1ad': dict(lr_values=(0.005, 0.001), lr_boundaries=(400,)),
-       'cl2ad': dict(lr_values=(0.005, 0.001), lr_boundaries=(400,))}
-FOLDER_ANALOGUE = 'weizmann_3acwd'   # folder:PATH (your own videos): 3ACWD's protocol
+_LR = {
+  'weizmann_3acwd': dict(lr_values=(0.01, 0.005, 0.001), lr_boundaries=(200, 300)),
+  'cl1ad': dict(lr_values=(0.005, 0.001), lr_boundaries=(400,)),
+  'cl2ad': dict(lr_values=(0.005, 0.001), lr_boundaries=(400,)),
+}
+FOLDER_ANALOGUE = 'weizmann_3acwd'  # folder:PATH (your own videos): 3ACWD's protocol
 _BATCH = {'weizmann_3acwd': 27, 'cl1ad': 90, 'cl2ad': 84}
 
 

@@ -4,12 +4,13 @@ Measured on synth3a (2-core CPU): ~1 s per fold-epoch for MSTRNN at this width, 
 9 folds take ~6 minutes.  20 epochs left the models underfitting (37.86% vs 75.31% at 40;
 benchmarks/RESULTS.md).  On the real datasets the frames are resized to 40 pixels.
 """
+
 from ml_collections import config_dict
 
 from mstrnn_jax import names
 from mstrnn_jax.experiment_configs import base
 
-REAL_FRAME_SIZE = 40   # real datasets: crop 35 (3ACWD) / 37 (CL1AD, CL2AD)
+REAL_FRAME_SIZE = 40  # real datasets: crop 35 (3ACWD) / 37 (CL1AD, CL2AD)
 
 
 def get_config(dataset: str = 'synth3a') -> config_dict.ConfigDict:

@@ -4,16 +4,19 @@ Synthetic datasets shrink to 3 subjects and short videos (the frame size stays 3
 2-context-layer MSTRNN needs a crop of at least 30 pixels); real ones are resized like
 ``quick``'s; a ``folder:PATH`` is prepared at 36 pixels with a crop of 32.
 """
+
 from ml_collections import config_dict
 
 from mstrnn_jax import names
 from mstrnn_jax.experiment_configs import base, quick
 
-_SMALL_DATA = {'synth3a': dict(frames_per_primitive=3, num_subjects=3),
-               'synthcl1': dict(frames_per_video=8, num_subjects=3, videos_per_category=1),
-               'synthcl2': dict(frames_per_video=8, num_subjects=3, videos_per_triplet=1),
-               # folder:PATH: frames of 36 cropped to 32 (data/toy_videos.py writes 36x36 clips)
-               base.FOLDER_KEY: dict(frame_size=36, crop_margin=4)}
+_SMALL_DATA = {
+  'synth3a': dict(frames_per_primitive=3, num_subjects=3),
+  'synthcl1': dict(frames_per_video=8, num_subjects=3, videos_per_category=1),
+  'synthcl2': dict(frames_per_video=8, num_subjects=3, videos_per_triplet=1),
+  # folder:PATH: frames of 36 cropped to 32 (data/toy_videos.py writes 36x36 clips)
+  base.FOLDER_KEY: dict(frame_size=36, crop_margin=4),
+}
 
 
 def get_config(dataset: str = 'synth3a') -> config_dict.ConfigDict:

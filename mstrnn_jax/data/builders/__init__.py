@@ -20,32 +20,32 @@ from mstrnn_jax.data.builders.weizmann_3acwd import Weizmann3acwd
 from mstrnn_jax.data.dataset import Dataset, DatasetSpec, pad_with_last_frame
 
 _log = logging.getLogger(__name__)
-BUILDERS = {"weizmann_3acwd": Weizmann3acwd, "cl1ad": Cl1ad, "cl2ad": Cl2ad}
-PAPER_SUBJECTS = {"weizmann_3acwd": 9, "cl1ad": 10, "cl2ad": 10}
+BUILDERS = {'weizmann_3acwd': Weizmann3acwd, 'cl1ad': Cl1ad, 'cl2ad': Cl2ad}
+PAPER_SUBJECTS = {'weizmann_3acwd': 9, 'cl1ad': 10, 'cl2ad': 10}
 DESCRIPTIONS = {
-    "weizmann_3acwd": "3ACWD: Weizmann pjump/wave1/wave2 concatenated, 27 ordered triples",
-    "cl1ad": "CL1AD: 15 object-action categories (4 ADOs x 9 actions) with a distractor",
-    "cl2ad": "CL2AD: object-action-modifier triplets (4 ADOs, 4 actions, 6 modifiers)",
+  'weizmann_3acwd': '3ACWD: Weizmann pjump/wave1/wave2 concatenated, 27 ordered triples',
+  'cl1ad': 'CL1AD: 15 object-action categories (4 ADOs x 9 actions) with a distractor',
+  'cl2ad': 'CL2AD: object-action-modifier triplets (4 ADOs, 4 actions, 6 modifiers)',
 }
 # Builder options each real dataset accepts (beyond crop_margin), with their defaults.
-OPTIONS = {"weizmann_3acwd": {"skip_incomplete_subjects": False}, "cl1ad": {}, "cl2ad": {}}
+OPTIONS = {'weizmann_3acwd': {'skip_incomplete_subjects': False}, 'cl1ad': {}, 'cl2ad': {}}
 CROP_MARGIN = 10  # paper Sec. II.E: random crops 10 pixels smaller in width and height
 
 
 def manual_dir(name: str, data_dir) -> pathlib.Path:
   """Where the user puts the raw downloads of `name`."""
-  return pathlib.Path(data_dir) / "downloads" / name
+  return pathlib.Path(data_dir) / 'downloads' / name
 
 
 def builder(name: str, data_dir, **options) -> tfds.core.DatasetBuilder:
   """The TFDS builder of `name`; `options` are builder options (see `OPTIONS`)."""
-  return BUILDERS[name](data_dir=str(data_dir), file_format="array_record", **options)
+  return BUILDERS[name](data_dir=str(data_dir), file_format='array_record', **options)
 
 
 def _remove_debris(b: tfds.core.DatasetBuilder) -> None:
   """Deletes `incomplete.*` folders that a preparation killed half-way left beside `b`'s data."""
   parent = pathlib.Path(b.data_dir).parent
-  for debris in parent.glob(f"incomplete.*_{pathlib.Path(b.data_dir).name}"):
+  for debris in parent.glob(f'incomplete.*_{pathlib.Path(b.data_dir).name}'):
     shutil.rmtree(debris, ignore_errors=True)
 
 
@@ -68,7 +68,7 @@ def prepare(name: str, data_dir, **options) -> tfds.core.DatasetBuilder:
     if not stale:
       return b
     if b.is_prepared():
-      _log.warning("%s: preparing again, the raw files in %s changed (%s)", name, manual, stale)
+      _log.warning('%s: preparing again, the raw files in %s changed (%s)', name, manual, stale)
       shutil.rmtree(b.data_dir)
       b = builder(name, data_dir, **options)
     _remove_debris(b)
@@ -82,9 +82,9 @@ def _stale(b: tfds.core.DatasetBuilder, manual: pathlib.Path, options: dict) -> 
   """Why `b` must be prepared ('' when it is prepared from the files now in `manual`, or
   prepared and `manual` is gone or empty: then the prepared files are all there is)."""
   if not b.is_prepared():
-    return "not prepared"
-  if not (manual.is_dir() and any(p.name[0] != "." for p in manual.iterdir())):
-    return ""
+    return 'not prepared'
+  if not (manual.is_dir() and any(p.name[0] != '.' for p in manual.iterdir())):
+    return ''
   return fingerprint.changes(fingerprint.load(b.data_dir), fingerprint.fingerprint(manual, options))
 
 
@@ -94,16 +94,16 @@ def load(name: str, data_dir, crop_margin: int = CROP_MARGIN, **options) -> Data
   options: builder options, see `OPTIONS` (e.g. `skip_incomplete_subjects=True` for Weizmann).
   """
   b = prepare(name, data_dir, **options)
-  source = b.as_data_source(split="train")
+  source = b.as_data_source(split='train')
   label_features = list(b.HEADS)
-  subjects = list(b.info.metadata["subjects"])
+  subjects = list(b.info.metadata['subjects'])
   videos, labels, subject_ids = [], {k: [] for k in label_features}, []
   for i in range(len(source)):
     ex = source[i]
-    videos.append(ex["video"][: ex["length"]])
+    videos.append(ex['video'][: ex['length']])
     for k in label_features:
       labels[k].append(ex[k])
-    subject_ids.append(subjects.index(ex["subject"].decode()))
+    subject_ids.append(subjects.index(ex['subject'].decode()))
   stacked, lengths = pad_with_last_frame(videos)
   heads = tuple((k, b.info.features[k].num_classes) for k in label_features)
   return Dataset(
@@ -119,7 +119,7 @@ def spec(name: str, data_dir, crop_margin: int = CROP_MARGIN, **options) -> Data
   """The dataset's spec without decoding videos (t_max and counts need it to be prepared)."""
   b = builder(name, data_dir, **options)
   labels = list(b.HEADS)
-  size = b.info.features["video"].shape[1]
+  size = b.info.features['video'].shape[1]
   prepared = b.is_prepared()
   meta = b.info.metadata if prepared else {}
   return DatasetSpec(
@@ -140,9 +140,9 @@ class Records:
   """
 
   def __init__(self, b: tfds.core.DatasetBuilder):
-    self._source = b.as_data_source(split="train")
-    self.t_max = int(b.info.metadata["t_max"])
-    size = b.info.features["video"].shape[1]
+    self._source = b.as_data_source(split='train')
+    self.t_max = int(b.info.metadata['t_max'])
+    size = b.info.features['video'].shape[1]
     self.frame_size = (size, size)
 
   def __len__(self) -> int:
@@ -150,4 +150,4 @@ class Records:
 
   def read(self, i: int) -> np.ndarray:
     ex = self._source[int(i)]
-    return ex["video"][: ex["length"]]
+    return ex['video'][: ex['length']]

@@ -31,40 +31,40 @@ used as they are. Frames are resized to {size}x{size}."""
 class _ObjectActionBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Common part: heads are given by `HEADS` (head -> vocabulary)."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version('1.0.0')
   HEADS: dict = {}
 
   def _info(self) -> tfds.core.DatasetInfo:
     features = {
-        "video": tfds.features.Tensor(
-            shape=(None, FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8, encoding="zlib"
-        ),
-        "length": tfds.features.Scalar(dtype=np.int32),
-        "subject": tfds.features.Text(),
-        "clip": tfds.features.Text(),
+      'video': tfds.features.Tensor(
+        shape=(None, FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8, encoding='zlib'
+      ),
+      'length': tfds.features.Scalar(dtype=np.int32),
+      'subject': tfds.features.Text(),
+      'clip': tfds.features.Text(),
     }
     for head, vocab in self.HEADS.items():
       features[head] = tfds.features.ClassLabel(names=list(vocab))
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict(features),
-        metadata=tfds.core.MetadataDict(),
-        disable_shuffling=True,  # examples stay in the order of the clip list
+      features=tfds.features.FeaturesDict(features),
+      metadata=tfds.core.MetadataDict(),
+      disable_shuffling=True,  # examples stay in the order of the clip list
     )
 
   def _split_generators(self, dl_manager):
     root = pathlib.Path(dl_manager.manual_dir)
-    manifest = root / "labels.csv"
+    manifest = root / 'labels.csv'
     if manifest.exists():
       clips = common.read_manifest(manifest, self.HEADS)
     else:
-      if any(p.suffix.lower() == ".zip" for p in root.iterdir()):
+      if any(p.suffix.lower() == '.zip' for p in root.iterdir()):
         raise ValueError(f"{root} holds zip files: extract them first.\n"
                          + self.MANUAL_DOWNLOAD_INSTRUCTIONS.format(manual_dir=root))  # fmt: skip
       clips = common.scan_folders(root, self.HEADS)
     if not clips:
       raise ValueError(f"no clips found under {root}.\n"
                        + self.MANUAL_DOWNLOAD_INSTRUCTIONS.format(manual_dir=root))  # fmt: skip
-    return {"train": self._generate_examples(clips)}
+    return {'train': self._generate_examples(clips)}
 
   def _generate_examples(self, clips):
     t_max = 0
@@ -87,18 +87,18 @@ def _instructions(title, url, heads, example_cat):
 class Cl1ad(_ObjectActionBuilder):
   """Compositionality level 1 action dataset: heads ADO (4) and action (9)."""
 
-  name = "cl1ad"
-  HEADS = {"ado": CL1_OBJECTS, "action": CL1_ACTIONS}
+  name = 'cl1ad'
+  HEADS = {'ado': CL1_OBJECTS, 'action': CL1_ACTIONS}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _instructions(
-      "CL1AD", "https://github.com/haanvid/CL1AD/releases", HEADS, "Book-Change page"
+    'CL1AD', 'https://github.com/haanvid/CL1AD/releases', HEADS, 'Book-Change page'
   )
 
 
 class Cl2ad(_ObjectActionBuilder):
   """Compositionality level 2 action dataset: heads ADO (4), action (4), modifier (6)."""
 
-  name = "cl2ad"
-  HEADS = {"ado": CL2_OBJECTS, "action": CL2_ACTIONS, "modifier": CL2_MODIFIERS}
+  name = 'cl2ad'
+  HEADS = {'ado': CL2_OBJECTS, 'action': CL2_ACTIONS, 'modifier': CL2_MODIFIERS}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _instructions(
-      "CL2AD", "https://github.com/haanvid/CL2AD/releases", HEADS, "Cup-Touch-2 Times"
+    'CL2AD', 'https://github.com/haanvid/CL2AD/releases', HEADS, 'Cup-Touch-2 Times'
   )

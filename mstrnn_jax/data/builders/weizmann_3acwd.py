@@ -15,8 +15,8 @@ from mstrnn_jax.data.synthetic import SYNTH3A_CLASSES
 
 _log = logging.getLogger(__name__)
 # Clip names of the Weizmann database, e.g. daria_pjump.avi, denis_wave1.avi, lena_run1.avi.
-USED_ACTIONS = ("pjump", "wave1", "wave2")  # jump-in-place, one-hand-wave, two-hand-wave
-ALL_ACTIONS = ("bend", "jack", "jump", "pjump", "run", "side", "skip", "walk", "wave1", "wave2")
+USED_ACTIONS = ('pjump', 'wave1', 'wave2')  # jump-in-place, one-hand-wave, two-hand-wave
+ALL_ACTIONS = ('bend', 'jack', 'jump', 'pjump', 'run', 'side', 'skip', 'walk', 'wave1', 'wave2')
 FRAME_SIZE = 83
 
 INSTRUCTIONS = """\
@@ -36,24 +36,24 @@ def find_clips(manual_dir: pathlib.Path, skip_incomplete_subjects: bool = False)
   `skip_incomplete_subjects`.
   """
   found = []
-  for path in sorted(manual_dir.rglob("*")):
-    if path.suffix.lower() == ".avi":
+  for path in sorted(manual_dir.rglob('*')):
+    if path.suffix.lower() == '.avi':
       found.append((path.name, common.Clip(path)))
-    elif path.suffix.lower() == ".zip":
+    elif path.suffix.lower() == '.zip':
       try:
         members = zipfile.ZipFile(path).namelist()
       except zipfile.BadZipFile as e:
-        raise ValueError(f"cannot read {path}: {e}. Re-download it.") from e
+        raise ValueError(f'cannot read {path}: {e}. Re-download it.') from e
       found += [(pathlib.PurePosixPath(m).name, common.Clip(path, m))
                 for m in members if m.lower().endswith(".avi")]  # fmt: skip
   clips = {}
   for name, clip in found:
-    stem = name[: -len(".avi")].lower()
-    subject, _, action = stem.partition("_")
-    if action not in ALL_ACTIONS and action.rstrip("0123456789") not in ALL_ACTIONS:
+    stem = name[: -len('.avi')].lower()
+    subject, _, action = stem.partition('_')
+    if action not in ALL_ACTIONS and action.rstrip('0123456789') not in ALL_ACTIONS:
       raise ValueError(
-          f"{clip}: unknown Weizmann action {action!r} (clips are named <subject>_<action>.avi);"
-          f" valid action names: {', '.join(ALL_ACTIONS)}"
+        f'{clip}: unknown Weizmann action {action!r} (clips are named <subject>_<action>.avi);'
+        f' valid action names: {", ".join(ALL_ACTIONS)}'
       )
     if action not in USED_ACTIONS:
       continue
@@ -63,20 +63,21 @@ def find_clips(manual_dir: pathlib.Path, skip_incomplete_subjects: bool = False)
     clips[subject][action] = clip
   incomplete = {s: sorted(set(USED_ACTIONS) - set(a)) for s, a in clips.items()
                 if set(a) != set(USED_ACTIONS)}  # fmt: skip
-  missing = ", ".join(f"{s}_{a}.avi" for s, acts in incomplete.items() for a in acts)
+  missing = ', '.join(f'{s}_{a}.avi' for s, acts in incomplete.items() for a in acts)
   if incomplete and skip_incomplete_subjects:
-    _log.warning("weizmann_3acwd: leaving out subject(s) %s (missing clips %s)",
-                 ", ".join(incomplete), missing)
+    _log.warning(
+      'weizmann_3acwd: leaving out subject(s) %s (missing clips %s)', ', '.join(incomplete), missing
+    )
     clips = {s: a for s, a in clips.items() if s not in incomplete}
   elif incomplete:
     raise ValueError(
-        f"{manual_dir}: missing clips {missing}; add them, or leave out the subject(s) "
-        f"{', '.join(incomplete)} with the option skip_incomplete_subjects=True\n"
-        + INSTRUCTIONS.format(manual_dir=manual_dir)
+      f'{manual_dir}: missing clips {missing}; add them, or leave out the subject(s) '
+      f'{", ".join(incomplete)} with the option skip_incomplete_subjects=True\n'
+      + INSTRUCTIONS.format(manual_dir=manual_dir)
     )
   if not clips:
     raise ValueError(
-        f"{manual_dir}: missing clips (none found)\n" + INSTRUCTIONS.format(manual_dir=manual_dir)
+      f'{manual_dir}: missing clips (none found)\n' + INSTRUCTIONS.format(manual_dir=manual_dir)
     )
   return dict(sorted(clips.items()))
 
@@ -89,11 +90,11 @@ def concatenate(decoded: dict, triple) -> np.ndarray:
 class Weizmann3acwd(tfds.core.GeneratorBasedBuilder):
   """Three Actions Concatenated Weizmann Dataset: 27 ordered triples per subject."""
 
-  name = "weizmann_3acwd"
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "83x83 frames, frame rate halved after concatenation (Sec. III.B)."}
+  name = 'weizmann_3acwd'
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': '83x83 frames, frame rate halved after concatenation (Sec. III.B).'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = INSTRUCTIONS
-  HEADS = {"action": SYNTH3A_CLASSES}
+  HEADS = {'action': SYNTH3A_CLASSES}
 
   def __init__(self, *, skip_incomplete_subjects: bool = False, **kwargs):
     self.skip_incomplete_subjects = skip_incomplete_subjects
@@ -101,24 +102,24 @@ class Weizmann3acwd(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict(
-            {
-                "video": tfds.features.Tensor(
-                    shape=(None, FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8, encoding="zlib"
-                ),
-                "length": tfds.features.Scalar(dtype=np.int32),
-                "action": tfds.features.ClassLabel(names=list(self.HEADS["action"])),
-                "subject": tfds.features.Text(),
-            }
-        ),
-        metadata=tfds.core.MetadataDict(),
-        disable_shuffling=True,  # examples stay in generation order: subject, then class
-        homepage="https://www.wisdom.weizmann.ac.il/~vision/SpaceTimeActions.html",
+      features=tfds.features.FeaturesDict(
+        {
+          'video': tfds.features.Tensor(
+            shape=(None, FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8, encoding='zlib'
+          ),
+          'length': tfds.features.Scalar(dtype=np.int32),
+          'action': tfds.features.ClassLabel(names=list(self.HEADS['action'])),
+          'subject': tfds.features.Text(),
+        }
+      ),
+      metadata=tfds.core.MetadataDict(),
+      disable_shuffling=True,  # examples stay in generation order: subject, then class
+      homepage='https://www.wisdom.weizmann.ac.il/~vision/SpaceTimeActions.html',
     )
 
   def _split_generators(self, dl_manager):
     clips = find_clips(pathlib.Path(dl_manager.manual_dir), self.skip_incomplete_subjects)
-    return {"train": self._generate_examples(clips)}
+    return {'train': self._generate_examples(clips)}
 
   def _generate_examples(self, clips):
     t_max = 0
