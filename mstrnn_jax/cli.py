@@ -189,11 +189,21 @@ def resolve_config(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
 
 
 def quiet_logs() -> None:
-  """Warnings only: orbax logs every save and TFDS every dataset read at INFO."""
+  """Warnings only: orbax logs every save and TFDS every dataset read at INFO.  Also drops the
+  "Event loop is closed" traceback that orbax's asyncio callbacks print at exit after a failed
+  restore (the one-line CheckpointError has already said what is wrong)."""
   logging.set_verbosity(logging.WARNING)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   for name in ('tensorflow_datasets', 'absl', 'orbax'):
     std_logging.getLogger(name).setLevel(std_logging.WARNING)
+  sys.unraisablehook = _drop_closed_loop_noise
+
+
+def _drop_closed_loop_noise(unraisable, default=sys.unraisablehook) -> None:
+  exc = unraisable.exc_value
+  if isinstance(exc, RuntimeError) and str(exc) == 'Event loop is closed':
+    return
+  default(unraisable)
 
 
 def main(argv: Sequence[str]) -> None:

@@ -90,7 +90,9 @@ def setup(
   put_runs = lambda x: parallel.put(parallel.pad_runs(x, n_pad), shard)  # noqa: E731
   streamed = stream_loop.is_streamed(ds)
   if streamed:  # data larger than memory: batches read from the files (stream_loop)
-    programs = stream_loop.streamed_programs(p, cfg, tables_np, n_pad, mesh, run_chunk)
+    programs = stream_loop.streamed_programs(
+      p, cfg, programs.init, tables_np, n_pad, mesh, run_chunk
+    )
   return Setup(
     programs=programs,
     runs=runs,

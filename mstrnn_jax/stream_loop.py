@@ -139,36 +139,25 @@ class StreamedPrograms:
 
 
 def streamed_programs(
-  p, cfg, tables_np: train.RunTables, n_pad: int, mesh, run_chunk
+  p, cfg, init, tables_np: train.RunTables, n_pad: int, mesh, run_chunk
 ) -> StreamedPrograms:
-  """:class:`StreamedPrograms` of plan ``p`` for model config ``cfg`` (tables unpadded)."""
+  """:class:`StreamedPrograms` of plan ``p`` for model config ``cfg`` (tables unpadded); ``init``
+  is the in-memory programs' ``init`` (the same initial states)."""
   c, ds = p.config, p.dataset
-  fns = train.model_fns(cfg)
   steps = train.make_step_programs(
-    fns,
+    train.model_fns(cfg),
     ec.optim_config(c),
     batch_size=c.batch_size,
     steps_per_epoch=p.steps_per_epoch,
     voting_steps=c.voting_steps,
     vote_rule=c.vote_rule,
-    mesh=mesh,
-    run_chunk=run_chunk,
-  )
-  in_memory = train.make_programs(
-    fns,
-    ec.optim_config(c),
-    batch_size=c.batch_size,
-    steps_per_epoch=p.steps_per_epoch,
-    voting_steps=c.voting_steps,
-    vote_rule=c.vote_rule,
-    eval_batch_size=c.eval_batch_size,
     mesh=mesh,
     run_chunk=run_chunk,
   )
   tables = jax.tree.map(np.asarray, parallel.pad_runs(tables_np, n_pad))
   return StreamedPrograms(
     steps,
-    in_memory.init,
+    init,
     ds.videos.source,
     tables,
     train.stack_labels(ds.labels, ds.heads),

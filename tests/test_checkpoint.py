@@ -11,6 +11,7 @@ import pytest
 from mstrnn_jax import checkpoint, model_records, models, parallel, train
 from mstrnn_jax import experiment_configs as ec
 import standin_model
+import damage
 
 
 def _states(n_runs=4, seed=0):
@@ -98,27 +99,13 @@ def test_experiment_record_roundtrip():
   assert ec.from_dict(json.loads(json.dumps(ec.to_dict(config)))) == config
 
 
-def _damage(ckpt_dir, epoch):
-  """Truncates the array data files of a checkpoint (as a full disk or a bad copy would)."""
-  files = [
-    os.path.join(r, f)
-    for r, _, fs in os.walk(os.path.join(ckpt_dir, str(epoch)))
-    for f in fs
-    if os.sep + 'd' + os.sep in os.path.join(r, f)
-  ]
-  assert files
-  for victim in files:
-    with open(victim, 'r+b') as f:
-      f.truncate(os.path.getsize(victim) // 2)
-
-
 def test_restore_newest_falls_back_past_a_truncated_checkpoint(tmp_path):
   directory = str(tmp_path / 'ck')
   ckpt = checkpoint.Checkpointer(directory, max_to_keep=3)
   for epoch in (1, 2):
     ckpt.save(epoch, _states(seed=epoch), {'epoch': epoch})
   ckpt.close()
-  _damage(directory, 2)
+  damage.truncate_checkpoint(directory, 2)
   ckpt = checkpoint.Checkpointer(directory, max_to_keep=3)
   with pytest.raises(checkpoint.CheckpointError, match=r'ck/2: unreadable checkpoint') as e:
     ckpt.restore(2)
@@ -144,7 +131,7 @@ def test_restore_newest_without_readable_checkpoint_is_one_line(tmp_path):
   assert ckpt.restore_newest() is None
   ckpt.save(1, _states(), {'epoch': 1})
   ckpt.close()
-  _damage(directory, 1)
+  damage.truncate_checkpoint(directory, 1)
   ckpt = checkpoint.Checkpointer(directory)
   with pytest.raises(checkpoint.CheckpointError, match='no readable checkpoint') as e:
     ckpt.restore_newest(warn=lambda m: None)

@@ -18,6 +18,7 @@ from mstrnn_jax import analysis, checkpoint, epoch_loop, launch, models, paralle
 from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax import workdir as workdirs
 from mstrnn_jax.model_records import model_config_from_record
+import damage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
@@ -181,19 +182,6 @@ def _analyze(*args):
   )
 
 
-def _damage(ckpt_dir, epoch):
-  files = [
-    os.path.join(r, f)
-    for r, _, fs in os.walk(os.path.join(ckpt_dir, str(epoch)))
-    for f in fs
-    if os.sep + 'd' + os.sep in os.path.join(r, f)
-  ]
-  assert files
-  for victim in files:
-    with open(victim, 'r+b') as f:
-      f.truncate(os.path.getsize(victim) // 2)
-
-
 @pytest.fixture
 def random_two_epoch_workdir(tmp_path):
   """A workdir of the engine's format with random (alive) MSTRNN weights at epochs 1 and 2."""
@@ -224,7 +212,7 @@ def random_two_epoch_workdir(tmp_path):
 
 def test_analyze_falls_back_past_a_truncated_newest_checkpoint(random_two_epoch_workdir, tmp_path):
   wd = random_two_epoch_workdir
-  _damage(os.path.join(wd, 'checkpoints', 'mstrnn'), 2)
+  damage.truncate_checkpoint(os.path.join(wd, 'checkpoints', 'mstrnn'), 2)
   proc = _analyze(f'--workdir={wd}', '--epoch=2')
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   err = proc.stderr.strip().splitlines()
