@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from mstrnn_jax.data import builders, fingerprint, pipeline
+from mstrnn_jax.data import builders, fingerprint, pipeline, toy_videos
 
 SUBJECTS = ('daria', 'denis', 'eli')
 ACTIONS = ('pjump', 'wave1', 'wave2')
@@ -18,14 +18,8 @@ LENGTHS = {'pjump': 5, 'wave1': 6, 'wave2': 7}  # frames per raw clip
 
 
 def write_clip(path, frames, fps=25):
-  """Writes uint8 `[T, H, W, 3]` losslessly (FFV1 in AVI)."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with av.open(str(path), 'w') as container:
-    stream = container.add_stream('ffv1', rate=fps)
-    stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv444p'
-    for f in frames:
-      container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format='rgb24')))
-    container.mux(stream.encode())
+  """Writes uint8 `[T, H, W, 3]` losslessly (toy_videos.write_clip at the Weizmann 25 fps)."""
+  return toy_videos.write_clip(path, frames, fps)
 
 
 def coded_frames(n, red, blue, h=16, w=20):
