@@ -82,6 +82,7 @@ def setup(
     vote_rule=c.vote_rule,
     eval_batch_size=c.eval_batch_size,
     eval_stats=tuple(c.eval_stats),
+    population_batches=c.population_batches,
     mesh=mesh,
     run_chunk=run_chunk,
   )

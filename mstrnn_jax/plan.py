@@ -57,6 +57,10 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
     train.check_eval_stats(tuple(config.eval_stats))
   except ValueError as e:
     raise ValueError(f'config.eval_stats: {e}') from None
+  if config.population_batches is not None and config.population_batches < 1:
+    raise ValueError(
+      f'config.population_batches must be >= 1 (or None: all), got {config.population_batches}.'
+    )
   if config.validation_subjects < 0:
     raise ValueError(f'config.validation_subjects must be >= 0, got {config.validation_subjects}.')
   try:

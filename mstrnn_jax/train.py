@@ -363,19 +363,23 @@ def population_statistics(
   key: jax.Array,
   epoch: jax.Array,
   batch_size: int,
+  max_batches: int | None = None,
 ) -> PyTree:
-  """Per-step BN statistics of a run's whole training set under the current weights.
+  """Per-step BN statistics of a run's training set under the current weights.
 
-  Every training video (centre crop) passes once in training-mode batches of ``batch_size``
-  (a shuffled order from ``key`` and ``epoch``, as in training; the last batch wraps around to
-  the first videos), and the per-batch statistics are pooled exactly
-  (:func:`pool_statistics`): the population statistics of the "precise BN" practice, not a
-  momentum average.
+  Training videos (centre crops) pass in training-mode batches of ``batch_size`` (a shuffled
+  order from ``key`` and ``epoch``, as in training; the last batch wraps around to the first
+  videos), and the per-batch statistics are pooled exactly (:func:`pool_statistics`): the
+  population statistics of the "precise BN" practice, not a momentum average.  Every video
+  passes once, or, with ``max_batches``, only the first ``max_batches`` batches of that
+  order (a fresh random subset of ``max_batches * batch_size`` videos every epoch).
 
   Args:
     train_idx: int32 [n_train_max] (padded); n_train: int32 [] valid entries; key: uint32 [2].
   """
   steps = -(-train_idx.shape[0] // batch_size)
+  if max_batches is not None:
+    steps = max(1, min(steps, max_batches))
   pkey = jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(key), _POPULATION_SALT))
   batches = epoch_batches(pkey, epoch, train_idx, n_train, steps, batch_size)
 
@@ -490,6 +494,7 @@ def make_programs(
   vote_rule: str = 'vote',
   eval_batch_size: int = 32,
   eval_stats: tuple[str, ...] = DEFAULT_EVAL_STATS,
+  population_batches: int | None = None,
   mesh: jax.sharding.Mesh | None = None,
   run_chunk: int | None | str = 'auto',
 ) -> Programs:
@@ -499,8 +504,9 @@ def make_programs(
   (names in :data:`EVAL_STATS`): the same weights, normalised with the stored running
   statistics, with the evaluated subject's own batch statistics (:func:`subject_statistics`;
   the validation subjects' videos form one batch) or with statistics re-estimated on the run's
-  training set (:func:`population_statistics`, training batches of ``batch_size``, computed
-  once for the test and validation videos).
+  training set (:func:`population_statistics`, training batches of ``batch_size``, at most
+  ``population_batches`` of them (None: the whole set), computed once for the test and
+  validation videos).
 
   The run axis of every stacked argument is split over ``mesh`` (1-D, axis
   ``parallel.AXIS``) with ``jax.shard_map``; each device runs its block of runs with
@@ -516,6 +522,8 @@ def make_programs(
     raise ValueError(
       f'batch_size ({batch_size}) and steps_per_epoch ({steps_per_epoch}) must be >= 1.'
     )
+  if population_batches is not None and population_batches < 1:
+    raise ValueError(f'population_batches must be >= 1 or None, got {population_batches}.')
   eval_stats = tuple(eval_stats)
   check_eval_stats(eval_stats, model)
   run_chunk = default_run_chunk() if run_chunk == 'auto' else run_chunk
@@ -577,6 +585,7 @@ def make_programs(
         state.key,
         state.epoch,
         batch_size,
+        population_batches,
       )
 
     def flags_of(rows, mask):

@@ -147,6 +147,40 @@ def test_population_statistics_pool_training_batches(setup, population):
   jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=2e-4, atol=1e-5), got, pooled)
 
 
+def test_population_statistics_of_a_batch_subset(setup):
+  """max_batches=1: the statistics of the first batch of the epoch's shuffled order alone."""
+  cfg, fns, states, videos, _, tab = setup
+  state, taus = _run(states, 0), tab.taus[0]
+  got = train.population_statistics(
+    fns,
+    state.params,
+    state.batch_stats,
+    jnp.asarray(videos),
+    tab.train_idx[0],
+    tab.n_train[0],
+    taus,
+    state.key,
+    state.epoch,
+    BATCH,
+    max_batches=1,
+  )
+  pkey = jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(state.key), 2))
+  rows = np.asarray(
+    train.epoch_batches(pkey, state.epoch, tab.train_idx[0], tab.n_train[0], 3, BATCH)
+  )
+  want = _plain_stats(cfg, state, videos[rows[0]], taus)
+  jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=2e-4, atol=1e-5), got, want)
+  with pytest.raises(ValueError, match='population_batches must be >= 1'):
+    train.make_programs(
+      fns,
+      train.OptimConfig(),
+      batch_size=4,
+      steps_per_epoch=1,
+      voting_steps=1,
+      population_batches=0,
+    )
+
+
 def test_evaluate_stats_program_matches_direct_apply():
   """The program's flags per mode == the stand-in model's apply with that mode's statistics."""
   model = standin_model.make(test_train.HEADS, input_size=8)

@@ -30,6 +30,8 @@ preset.  ``None`` fields are placeholders: "the model's / dataset's own default"
                      first one reported in the tables (train.EVAL_STATS: 'population' =
                      re-estimated on the fold's training set, 'running' = stored momentum
                      averages, 'subject' = the evaluated subject's own videos; docs/model.md)
+  population_batches   the 'population' statistics pool at most this many training batches
+                     (a fresh random subset every epoch); None: the whole training set
   validation_subjects  K >= 0 subjects per fold taken out of its training subjects (from
                      ``seed``), evaluated every epoch; results then also report the test
                      accuracy at the epoch with the best validation accuracy
@@ -139,6 +141,7 @@ def get_config(dataset: str, preset: str) -> config_dict.ConfigDict:
   c.voting_steps = 15
   c.vote_rule = names.VoteRule.VOTE.value
   c.eval_stats = train.DEFAULT_EVAL_STATS
+  c.population_batches = config_dict.placeholder(int)
   c.validation_subjects = 0
   c.optim = optim(train.OptimConfig())
   c.taus = config_dict.placeholder(tuple)

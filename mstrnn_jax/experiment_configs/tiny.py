@@ -32,4 +32,5 @@ def get_config(dataset: str = 'synth3a') -> config_dict.ConfigDict:
   c.eval_batch_size = 8
   c.optim.update(dict(lr_values=(0.005,), lr_boundaries=()))
   c.checkpoint_every = 1
+  c.population_batches = 2
   return c
