@@ -6,7 +6,10 @@ Layout of a workdir (written by :mod:`mstrnn_jax.launch`)::
   <workdir>/checkpoints/<model>/<epoch>/
       state/   the stacked TrainState of every run (orbax StandardSave; leading run axis,
                padded to a multiple of the device count)
-      meta/    JSON: {'epoch': completed epochs, 'history': per-run per-epoch metrics so far}
+      population/  the 'population' BN statistics evaluated at this epoch (same run axis),
+               when that mode was evaluated (train.EvalFlags.population)
+      meta/    JSON: {'epoch': completed epochs, 'history': per-run per-epoch metrics so far,
+               'population': true when population/ is there}
 
 A checkpoint directory appears only once it is complete (orbax writes to a temporary name and
 renames), so a process killed while saving leaves the previous checkpoint as the latest one.
@@ -22,6 +25,9 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+
+POPULATION = 'population'  # the checkpoint item (and meta flag) of the population statistics
 
 
 class CheckpointError(RuntimeError):
@@ -57,14 +63,32 @@ class Checkpointer:
     """Completed epochs of the newest complete checkpoint, or None."""
     return self._mngr.latest_step()
 
-  def save(self, epoch: int, states: Any, meta: dict) -> None:
-    """Saves the stacked states (jax arrays, any sharding) and JSON ``meta`` at ``epoch``."""
+  def save(self, epoch: int, states: Any, meta: dict, population: Any = None) -> None:
+    """Saves the stacked states (jax arrays, any sharding), JSON ``meta`` and, when given,
+    the evaluated ``population`` statistics at ``epoch``."""
+    items = {'state': ocp.args.StandardSave(states)}
+    if population is not None:
+      items[POPULATION] = ocp.args.StandardSave(population)
+      meta = {**meta, POPULATION: True}
     self._mngr.save(
-      epoch,
-      args=ocp.args.Composite(state=ocp.args.StandardSave(states), meta=ocp.args.JsonSave(meta)),
-      force=True,
+      epoch, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), **items), force=True
     )
     self._mngr.wait_until_finished()
+
+  def restore_population(self, epoch: int) -> Any:
+    """The ``population`` statistics saved at ``epoch`` (numpy leaves, padded run axis), or
+    None when that checkpoint has none (population statistics not evaluated, or written by a
+    version before they were kept)."""
+    if not self._restore_meta(epoch).get(POPULATION):
+      return None
+    path = os.path.join(self.directory, str(epoch), POPULATION)
+    try:
+      out = self._mngr.restore(
+        epoch, args=ocp.args.Composite(**{POPULATION: ocp.args.StandardRestore()})
+      )
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(f'{path}: unreadable population statistics ({_first_line(e)}).') from e
+    return jax.tree.map(np.asarray, out[POPULATION])
 
   def restore(self, epoch: int, target: Any = None) -> tuple[Any, dict]:
     """Restores ``(states, meta)`` of ``epoch``.
@@ -187,7 +211,12 @@ class LoadedRun:
   model_cfg:      the ``configs.ModelConfig`` the runs were trained with.
   dataset:        dataset name; dataset_kwargs: keyword arguments of ``pipeline.load_dataset``.
   params:         pytree, every leaf with a leading run axis [R, ...] (padding runs dropped).
-  batch_stats:    pytree, same.
+  batch_stats:    pytree, same: the BN statistics to evaluate with, those of the reported
+                  accuracies (``stats_mode``): the checkpoint's population statistics when
+                  ``eval_stats`` reported 'population' and the checkpoint kept them, otherwise
+                  the stored running averages.
+  running_stats:  pytree, same: the running averages of training.
+  stats_mode:     'population' or 'running': what ``batch_stats`` holds.
   runs:           list of {'run': r, 'test_subject': s, 'subject_name': name, 'taus': [...]}
                   for r in 0..R-1 (taus [] for LRCN).
   epoch:          completed epochs of the restored checkpoint.
@@ -202,6 +231,8 @@ class LoadedRun:
   runs: list
   epoch: int
   experiment: dict
+  running_stats: Any = None
+  stats_mode: str = 'running'
 
 
 def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -> LoadedRun:
@@ -230,18 +261,24 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
       epoch, state, _ = newest
     else:
       state = _restore_epoch(ckpt, epoch)
+    population = ckpt.restore_population(epoch)
   finally:
     ckpt.close()
   runs = record['runs_by_model'][model]
   n = len(runs)
   cut = lambda x: x[:n]  # noqa: E731  (drop the padding runs)
+  running = jax.tree.map(cut, state['batch_stats'])
+  reported = record['experiment'].get('eval_stats', ['running'])[0]
+  use_population = population is not None and reported == POPULATION
   return LoadedRun(
     model_cfg=model_records.model_config_from_record(record['models'][model]),
     dataset=record['dataset'],
     dataset_kwargs=record['dataset_kwargs'],
     params=jax.tree.map(cut, state['params']),
-    batch_stats=jax.tree.map(cut, state['batch_stats']),
+    batch_stats=jax.tree.map(cut, population) if use_population else running,
     runs=runs,
     epoch=int(epoch),
     experiment=record,
+    running_stats=running,
+    stats_mode=POPULATION if use_population else 'running',
   )

@@ -161,7 +161,8 @@ def train_model(
     for epoch in range(start, c.epochs):
       states, m = e.programs.train_epoch(states, e.videos, e.labels, e.tables)
       flags = e.programs.evaluate(states, e.videos, e.labels, e.tables)
-      m, flags = parallel.to_host((m, flags._asdict()))
+      population = flags.population  # stays on the devices; checkpoints keep it
+      m, flags = parallel.to_host((m, {'test': flags.test, 'val': flags.val}))
       loss = m.loss[:n_runs]
       _check_finite(loss, e.runs, model, epoch, workdir, c, ckpt.latest_epoch())
       counts = m.count[:n_runs].sum(axis=1)
@@ -180,7 +181,12 @@ def train_model(
         events.scalars(done, results.epoch_scalars(e.runs, history, p.dataset.heads))
       res = results.result(e.runs, history, time.time() - t0)
       if done % c.checkpoint_every == 0 or done == c.epochs:
-        ckpt.save(done, states, {'epoch': done, 'history': results.history_lists(res['history'])})
+        ckpt.save(
+          done,
+          states,
+          {'epoch': done, 'history': results.history_lists(res['history'])},
+          population=population,
+        )
       if on_epoch is not None:
         on_epoch(res)
       bar.update(1)

@@ -240,6 +240,7 @@ def predict(
     'dataset': record['dataset'],
     'model': loaded.model_cfg.model,
     'epoch': loaded.epoch,
+    'bn_statistics': loaded.stats_mode,
     'runs': [loaded.runs[r] for r in rows],
     'ensemble': len(rows) > 1,
     'vote_rule': rule,

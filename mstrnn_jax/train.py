@@ -468,10 +468,14 @@ class EvalFlags(NamedTuple):
 
   test: int32 [R, n_modes, n_test_max, n_heads + 1]; val: int32 [R, n_modes, n_val_max,
   n_heads + 1] on the validation subjects, or None when the tables have none.
+  population: the ``'population'`` statistics the flags used, a tree like the stacked
+  ``batch_stats`` (leading axis R), or None when that mode is not evaluated; checkpoints keep
+  it so that a trained run is applied later with the statistics its accuracy was measured with.
   """
 
   test: jax.Array
   val: jax.Array | None
+  population: PyTree | None = None
 
 
 def default_run_chunk(backend: str | None = None) -> int | None:
@@ -604,7 +608,7 @@ def make_programs(
       )
 
     val = None if table.val_idx is None else flags_of(table.val_idx, table.val_mask)
-    return EvalFlags(test=flags_of(table.test_idx, table.test_mask), val=val)
+    return EvalFlags(test=flags_of(table.test_idx, table.test_mask), val=val, population=population)
 
   def map_runs(fn, xs):
     if run_chunk is None:

@@ -37,6 +37,7 @@ def test_save_restore_roundtrip_with_sharding(tmp_path):
     lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=shard), _states(seed=9)
   )
   restored, meta = ckpt.restore(3, target)
+  assert ckpt.restore_population(3) is None
   ckpt.close()
   assert meta == {'epoch': 3, 'history': {'x': [[3]]}}
   assert type(restored) is type(states)
