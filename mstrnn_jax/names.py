@@ -53,7 +53,7 @@ class TimeLayout(Option):
 
 
 class ConvImpl(Option):
-  """Convolution implementation (``ops.conv2d``): AUTO = gemm on CPU, native elsewhere."""
+  """Convolution implementation (``ops.conv2d``): AUTO = gemm on CPU/GPU, native on TPU."""
 
   AUTO = 'auto'
   NATIVE = 'native'

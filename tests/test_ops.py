@@ -53,7 +53,7 @@ def test_conv_rejects_mismatched_channels_and_unknown_impl():
 
 def test_default_impl_is_gemm_on_cpu_and_native_on_accelerators():
   assert ops.default_conv_impl('cpu') == 'gemm'
-  assert ops.default_conv_impl('gpu') == 'native'
+  assert ops.default_conv_impl('gpu') == 'gemm'
   assert ops.default_conv_impl('tpu') == 'native'
   assert ops.resolve_conv_impl('auto') == ops.default_conv_impl()
 
