@@ -22,7 +22,7 @@ import numpy as np
 from mstrnn_jax import checkpoint, evaluate, parallel, results, stream_loop, train
 from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax.model_records import model_config_from_record
-from mstrnn_jax.plan import Plan, build_tables, run_table
+from mstrnn_jax.plan import Plan, build_tables, program_options, run_table
 from mstrnn_jax.workdir import is_writer
 
 
@@ -76,10 +76,7 @@ def setup(
   programs = train.make_programs(
     train.model_fns(cfg),
     ec.optim_config(c),
-    batch_size=c.batch_size,
-    steps_per_epoch=p.steps_per_epoch,
-    voting_steps=c.voting_steps,
-    vote_rule=c.vote_rule,
+    **program_options(p),
     eval_batch_size=c.eval_batch_size,
     eval_stats=tuple(c.eval_stats),
     population_batches=c.population_batches,

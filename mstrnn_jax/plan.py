@@ -199,6 +199,18 @@ def tau_pairs(config: config_dict.ConfigDict) -> tuple[tuple[float, ...], ...] |
   return None if config.taus is None else tuple(tuple(float(t) for t in p) for p in config.taus)
 
 
+def program_options(p: Plan) -> dict:
+  """The keyword arguments that ``train.make_programs`` and ``train.make_step_programs`` both
+  take from the experiment: batch_size, steps_per_epoch, voting_steps, vote_rule."""
+  c = p.config
+  return dict(
+    batch_size=c.batch_size,
+    steps_per_epoch=p.steps_per_epoch,
+    voting_steps=c.voting_steps,
+    vote_rule=c.vote_rule,
+  )
+
+
 def run_table(p: Plan, model: str) -> list[dict]:
   """The runs of ``model``: tau pairs (outer) x folds (inner)."""
   cfg = model_records.model_config_from_record(p.model_records[model])

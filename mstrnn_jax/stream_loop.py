@@ -24,6 +24,7 @@ from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax import parallel, train
 from mstrnn_jax.data import pipeline, stream
 from mstrnn_jax.data.dataset import Dataset
+from mstrnn_jax.plan import program_options
 
 STREAM_MODES = ('auto', 'never', 'always')
 # Streamed evaluation normalises with the stored running statistics only: the 'population' and
@@ -145,14 +146,7 @@ def streamed_programs(
   is the in-memory programs' ``init`` (the same initial states)."""
   c, ds = p.config, p.dataset
   steps = train.make_step_programs(
-    train.model_fns(cfg),
-    ec.optim_config(c),
-    batch_size=c.batch_size,
-    steps_per_epoch=p.steps_per_epoch,
-    voting_steps=c.voting_steps,
-    vote_rule=c.vote_rule,
-    mesh=mesh,
-    run_chunk=run_chunk,
+    train.model_fns(cfg), ec.optim_config(c), **program_options(p), mesh=mesh, run_chunk=run_chunk
   )
   tables = jax.tree.map(np.asarray, parallel.pad_runs(tables_np, n_pad))
   return StreamedPrograms(
