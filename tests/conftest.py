@@ -7,16 +7,19 @@ every pytest-xdist worker and every subprocess (all inherit os.environ) read and
 directory. The directory is new for each session (created by the controller, removed at its end):
 never a stale cache from an earlier checkout or JAX version. A cached executable is the compiled
 program itself, so results stay bit-identical (the reproducibility tests check that across
-processes).
+processes). A size limit (never reached) turns on JAX's file lock around cache reads and writes:
+without it a process could read an entry another one is still writing (a warning on stderr, which
+some tests check, and a needless recompile).
 """
 
 import os
 import shutil
 import tempfile
 
-CACHE_ENV = {
-  'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0',
-  'JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES': '0',
+SETTINGS = {  # JAX config name: value; the environment variable is the name in capitals
+  'jax_persistent_cache_min_compile_time_secs': 0,  # cache every program, however fast
+  'jax_persistent_cache_min_entry_size_bytes': 0,
+  'jax_compilation_cache_max_size': 1 << 40,  # bytes; any limit means locked access
 }
 _OWNED = 'MSTRNN_TEST_OWNS_JAX_CACHE'  # set by the process that created (and removes) the directory
 
@@ -29,15 +32,16 @@ def _cache_dir() -> str:
   return os.environ['JAX_COMPILATION_CACHE_DIR']
 
 
-os.environ.update(CACHE_ENV, JAX_COMPILATION_CACHE_DIR=_cache_dir())
+os.environ.update({name.upper(): str(value) for name, value in SETTINGS.items()})
+os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache_dir()
 
 
 def pytest_configure(config):
   import jax  # after the environment above; the updates also cover a JAX imported earlier
 
   jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
-  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  for name, value in SETTINGS.items():
+    jax.config.update(name, value)
 
 
 def pytest_unconfigure(config):
