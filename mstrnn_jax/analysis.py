@@ -316,15 +316,19 @@ def logits_over_runs(
   Returns {head: [runs, n, time, classes]}.
   """
 
-  def per_run(run):
-    p, bs, tau, idx = run
-    # The activations are unused here; XLA drops their computation.
-    fn = functools.partial(
-      _video_forward, cfg, analysis_layer(cfg), crop_size, p, bs, tau, videos_u8
-    )
-    return jax.lax.map(fn, idx, batch_size=batch_size)[0]
-
-  return jax.lax.map(per_run, (params, batch_stats, taus, indices))
+  # The activations are unused here; XLA drops their computation.
+  return _forward_over_runs(
+    cfg,
+    analysis_layer(cfg),
+    crop_size,
+    batch_size,
+    0,
+    params,
+    batch_stats,
+    taus,
+    videos_u8,
+    indices,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'layer', 'crop_size', 'batch_size'))
@@ -342,10 +346,21 @@ def activations_over_runs(
   """`layer` activations of every run on its own videos (`lax.map` over runs), as in
   `logits_over_runs`. Returns [runs, n, time, features]."""
 
+  return _forward_over_runs(
+    cfg, layer, crop_size, batch_size, 1, params, batch_stats, taus, videos_u8, indices
+  )
+
+
+def _forward_over_runs(
+  cfg, layer, crop_size, batch_size, part, params, batch_stats, taus, videos_u8, indices
+):
+  """``_video_forward`` of every run on its own videos (``lax.map`` over runs, then over the
+  videos ``batch_size`` at a time); ``part`` 0: the logits, 1: the ``layer`` activations."""
+
   def per_run(run):
     p, bs, tau, idx = run
     fn = functools.partial(_video_forward, cfg, layer, crop_size, p, bs, tau, videos_u8)
-    return jax.lax.map(fn, idx, batch_size=batch_size)[1]
+    return jax.lax.map(fn, idx, batch_size=batch_size)[part]
 
   return jax.lax.map(per_run, (params, batch_stats, taus, indices))
 
