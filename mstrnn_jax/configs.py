@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 from mstrnn_jax import ops
-from mstrnn_jax.names import MODELS, TABLE_I, ConvImpl, LeakyScan, TimeLayout, choose
+from mstrnn_jax.names import MODELS, TABLE_I, ConvImpl, FcInput, LeakyScan, TimeLayout, choose
 
 # Table II (CL1AD) parameter counts, for summaries and tests.
 TABLE_II_PARAMS = {'mstrnn': 3.0e6, 'lrcn': 4.6e6, 'mstnn': 4.6e6}
@@ -89,6 +89,8 @@ class ModelConfig:
       reference/baseline).
     leaky_scan: `names.LeakyScan` ('sequential' | 'associative', feature-unit recurrence).
     remat: `jax.checkpoint` the scan bodies.
+    fc_input: `names.FcInput`: what the first FC layer reads ('top' as in the paper's
+      figures; 'contexts' and 'pool' are MSTRNN ablations, `fc_input_layers`).
     bn_momentum: running statistics update `new = momentum * old + (1 - momentum) * batch`.
       0.9: a LOSO epoch has only a few mini-batches (Sec. II.E batch sizes 27-90), so a
       slower average would lag the weights by many epochs.
@@ -110,6 +112,7 @@ class ModelConfig:
   time_layout: TimeLayout = TimeLayout.HOISTED
   leaky_scan: LeakyScan = LeakyScan.SEQUENTIAL
   remat: bool = False
+  fc_input: FcInput = FcInput.TOP
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
 
@@ -119,6 +122,7 @@ class ModelConfig:
       ('conv_impl', ConvImpl),
       ('time_layout', TimeLayout),
       ('leaky_scan', LeakyScan),
+      ('fc_input', FcInput),
     ):
       object.__setattr__(self, name, choose(kind, getattr(self, name), f'{where}: {name}'))
     if self.model not in MODELS:
@@ -209,17 +213,29 @@ def layer_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
   return shapes
 
 
-def fc_input_layer(cfg: ModelConfig) -> str:
-  """Name of the layer the first FC layer reads (flattened).
+def fc_input_layers(cfg: ModelConfig) -> tuple[str, ...]:
+  """Names of the layers the first FC layer reads, flattened and concatenated in this order.
 
-  MSTRNN: the top context layer's *context units* (`context{L}`). The paper (Fig. 1, 3) sends
-  the context layers' output to the FC stage without saying whether the pooling or the context
-  units feed it; the context units are the layer's recurrent output and the ones the next
-  context layer reads (through `z`), so we use them. MSTNN / LRCN: the last pooling layer.
+  `fc_input='top'` (default): MSTRNN reads the top context layer's *context units*
+  (`context{L}`). The paper (Fig. 1, 3) sends the context layers' output to the FC stage
+  without saying whether the pooling or the context units feed it; the context units are the
+  layer's recurrent output and the ones the next context layer reads (through `z`), so we use
+  them. MSTNN / LRCN read the last pooling layer. The MSTRNN ablations (docs/fidelity.md):
+  'contexts' = `context1..context{L}`; 'pool' = `pool{L}`, the top layer's pooled features.
   """
-  if cfg.model == 'mstrnn':
-    return f'context{cfg.num_layers}'
-  return f'pool{cfg.num_layers}'
+  top = f'pool{cfg.num_layers}'
+  if cfg.model != 'mstrnn':
+    if cfg.fc_input != FcInput.TOP:
+      raise ValueError(
+        f'mstrnn_jax/configs.py: fc_input={cfg.fc_input!r} is an MSTRNN ablation; '
+        f'{cfg.model} reads {top} (use fc_input=top).'
+      )
+    return (top,)
+  if cfg.fc_input == FcInput.CONTEXTS:
+    return tuple(f'context{i}' for i in range(1, cfg.num_layers + 1))
+  if cfg.fc_input == FcInput.POOL:
+    return (top,)
+  return (f'context{cfg.num_layers}',)
 
 
 def _scaled(widths: tuple[int, ...], scale: float) -> tuple[int, ...]:
@@ -285,7 +301,7 @@ def derive_config(
       LSTM), rounding, at least 1. 0.25 gives a narrow "quick" model.
     **overrides: any other `ModelConfig` field, e.g. `feature_widths=(8, 16, 32)`,
       `context_widths=(8, 16, 32)`, `taus=(2., 20., 100.)` for a third context layer, or
-      `conv_impl`, `time_layout`, `leaky_scan`, `remat`. Explicit widths are used as given (not scaled).
+      `conv_impl`, `time_layout`, `leaky_scan`, `remat`, `fc_input`. Explicit widths are used as given (not scaled).
   """
   if model not in MODELS:
     raise ValueError(f'mstrnn_jax/configs.py: unknown model {model!r}; use one of {MODELS}.')

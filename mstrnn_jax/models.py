@@ -13,7 +13,7 @@ uint8 data first). `taus` is a float array `[len(cfg.taus)]` (one per context / 
 Architectures (Fig. 3, Sec. III.A):
 * MSTRNN: conv0 -> pool0 -> context layers 1..L (eqs. 5-7) -> FC -> FC -> softmax heads.
   The first FC layer reads the top context layer's context units (see
-  `configs.fc_input_layer` for why).
+  `configs.fc_input_layers` for why, and for the `fc_input` ablations).
 * MSTNN: conv0 -> pool0 -> [leaky conv (eq. 5 without z) -> pool] x L -> FC -> FC -> heads.
 * LRCN: conv0 -> pool0 -> [conv -> pool] x L -> FC -> BN-LSTM 256 -> BN-LSTM 256 -> heads.
 Every feed-forward layer has a per-time-step BN before its activation (Sec. II.A); FC layers
@@ -129,7 +129,7 @@ def init(cfg: ModelConfig, rng: jax.Array) -> dict[str, Params]:
     for i, f in enumerate(cfg.feature_widths, start=1):
       params[f'conv{i}'] = layers.init_conv(3, channels, f)
       channels = f
-  width = math.prod(shapes[configs.fc_input_layer(cfg)])
+  width = sum(math.prod(shapes[name]) for name in configs.fc_input_layers(cfg))
   for i, w in enumerate(cfg.fc_widths, start=1):
     params[f'fc{i}'] = layers.init_dense(width, w)
     width = w
@@ -238,8 +238,8 @@ def _forward(
       h, stats[name] = layers.conv_bn(params[name], running[name], p, 1, train, impl, eps)
       acts[name] = jax.nn.relu(h)
       p = acts[f'pool{i}'] = ops.relu_max_pool_2x2(h)
-  top = acts[configs.fc_input_layer(cfg)]
-  h = top.reshape(top.shape[:2] + (-1,))
+  flat = [acts[n].reshape(acts[n].shape[:2] + (-1,)) for n in configs.fc_input_layers(cfg)]
+  h = flat[0] if len(flat) == 1 else jnp.concatenate(flat, axis=-1)
   for i in range(1, len(cfg.fc_widths) + 1):
     name = f'fc{i}'
     h, stats[name] = layers.fully_connected(params[name], running[name], h, train, eps)

@@ -67,6 +67,19 @@ class LeakyScan(Option):
   ASSOCIATIVE = 'associative'
 
 
+class FcInput(Option):
+  """What the first FC layer reads (``ModelConfig.fc_input``, ``configs.fc_input_layers``).
+
+  TOP: MSTRNN the top context layer's context units; MSTNN / LRCN the last pooling layer.
+  CONTEXTS: MSTRNN only: the context units of every context layer, concatenated.
+  POOL: MSTRNN only: the top context layer's pooled feature units (its feed-forward output).
+  """
+
+  TOP = 'top'
+  CONTEXTS = 'contexts'
+  POOL = 'pool'
+
+
 class VoteRule(Option):
   """Voting-period prediction rule (``evaluate`` module docstring)."""
 

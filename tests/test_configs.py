@@ -59,8 +59,16 @@ def test_baselines_spatial_chain():
   for model in ('mstnn', 'lrcn'):
     shapes = configs.layer_shapes(configs.get_model_config(model, 'cl1ad'))
     assert [shapes[n][0] for n in ('conv1', 'pool1', 'conv2', 'pool2')] == [16, 8, 6, 3]
-  assert configs.fc_input_layer(configs.get_model_config('lrcn', 'cl1ad')) == 'pool2'
-  assert configs.fc_input_layer(configs.get_model_config('mstrnn', 'cl1ad')) == 'context2'
+  assert configs.fc_input_layers(configs.get_model_config('lrcn', 'cl1ad')) == ('pool2',)
+  assert configs.fc_input_layers(configs.get_model_config('mstrnn', 'cl1ad')) == ('context2',)
+  both = configs.get_model_config('mstrnn', 'cl1ad', fc_input='contexts')
+  assert configs.fc_input_layers(both) == ('context1', 'context2')
+  pool = configs.get_model_config('mstrnn', 'cl1ad', fc_input='pool')
+  assert configs.fc_input_layers(pool) == ('pool2',)
+  with pytest.raises(ValueError, match='fc_input=.*MSTRNN ablation.*use fc_input=top'):
+    configs.fc_input_layers(configs.get_model_config('lrcn', 'cl1ad', fc_input='contexts'))
+  with pytest.raises(ValueError, match="'all' is not a FcInput"):
+    configs.get_model_config('mstrnn', 'cl1ad', fc_input='all')
 
 
 def test_derive_config_small_frames():

@@ -9,7 +9,7 @@ import pytest
 
 import numpy_reference as ref
 from mstrnn_jax import configs
-from mstrnn_jax import models
+from mstrnn_jax import layers, models
 
 HEADS = (('ado', 3), ('action', 2))
 # cfg, train and return_activations are static.
@@ -231,6 +231,21 @@ def test_parameter_counts_match_table_ii(model):
   target = configs.TABLE_II_PARAMS[model]
   print(f'{model}: {count:,} parameters (Table II: {target / 1e6:.1f}M)')
   assert abs(count - target) <= 0.1 * target
+
+
+@pytest.mark.parametrize('fc_input', ['contexts', 'pool'])
+def test_fc_input_ablations_feed_the_named_layers(fc_input):
+  cfg = small_config('mstrnn', fc_input=fc_input)
+  variables = models.init(cfg, jax.random.PRNGKey(0))
+  params, stats = variables['params'], variables['batch_stats']
+  videos = jax.random.uniform(jax.random.PRNGKey(1), (3, 4, 32, 32, 3))
+  out = apply_jit(cfg, params, stats, videos, jnp.asarray(cfg.taus), True, True)
+  names_ = configs.fc_input_layers(cfg)
+  flat = jnp.concatenate([out.activations[n].reshape(3, 4, -1) for n in names_], axis=-1)
+  shapes = configs.layer_shapes(cfg)
+  assert params['fc1']['w'].shape[0] == flat.shape[-1] == sum(np.prod(shapes[n]) for n in names_)
+  fc1, _ = layers.fully_connected(params['fc1'], stats['fc1'], flat, True, cfg.bn_epsilon)
+  np.testing.assert_allclose(out.activations['fc1'], fc1, rtol=1e-5, atol=1e-6)
 
 
 def test_three_context_layers_with_their_own_tau():

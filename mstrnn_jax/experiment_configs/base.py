@@ -22,7 +22,7 @@ preset.  ``None`` fields are placeholders: "the model's / dataset's own default"
                      then ``subjects`` names fold numbers
   width_scale        channel-width multiplier of the paper-size models (configs.derive_config)
   model_overrides.*  any other ModelConfig field (widths, conv0_stride, taus, conv_impl,
-                     time_layout, leaky_scan, remat, bn_momentum, bn_epsilon); None: derived
+                     time_layout, leaky_scan, remat, fc_input, bn_momentum, bn_epsilon); None: derived
   epochs             training epochs; experiment_configs.with_epochs / --epochs also move the
                      learning-rate boundaries in proportion
   batch_size, eval_batch_size, voting_steps (L of eq. 9), vote_rule ('vote' | 'mean_prob')
