@@ -91,6 +91,12 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
   if trained:
     md += _sweep_tables(p, trained, heads, out['tables'])
     first = {m: next(iter(e['summary'].values())) for m, e in trained.items()}
+    # One column per model, or per (model, tau pair) in a sweep.
+    columns = {
+      (f'{m} taus {k}' if len(e['summary']) > 1 else m): summary
+      for m, e in trained.items()
+      for k, summary in e['summary'].items()
+    }
     table = evaluate.model_table(first, heads)
     out['tables']['models'] = table
     modes = tuple(p.config.eval_stats)
@@ -98,11 +104,16 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
       '## Accuracy in percent, mean ± standard error over folds (Tables III-V layout)',
       '',
       f'BN statistics at evaluation: `{modes[0]}` (docs/model.md); epoch per fold: the '
-      "best joint accuracy on the test subject (the paper's protocol).",
+      "best joint accuracy on the test subject (the paper's protocol)."
+      + (
+        ' First tau pair of each model; every pair is in the tables below.'
+        if len(columns) > len(first)
+        else ''
+      ),
       '',
       table,
     ]
-    out['tables']['selections'] = evaluate.selection_table(first)
+    out['tables']['selections'] = evaluate.selection_table(columns)
     md += [
       '## Joint accuracy by epoch selection (only the first looks at the test subject; '
       'validation subjects: --config.validation_subjects)',
@@ -110,7 +121,7 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
       out['tables']['selections'],
     ]
     if len(modes) > 1:
-      out['tables']['eval_stats'] = evaluate.eval_stats_table(first, modes)
+      out['tables']['eval_stats'] = evaluate.eval_stats_table(columns, modes)
       md += [
         '## Joint accuracy by BN statistics at evaluation (same weights)',
         '',

@@ -51,4 +51,8 @@ def test_sweep_writes_table_vi_and_heatmaps(tmp_path):
   row = f'| | 30 | {evaluate.fmt(entry["summary"]["30,50"]["mean"]["action"], entry["summary"]["30,50"]["se"]["action"])}'
   assert row in proc.stdout and evaluate.fmt(s['mean']['action'], s['se']['action']) in proc.stdout
   assert 'τ1 \\ τ2' in proc.stdout
+  # The selection and BN-statistics tables have one column per tau pair.
+  for table in ('selections', 'eval_stats'):
+    header = res['tables'][table].splitlines()[0]
+    assert all(f'MSTRNN TAUS {k}' in header for k in entry['summary']), header
   assert os.path.exists(workdir / 'heatmap_mstrnn_action.png')
