@@ -1,0 +1,44 @@
+"""Workdirs side by side: settings that differ, training / validation / test accuracy.
+
+    python experiments/compare.py runs/width8 runs/width4            # Markdown table to stdout
+    python experiments/compare.py runs/a runs/b --out=ablation.md     # also ablation.md + .json
+
+Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --out.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+
+from mstrnn_jax import compare
+
+_OUT = flags.DEFINE_string(
+  'out', None, 'Also write the table to this .md file and the rows to .json.'
+)
+
+
+def main(argv):
+  workdirs = argv[1:]
+  if not workdirs:
+    raise app.UsageError('experiments/compare.py: name one or more workdirs.')
+  try:
+    rows = compare.rows(workdirs)
+  except FileNotFoundError as e:
+    raise app.UsageError(str(e)) from None
+  text = compare.table(rows)
+  print(text)
+  if _OUT.value:
+    stem = os.path.splitext(_OUT.value)[0]
+    for path in (stem + '.md', stem + '.json'):
+      if os.path.exists(path):
+        raise app.UsageError(f'{path} exists; choose another --out (nothing is overwritten).')
+    with open(stem + '.md', 'w') as f:
+      f.write(text)
+    with open(stem + '.json', 'w') as f:
+      json.dump(rows, f, indent=1)
+
+
+if __name__ == '__main__':
+  app.run(main)

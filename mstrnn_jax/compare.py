@@ -1,0 +1,111 @@
+"""Several finished (or running) workdirs side by side: one row per model and tau pair.
+
+    rows = compare.rows(['runs/a', 'runs/b'])
+    print(compare.table(rows))
+
+For ablations and budget studies (docs/fidelity.md): what each workdir's experiment config sets
+differently from the others, the training accuracy at the end, the validation accuracy and the
+test accuracy under each epoch selection, all read from ``results.json`` (nothing recomputed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+from mstrnn_jax import evaluate
+
+LAST_EPOCHS = 5  # training accuracy: mean of the last epochs (noisy per epoch)
+
+
+def _flat(tree: dict, prefix: str = '') -> dict[str, object]:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = json.dumps(v)
+  return out
+
+
+def load(workdir: str) -> dict:
+  """``workdir``'s results.json; a one-line error naming the file when there is none."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f'{path}: no results yet; run experiments/run.py --workdir={workdir} first '
+      '(results.json is written after every epoch).'
+    )
+  with open(path) as f:
+    return json.load(f)
+
+
+def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
+  """Per experiment config, the flattened fields whose values differ between the configs
+  (``workdir`` excluded): ``{'width_scale': '0.25', ...}``."""
+  flats = [_flat(e) for e in experiments]
+  keys = sorted(set().union(*flats))
+  differ = [k for k in keys if len({f.get(k) for f in flats}) > 1]
+  return [{k: f.get(k, '-') for k in differ} for f in flats]
+
+
+def rows(workdirs: Sequence[str]) -> list[dict]:
+  """One dict per (workdir, model, tau pair) with the comparison's columns (percent, joint)."""
+  results = [load(w) for w in workdirs]
+  settings = differing_settings([r['experiment'] for r in results])
+  out = []
+  for workdir, res, differ in zip(workdirs, results, settings):
+    for model, entry in res['models'].items():
+      h = {k: np.asarray(v) for k, v in entry['history'].items()}
+      for key, summary in entry.get('summary', {}).items():
+        idx = [r['run'] for r in entry['runs'] if ','.join(f'{t:g}' for t in r['taus']) == key]
+        row = {
+          'workdir': workdir,
+          'model': model,
+          'taus': key,
+          'settings': differ,
+          'epochs': entry['epochs_done'],
+          'folds': len(idx),
+          'train_acc': float(h['train_acc'][idx, -LAST_EPOCHS:, -1].mean()),
+        }
+        if 'val_acc' in h:
+          val = h['val_acc'][idx, :, -1]
+          row['val_best'] = float(val.max(axis=1).mean())
+          row['val_last'] = float(val[:, -1].mean())
+        for sel, s in summary['selections'].items():
+          row[f'test:{sel}'] = (s['mean'][evaluate.JOINT], s['se'][evaluate.JOINT])
+        out.append(row)
+  return out
+
+
+def table(rows_: Sequence[dict]) -> str:
+  """Markdown table of :func:`rows` (accuracy in percent; test cells mean ± SE over folds)."""
+  cols = [
+    ('train acc (last 5 epochs)', lambda r: f'{r["train_acc"]:.1f}'),
+    ('val acc, best epoch', lambda r: f'{r["val_best"]:.1f}' if 'val_best' in r else '-'),
+    ('val acc, last epoch', lambda r: f'{r["val_last"]:.1f}' if 'val_last' in r else '-'),
+  ]
+  for sel, label in (
+    ('test:test_best', 'test: best test epoch (paper)'),
+    ('test:validation', 'test: validation-selected epoch'),
+    ('test:last', 'test: last epoch'),
+  ):
+    cols.append((label, lambda r, s=sel: evaluate.fmt(*r[s]) if s in r else '-'))
+  lines = [
+    '| workdir | settings | model | taus | epochs | folds | '
+    + ' | '.join(c for c, _ in cols)
+    + ' |',
+    '|---|---|---|---|---|---|' + '---|' * len(cols),
+  ]
+  for r in rows_:
+    settings = ', '.join(f'{k}={v}' for k, v in r['settings'].items()) or '-'
+    lines.append(
+      f'| {os.path.basename(os.path.normpath(r["workdir"]))} | {settings} | {r["model"]} | '
+      f'{r["taus"] or "-"} | {r["epochs"]} | {r["folds"]} | '
+      + ' | '.join(f(r) for _, f in cols)
+      + ' |'
+    )
+  return '\n'.join(lines) + '\n'
