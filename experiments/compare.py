@@ -8,6 +8,7 @@ Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --ou
 
 import json
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -22,18 +23,18 @@ _OUT = flags.DEFINE_string(
 def main(argv):
   workdirs = argv[1:]
   if not workdirs:
-    raise app.UsageError('experiments/compare.py: name one or more workdirs.')
+    sys.exit('error: experiments/compare.py: name one or more workdirs.')
   try:
     rows = compare.rows(workdirs)
-  except FileNotFoundError as e:
-    raise app.UsageError(str(e)) from None
+  except (OSError, KeyError, ValueError) as e:
+    sys.exit(f'error: {e}')
   text = compare.table(rows)
   print(text)
   if _OUT.value:
     stem = os.path.splitext(_OUT.value)[0]
     for path in (stem + '.md', stem + '.json'):
       if os.path.exists(path):
-        raise app.UsageError(f'{path} exists; choose another --out (nothing is overwritten).')
+        sys.exit(f'error: {path} exists; choose another --out (nothing is overwritten).')
     with open(stem + '.md', 'w') as f:
       f.write(text)
     with open(stem + '.json', 'w') as f:
