@@ -75,11 +75,11 @@ class Checkpointer:
     )
     self._mngr.wait_until_finished()
 
-  def restore_population(self, epoch: int) -> Any:
+  def restore_population(self, epoch: int, meta: dict | None = None) -> Any:
     """The ``population`` statistics saved at ``epoch`` (numpy leaves, padded run axis), or
     None when that checkpoint has none (population statistics not evaluated, or written by a
-    version before they were kept)."""
-    if not self._restore_meta(epoch).get(POPULATION):
+    version before they were kept). ``meta``: that epoch's meta when already read."""
+    if not (self._restore_meta(epoch) if meta is None else meta).get(POPULATION):
       return None
     path = os.path.join(self.directory, str(epoch), POPULATION)
     try:
@@ -183,10 +183,11 @@ class Checkpointer:
     self._mngr.close()
 
 
-def _restore_epoch(ckpt: Checkpointer, epoch: int) -> Any:
-  """The state of an explicitly asked ``epoch``; CheckpointError naming the readable epochs."""
+def _restore_epoch(ckpt: Checkpointer, epoch: int) -> tuple[Any, dict]:
+  """``(state, meta)`` of an explicitly asked ``epoch``; CheckpointError naming the readable
+  epochs."""
   try:
-    return ckpt.restore(epoch)[0]
+    return ckpt.restore(epoch)
   except CheckpointError as e:
     readable = []
     for other in ckpt.epochs():
@@ -258,10 +259,10 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
           f'{workdir}/checkpoints/{model} holds no checkpoint yet '
           '(checkpoints are written every --checkpoint_every epochs).'
         )
-      epoch, state, _ = newest
+      epoch, state, meta = newest
     else:
-      state = _restore_epoch(ckpt, epoch)
-    population = ckpt.restore_population(epoch)
+      state, meta = _restore_epoch(ckpt, epoch)
+    population = ckpt.restore_population(epoch, meta)
   finally:
     ckpt.close()
   runs = record['runs_by_model'][model]
