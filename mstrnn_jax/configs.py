@@ -89,8 +89,9 @@ class ModelConfig:
       reference/baseline).
     leaky_scan: `names.LeakyScan` ('sequential' | 'associative', feature-unit recurrence).
     remat: `jax.checkpoint` the scan bodies.
-    fc_input: `names.FcInput`: what the first FC layer reads ('top' as in the paper's
-      figures; 'contexts' and 'pool' are MSTRNN ablations, `fc_input_layers`).
+    fc_input: `names.FcInput`: what MSTRNN's first FC layer reads ('top' in the paper preset,
+      matching Table II's parameter count; 'contexts' in the quick preset; `fc_input_layers`).
+      MSTNN and LRCN always read their last pool: set to 'top' for them.
     bn_momentum: running statistics update `new = momentum * old + (1 - momentum) * batch`.
       0.9: a LOSO epoch has only a few mini-batches (Sec. II.E batch sizes 27-90), so a
       slower average would lag the weights by many epochs.
@@ -127,6 +128,10 @@ class ModelConfig:
       object.__setattr__(self, name, choose(kind, getattr(self, name), f'{where}: {name}'))
     if self.model not in MODELS:
       raise ValueError(f'{where}: unknown model {self.model!r}; use one of {MODELS}.')
+    if self.model != 'mstrnn':
+      # fc_input chooses among MSTRNN's layers; the baselines always read their last pool, so
+      # one experiment setting (e.g. the quick preset's) serves all three models.
+      object.__setattr__(self, 'fc_input', FcInput.TOP)
     if not self.heads or any(n < 1 for _, n in self.heads):
       raise ValueError(
         f'{where}: heads must be a non-empty tuple of (name, classes>=1), got {self.heads}.'
@@ -220,16 +225,12 @@ def fc_input_layers(cfg: ModelConfig) -> tuple[str, ...]:
   (`context{L}`). The paper (Fig. 1, 3) sends the context layers' output to the FC stage
   without saying whether the pooling or the context units feed it; the context units are the
   layer's recurrent output and the ones the next context layer reads (through `z`), so we use
-  them. MSTNN / LRCN read the last pooling layer. The MSTRNN ablations (docs/fidelity.md):
-  'contexts' = `context1..context{L}`; 'pool' = `pool{L}`, the top layer's pooled features.
+  them. MSTNN / LRCN read the last pooling layer. The alternatives (docs/fidelity.md section
+  0b): 'contexts' = `context1..context{L}` (the quick preset: at width 1/8 the top context
+  layer alone is 1x1x32); 'pool' = `pool{L}`, the top layer's pooled feature units.
   """
   top = f'pool{cfg.num_layers}'
   if cfg.model != 'mstrnn':
-    if cfg.fc_input != FcInput.TOP:
-      raise ValueError(
-        f'mstrnn_jax/configs.py: fc_input={cfg.fc_input!r} is an MSTRNN ablation; '
-        f'{cfg.model} reads {top} (use fc_input=top).'
-      )
     return (top,)
   if cfg.fc_input == FcInput.CONTEXTS:
     return tuple(f'context{i}' for i in range(1, cfg.num_layers + 1))

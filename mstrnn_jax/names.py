@@ -70,9 +70,10 @@ class LeakyScan(Option):
 class FcInput(Option):
   """What the first FC layer reads (``ModelConfig.fc_input``, ``configs.fc_input_layers``).
 
-  TOP: MSTRNN the top context layer's context units; MSTNN / LRCN the last pooling layer.
-  CONTEXTS: MSTRNN only: the context units of every context layer, concatenated.
-  POOL: MSTRNN only: the top context layer's pooled feature units (its feed-forward output).
+  TOP: the top context layer's context units (the paper preset).
+  CONTEXTS: the context units of every context layer, concatenated (the quick preset).
+  POOL: the top context layer's pooled feature units (its feed-forward output).
+  MSTNN and LRCN always read their last pooling layer (their configs say TOP).
   """
 
   TOP = 'top'

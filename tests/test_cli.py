@@ -18,6 +18,7 @@ _STRINGS = {
   'model_overrides.conv_impl': 'gemm',
   'model_overrides.time_layout': 'all_in_scan',
   'model_overrides.leaky_scan': 'associative',
+  'model_overrides.fc_input': 'pool',
   'stream': 'always',
 }
 
