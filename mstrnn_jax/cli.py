@@ -42,7 +42,7 @@ ALIASES = {
     f'Preset ({", ".join(ec.PRESETS)}); default quick for the synthetic '
     'datasets, paper for the real ones.',
   ),
-  'model': ('model', 'Model family (mstrnn, lrcn, mstnn) or all.'),
+  'model': ('model', 'Model family (mstrnn, lrcn, mstnn), several comma-separated, or all.'),
   'epochs': (
     'epochs',
     "Training epochs; the preset's learning-rate boundaries move in "
@@ -94,7 +94,14 @@ def define_flags(
   for name, (field, help_) in ALIASES.items():
     kind = _SCHEMA.get_type(field) if _SCHEMA[field] is not None else tuple
     if name == 'model':
-      flags.DEFINE_enum(name, models[0], models, help_, **fv)
+      flags.DEFINE_string(name, models[0], f'{help_} This launcher: {", ".join(models)}.', **fv)
+      flags.register_validator(
+        name,
+        lambda value, allowed=tuple(models): all(m in allowed for m in value.split(',')),
+        f'--model takes {", ".join(models)} (several comma-separated, e.g. '
+        f'{models[0]},{models[1]}).',
+        **fv,
+      )
     else:
       _DEFINE[kind](name, defaults.get(name), help_, **fv)
   flags.DEFINE_list(

@@ -96,6 +96,14 @@ def test_every_config_field_is_a_flag(path, kind, old):
   assert _get(config, path) == value
 
 
+def test_model_flag_takes_a_comma_separated_list_of_the_launchers_models():
+  assert _parse('--model=lrcn,mstnn').model == 'lrcn,mstnn'
+  with pytest.raises(flags.IllegalFlagValueError, match='--model takes mstrnn, lrcn'):
+    _parse('--model=lrcn,foo')
+  with pytest.raises(flags.IllegalFlagValueError, match='--model takes mstrnn, mstnn '):
+    _parse('--model=lrcn', models=('mstrnn', 'mstnn'))
+
+
 def test_the_issue_example_changes_the_config():
   config = _parse(
     '--config.width_scale=0.25', '--config.voting_steps=3', '--config.optim.weight_decay=0.001'
