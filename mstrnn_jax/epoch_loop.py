@@ -50,10 +50,15 @@ class Setup(NamedTuple):
 
 
 def run_keys(seed: int, runs: list[dict]) -> np.ndarray:
-  """uint32 [R, 2]: one key per run, from ``seed`` and the run's position in the run table."""
+  """uint32 [R, 2]: one key per run, from ``seed`` and the run's held-out subject (fold).
+
+  Not from the run's position: fold k gets the same initialisation and batch order whether it
+  runs alone (``--subjects=k``) or among all folds, and every (tau1, tau2) pair of a fold starts
+  from the same weights (a paired sweep).
+  """
   return np.stack(
     [
-      np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), r['run'])))
+      np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), r['test_subject'])))
       for r in runs
     ]
   )
@@ -65,7 +70,7 @@ def setup(
   """Builds the programs of ``model`` and puts the dataset and run tables on the devices.
 
   ``runs`` defaults to :func:`plan.run_table`; per-run keys derive from the seeds
-  (``config.seed`` / ``config.seeds``) and the run's position in that table.
+  (``config.seed`` / ``config.seeds``) and each run's held-out subject (:func:`run_keys`).
   """
   c, ds = p.config, p.dataset
   cfg = model_config_from_record(p.model_records[model])

@@ -143,3 +143,26 @@ def test_batch_order_and_initialisation_seed_separately():
     not np.array_equal(a, b)
     for a, b in zip(jax.tree.leaves(states.params), jax.tree.leaves(states3.params))
   )
+
+
+def test_a_fold_starts_the_same_alone_or_among_all_folds_and_tau_pairs():
+  base = ec.get_config('tiny', 'synth3a')
+  full = epoch_loop.initial_states(epoch_loop.setup(plan.plan(base), 'mstrnn'))
+  alone = epoch_loop.initial_states(
+    epoch_loop.setup(plan.plan(ec.override(base, {'subjects': (2,)})), 'mstrnn')
+  )
+  for a, b in zip(
+    jax.tree.leaves((full.params, full.key)), jax.tree.leaves((alone.params, alone.key))
+  ):
+    np.testing.assert_array_equal(np.asarray(a)[2], np.asarray(b)[0])
+  assert not np.array_equal(np.asarray(full.key)[0], np.asarray(full.key)[2])
+  sweep = epoch_loop.setup(
+    plan.plan(ec.override(base, {'subjects': (1,), 'taus': ((2.0, 50.0), (2.0, 100.0))})), 'mstrnn'
+  )
+  assert [r['test_subject'] for r in sweep.runs] == [1, 1]
+  paired = epoch_loop.initial_states(sweep)
+  for a, b in zip(
+    jax.tree.leaves((full.params, full.key)), jax.tree.leaves((paired.params, paired.key))
+  ):
+    np.testing.assert_array_equal(np.asarray(a)[1], np.asarray(b)[0])
+    np.testing.assert_array_equal(np.asarray(b)[0], np.asarray(b)[1])
