@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mstrnn_jax import evaluate
+from mstrnn_jax import evaluate, results
 
 LAST_EPOCHS = 5  # training accuracy: mean of the last epochs (noisy per epoch)
 
@@ -54,14 +54,14 @@ def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
 
 def rows(workdirs: Sequence[str]) -> list[dict]:
   """One dict per (workdir, model, tau pair) with the comparison's columns (percent, joint)."""
-  results = [load(w) for w in workdirs]
-  settings = differing_settings([r['experiment'] for r in results])
+  loaded = [load(w) for w in workdirs]
+  settings = differing_settings([r['experiment'] for r in loaded])
   out = []
-  for workdir, res, differ in zip(workdirs, results, settings):
+  for workdir, res, differ in zip(workdirs, loaded, settings):
     for model, entry in res['models'].items():
       h = {k: np.asarray(v) for k, v in entry['history'].items()}
       for key, summary in entry.get('summary', {}).items():
-        idx = [r['run'] for r in entry['runs'] if ','.join(f'{t:g}' for t in r['taus']) == key]
+        idx = [r['run'] for r in entry['runs'] if results.tau_key(r['taus']) == key]
         row = {
           'workdir': workdir,
           'model': model,
@@ -84,16 +84,17 @@ def rows(workdirs: Sequence[str]) -> list[dict]:
 def table(rows_: Sequence[dict]) -> str:
   """Markdown table of :func:`rows` (accuracy in percent; test cells mean ± SE over folds)."""
   cols = [
-    ('train acc (last 5 epochs)', lambda r: f'{r["train_acc"]:.1f}'),
+    (f'train acc (last {LAST_EPOCHS} epochs)', lambda r: f'{r["train_acc"]:.1f}'),
     ('val acc, best epoch', lambda r: f'{r["val_best"]:.1f}' if 'val_best' in r else '-'),
     ('val acc, last epoch', lambda r: f'{r["val_last"]:.1f}' if 'val_last' in r else '-'),
   ]
-  for sel, label in (
-    ('test:test_best', 'test: best test epoch (paper)'),
-    ('test:validation', 'test: validation-selected epoch'),
-    ('test:last', 'test: last epoch'),
-  ):
-    cols.append((label, lambda r, s=sel: evaluate.fmt(*r[s]) if s in r else '-'))
+  for sel in evaluate.SELECTIONS:
+    cols.append(
+      (
+        f'test: {evaluate.SELECTION_LABELS[sel]}',
+        lambda r, s=f'test:{sel}': evaluate.fmt(*r[s]) if s in r else '-',
+      )
+    )
   lines = [
     '| workdir | settings | model | taus | epochs | folds | '
     + ' | '.join(c for c, _ in cols)

@@ -32,6 +32,11 @@ JOINT = 'joint'
 # How the reported epoch of a fold is chosen: the paper's protocol (best joint accuracy on the
 # test subject), best joint accuracy on the validation subjects, the last epoch.
 SELECTIONS = ('test_best', 'validation', 'last')
+SELECTION_LABELS = {
+  'test_best': 'best epoch on the test subject (paper)',
+  'validation': 'epoch chosen on validation subjects',
+  'last': 'last epoch',
+}
 
 
 def predict(logits: jax.Array, rule: str = 'vote') -> jax.Array:
@@ -193,11 +198,6 @@ def selection_table(summaries: Mapping[str, dict]) -> str:
     summaries: model name -> :func:`summarize_group` output.
   """
   models = list(summaries)
-  labels = {
-    'test_best': 'best epoch on the test subject (paper)',
-    'validation': 'epoch chosen on validation subjects',
-    'last': 'last epoch',
-  }
   lines = [
     '| Epoch selection | ' + ' | '.join(m.upper() for m in models) + ' |',
     '|---|' + '---|' * len(models),
@@ -211,7 +211,7 @@ def selection_table(summaries: Mapping[str, dict]) -> str:
       )
       for m in models
     ]
-    lines.append(f'| {labels[sel]} | ' + ' | '.join(cells) + ' |')
+    lines.append(f'| {SELECTION_LABELS[sel]} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
 
