@@ -242,6 +242,50 @@ def early_recognition_table(
   return '\n'.join(lines) + '\n'
 
 
+def name_parts(class_names: Sequence[str]) -> int:
+  """How many '-'-separated parts every name of one head has (3 for 3ACWD's 'OH-JP-JP'); 1 when
+  the names do not all split into the same number of parts."""
+  counts = {len(str(n).split('-')) for n in class_names}
+  return counts.pop() if len(counts) == 1 else 1
+
+
+def part_accuracy(
+  logits: Mapping[str, jax.Array | np.ndarray],
+  labels: Mapping[str, np.ndarray],
+  class_names: Mapping[str, Sequence[str]],
+  voting_steps: int,
+  rule: str = 'vote',
+) -> dict[str, float]:
+  """Accuracy of each part of the recognised category: which part of a composition a model gets.
+
+  Each head's voted prediction (`evaluate.predict` over the last `voting_steps` steps) is split
+  into the parts of its class name (`name_parts`): 3ACWD's / synth3a's 'OH-JP-JP' gives the
+  first, second and third primitive, so a model that keeps only the last one scores chance on
+  the first. A head whose names do not split counts as one part.
+
+  logits: head -> [videos, time, classes]; labels: head -> int [videos].
+  Returns {part name: accuracy in [0, 1]}, part names '<head>' or '<head>[i]' (1-based), in
+  head order, then 'joint' (every head right).
+  """
+  from mstrnn_jax import evaluate
+
+  out, joint = {}, None
+  for head, lg in logits.items():
+    names = [str(n) for n in class_names[head]]
+    pred = np.asarray(evaluate.predict(jnp.asarray(lg)[:, -voting_steps:], rule))
+    true = np.asarray(labels[head])
+    chex.assert_equal(pred.shape, true.shape)
+    parts = name_parts(names)
+    split = [n.split('-') if parts > 1 else [n] for n in names]  # class -> its parts
+    for j in range(parts):
+      key = head if parts == 1 else f'{head}[{j + 1}]'
+      out[key] = float(np.mean([split[p][j] == split[t][j] for p, t in zip(pred, true)]))
+    right = pred == true
+    joint = right if joint is None else joint & right
+  out['joint'] = float(np.mean(joint))
+  return out
+
+
 # --------------------------------------------------------------------------------------------
 # A trained run end to end (experiments/analyze.py)
 # --------------------------------------------------------------------------------------------
@@ -524,6 +568,7 @@ def analyze_run(
   dataset = first.dataset
   ds = _load_data(record, data_dir)
   voting_steps = int(record['experiment']['voting_steps'])
+  vote_rule = record['experiment'].get('vote_rule', 'vote')
   if not 0 <= fold < len(ds.subject_names):
     raise ValueError(
       f'mstrnn_jax/analysis.py: --fold={fold} is not a subject of {dataset} '
@@ -613,6 +658,16 @@ def analyze_run(
       {h: np.asarray(lg)[mask] for h, lg in logits.items()},
       {h: labels[h][idx[mask]] for h in logits},
     )
+    per_fold_parts = [
+      part_accuracy(
+        {h: np.asarray(lg)[r][mask[r]] for h, lg in logits.items()},
+        {h: labels[h][idx[r][mask[r]]] for h in logits},
+        ds.class_names,
+        voting_steps,
+        vote_rule,
+      )
+      for r in range(len(runs))
+    ]
     title = MODEL_TITLES.get(m, m)
     projections[title], explained[title], curves[title] = proj, pca.explained_variance_ratio, curve
     result['videos'] = {seq: sel_idx[k][g].tolist() for seq, g in groups.items()}
@@ -627,6 +682,13 @@ def analyze_run(
         'videos': int(mask.sum()),
         'folds': len(runs),
         'accuracy': {h: c.tolist() for h, c in curve.items()},
+      },
+      'part_accuracy': {
+        part: dict(
+          zip(('mean', 'se'), evaluate.mean_se([f[part] for f in per_fold_parts])),
+          per_fold=[f[part] for f in per_fold_parts],
+        )
+        for part in per_fold_parts[0]
       },
     }
 
@@ -714,5 +776,32 @@ def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray
     '![early recognition](early_recognition.png)',
     '',
     early_recognition_table(curves, result['voting_steps']),
+    part_accuracy_table(result),
   ]
   return '\n'.join(out)
+
+
+def part_accuracy_table(result: dict) -> str:
+  """Markdown section of `analyze_run`'s per-part accuracies (`part_accuracy`), one row a model."""
+  models = list(result['models'])
+  first = result['models'][models[0]]
+  parts = list(first['part_accuracy'])
+  lines = [
+    f'## Accuracy of each part of the category ({first["early_recognition"]["videos"]} held-out '
+    f'videos, mean ± SE over {first["early_recognition"]["folds"]} folds)',
+    '',
+    f'Voted over the last {result["voting_steps"]} steps. For a composition (a class name such as '
+    "'OH-JP-JP') each position is scored alone: a model that keeps only the last primitive is at "
+    'chance on the first.',
+    '',
+    '| model | ' + ' | '.join(parts) + ' |',
+    '|---|' + '---|' * len(parts),
+  ]
+  for m in models:
+    acc = result['models'][m]['part_accuracy']
+    lines.append(
+      f'| {MODEL_TITLES.get(m, m)} | '
+      + ' | '.join(f'{100 * acc[p]["mean"]:.1f} ± {100 * acc[p]["se"]:.1f}' for p in parts)
+      + ' |'
+    )
+  return '\n'.join(lines) + '\n'

@@ -111,6 +111,22 @@ def test_early_recognition_counts_per_step_and_joint():
   assert set(single) == {'a'}
 
 
+def test_part_accuracy_scores_each_position_of_a_composition():
+  names = {'action': ['JP-OH', 'JP-TH', 'OH-OH', 'OH-TH'], 'ado': ['cup', 'laptop']}
+  one_hot = lambda classes, k: np.eye(k, dtype=np.float32)[np.asarray(classes)][:, None, :]  # noqa: E731
+  # 3 videos; one voting step each. Predicted action classes 0, 3, 2 vs true 1, 3, 0.
+  logits = {'action': one_hot([0, 3, 2], 4), 'ado': one_hot([0, 1, 1], 2)}
+  labels = {'action': np.array([1, 3, 0]), 'ado': np.array([0, 1, 0])}
+  acc = analysis.part_accuracy(logits, labels, names, voting_steps=1)
+  assert list(acc) == ['action[1]', 'action[2]', 'ado', 'joint']
+  # position 1: JP=JP, OH=OH, OH!=JP; position 2: OH!=TH, TH=TH, OH=OH.
+  np.testing.assert_allclose(acc['action[1]'], 2 / 3)
+  np.testing.assert_allclose(acc['action[2]'], 2 / 3)
+  np.testing.assert_allclose(acc['ado'], 2 / 3)
+  np.testing.assert_allclose(acc['joint'], 1 / 3)  # only video 1 is right on both heads
+  assert analysis.name_parts(['a-b', 'c']) == 1 and analysis.name_parts(['a-b-c']) == 3
+
+
 def test_earliest_stable_step_and_table():
   curve = np.array([0.1, 0.9, 0.5, 0.95, 1.0])
   assert analysis.earliest_stable_step(curve, 0.9) == 3

@@ -18,6 +18,7 @@ import pytest
 
 from mstrnn_jax import analysis
 from mstrnn_jax import checkpoint
+from mstrnn_jax import evaluate
 from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax import models
 from mstrnn_jax import plan as planning
@@ -104,6 +105,7 @@ def test_analyze_cli_writes_files_and_matches_reference(workdir):
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'End-point separation from JP-JP-JP' in proc.stdout
+  assert '| model | action[1] | action[2] | action[3] | joint |' in proc.stdout
   for name in ('pca_trajectories.png', 'early_recognition.png', 'analysis.json', 'analysis.md'):
     assert os.path.getsize(os.path.join(out_dir, name)) > 0
   with open(os.path.join(out_dir, 'analysis.json')) as f:
@@ -125,6 +127,21 @@ def test_analyze_cli_writes_files_and_matches_reference(workdir):
       correct.append(
         np.argmax(np.asarray(out.logits['action']), -1) == ds.labels['action'][idx][:, None]
       )
+      # Each primitive of the voted category (synth3a: 'OH-JP-JP' -> 3 positions).
+      voted = np.asarray(evaluate.predict(out.logits['action'][:, -res['voting_steps'] :]))
+      class_names = ds.class_names['action']
+      true = ds.labels['action'][idx]
+      for j in range(3):
+        part = res['models'][m]['part_accuracy'][f'action[{j + 1}]']['per_fold'][subject]
+        expect = np.mean(
+          [
+            class_names[p].split('-')[j] == class_names[t].split('-')[j]
+            for p, t in zip(voted, true)
+          ]
+        )
+        np.testing.assert_allclose(part, expect)
+      joint = res['models'][m]['part_accuracy']['joint']['per_fold'][subject]
+      np.testing.assert_allclose(joint, np.mean(voted == true))
       # End-point separation in the activation space: distance of end points / RMS spread.
       acts = np.asarray(out.activations[analysis.analysis_layer(cfg)]).reshape(
         len(idx), ds.videos.shape[1], -1
