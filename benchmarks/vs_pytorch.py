@@ -6,7 +6,9 @@
 
 Run from the project's venv; PyTorch lives in its own interpreter (`--torch_python`, e.g. a venv
 with `pip install -e ".[bench]"` or `pip install torch numpy`), so neither the tests nor the
-main job ever need it. Every measurement is its own process (cold: no compilation cache),
+main job ever need it. Every measurement is its own process (cold: no compilation cache;
+`--impls=...,jax_warm` adds JAX processes that read JAX's persistent compilation cache, filled by
+one untimed process first: what a repeated run with `JAX_COMPILATION_CACHE_DIR` set gets),
 the implementations alternate (torch, jax, torch, jax, ...) so that a change in the machine's
 load hits both alike, and each process runs `--warmup` steps, then `--steps` timed steps, and
 reports the median step, the first step (for JAX: trace + compile + run), the time from
@@ -28,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,6 +54,11 @@ SIZES = {
     context_widths=(32, 64),
     fc_widths=(128, 128),
   ),
+}
+IMPLS = {  # --impls name: table label
+  'torch': 'PyTorch eager',
+  'jax': 'mstrnn-jax',
+  'jax_warm': 'mstrnn-jax, warm compilation cache',
 }
 BATCH, TIME, CLASSES, TAUS, VOTING_STEPS, LR, CONV0_STRIDE, EPS = (
   8,
@@ -340,6 +348,7 @@ def project_train_step(size: str):
   import jax.numpy as jnp
   import optax
   from mstrnn_jax import models
+  from mstrnn_jax import train
 
   cfg = project_config(size)
   loss_fn = project_loss_fn(cfg)
@@ -360,11 +369,13 @@ def project_train_step(size: str):
     jnp.asarray(labels[:, None], jnp.int32),
     jnp.asarray(TAUS, jnp.float32),
   )
-  return jax.jit(train_step, donate_argnums=(0, 1, 2)), state, inputs
+  # train.jit: the XLA options every program of the engine compiles with.
+  return train.jit(train_step, donate_argnums=(0, 1, 2)), state, inputs
 
 
 def measure_jax(size: str, warmup: int, steps: int) -> dict:
   import jax
+  from mstrnn_jax import train
 
   train_step, state, inputs = project_train_step(size)
   n_params = sum(x.size for x in jax.tree.leaves(state[0]))
@@ -375,7 +386,9 @@ def measure_jax(size: str, warmup: int, steps: int) -> dict:
 
   result = timed_loop(step, warmup, steps)
   result.update(
-    params=n_params, version=f'jax {jax.__version__}, conv {project_config(size).conv_impl}'
+    params=n_params,
+    version=f'jax {jax.__version__}, conv {project_config(size).conv_impl}, '
+    f'XLA options {train.compiler_options() or "default"}',
   )
   return result
 
@@ -415,14 +428,18 @@ def check_jax(size: str, npz_path: str) -> None:
 
 
 # ----------------------------------------------------------------------------- driver
-def run_child(python: str, impl: str, size: str, args) -> dict:
-  env = dict(os.environ)
+def run_child(python: str, impl: str, size: str, args, cache_dir: str | None = None) -> dict:
+  """One measurement in its own process; `cache_dir`: JAX's persistent compilation cache
+  (JAX_COMPILATION_CACHE_DIR) for the `jax_warm` processes, none for the others."""
+  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  if impl == 'jax_warm':
+    env['JAX_COMPILATION_CACHE_DIR'] = cache_dir
   project_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env['PYTHONPATH'] = project_root + os.pathsep + env.get('PYTHONPATH', '')
   cmd = [
     python,
     os.path.abspath(__file__),
-    f'--one={impl}:{size}',
+    f'--one={impl.removesuffix("_warm")}:{size}',
     f'--warmup={args.warmup}',
     f'--steps={args.steps}',
     f'--torch_threads={args.torch_threads}',
@@ -434,7 +451,7 @@ def run_child(python: str, impl: str, size: str, args) -> dict:
     raise RuntimeError(
       f'benchmarks/vs_pytorch.py: {impl} {size} failed (rc {proc.returncode}): {tail}'
     )
-  return json.loads(lines[-1])
+  return {**json.loads(lines[-1]), 'impl': impl}
 
 
 def table(results: list[dict], sizes: list[str]) -> str:
@@ -445,7 +462,7 @@ def table(results: list[dict], sizes: list[str]) -> str:
   ]
   for size in sizes:
     torch_runs = [r for r in results if r['size'] == size and r['impl'] == 'torch']
-    for impl in ('torch', 'jax'):
+    for impl in IMPLS:
       runs = [r for r in results if r['size'] == size and r['impl'] == impl]
       if not runs:
         continue
@@ -455,12 +472,12 @@ def table(results: list[dict], sizes: list[str]) -> str:
         else f'{fmt.format(min(r[key] for r in runs))}-{fmt.format(max(r[key] for r in runs))}'
       )
       speedups = '-'
-      if impl == 'jax' and torch_runs:
+      if impl != 'torch' and torch_runs:
         speedups = ' / '.join(
           f'{t["step_ms"] / j["step_ms"]:.2f}x' for t, j in zip(torch_runs, runs)
         )
         speedups += f' (median {statistics.median(t["step_ms"] for t in torch_runs) / statistics.median(j["step_ms"] for j in runs):.2f}x)'
-      name = 'PyTorch eager' if impl == 'torch' else 'mstrnn-jax'
+      name = IMPLS[impl]
       steps = ' / '.join(f'{r["step_ms"]:.0f}' for r in runs)
       rows.append(
         f'| {size} | {name} ({runs[0]["version"]}) | {steps} | {span("first_s", "{:.2f}")} | '
@@ -478,7 +495,11 @@ def main() -> None:
     help='Interpreter with torch installed (default: this one).',
   )
   parser.add_argument('--sizes', default='large,small', help='Comma-separated: large, small.')
-  parser.add_argument('--impls', default='torch,jax', help='Comma-separated: torch, jax.')
+  parser.add_argument(
+    '--impls',
+    default='torch,jax',
+    help='Comma-separated: torch, jax (cold), jax_warm (persistent compilation cache).',
+  )
   parser.add_argument(
     '--rounds', type=int, default=3, help='Alternating rounds (one process each).'
   )
@@ -537,8 +558,11 @@ def main() -> None:
           flush=True,
         )
     return
-  interpreters = {'torch': args.torch_python, 'jax': sys.executable}
+  interpreters = {'torch': args.torch_python, 'jax': sys.executable, 'jax_warm': sys.executable}
   impls = args.impls.split(',')
+  for impl in impls:
+    if impl not in IMPLS:
+      parser.error(f'--impls: unknown implementation {impl!r}; use {", ".join(IMPLS)}.')
   print(
     f'# {BATCH} videos x {TIME} frames, {args.warmup} warm-up + {args.steps} timed steps per '
     f'process, {args.rounds} alternating rounds; {os.cpu_count()} CPUs, load average '
@@ -546,17 +570,24 @@ def main() -> None:
     flush=True,
   )
   results = []
-  for round_ in range(args.rounds):
-    for size in sizes:
-      for impl in impls:
-        result = run_child(interpreters[impl], impl, size, args)
-        results.append(result)
-        print(
-          f'# round {round_ + 1} {size} {impl}: step {result["step_ms"]:.0f} ms, first '
-          f'{result["first_s"]:.2f} s, RSS {result["rss_mib"]:.0f} MiB, loss '
-          f'{result["loss_first"]:.4f} -> {result["loss_last"]:.4f}',
-          flush=True,
-        )
+  cache_dir = tempfile.mkdtemp(prefix='vs_pytorch_jax_cache_')  # new: never a stale entry
+  try:
+    if 'jax_warm' in impls:
+      for size in sizes:  # one untimed process per network fills the cache
+        run_child(sys.executable, 'jax_warm', size, args, cache_dir)
+    for round_ in range(args.rounds):
+      for size in sizes:
+        for impl in impls:
+          result = run_child(interpreters[impl], impl, size, args, cache_dir)
+          results.append(result)
+          print(
+            f'# round {round_ + 1} {size} {impl}: step {result["step_ms"]:.0f} ms, first '
+            f'{result["first_s"]:.2f} s, RSS {result["rss_mib"]:.0f} MiB, loss '
+            f'{result["loss_first"]:.4f} -> {result["loss_last"]:.4f}',
+            flush=True,
+          )
+  finally:
+    shutil.rmtree(cache_dir, ignore_errors=True)
   print(f'# load average after: {" ".join(f"{x:.1f}" for x in os.getloadavg())}')
   print(table(results, sizes))
 
