@@ -558,7 +558,6 @@ def main() -> None:
           flush=True,
         )
     return
-  interpreters = {'torch': args.torch_python, 'jax': sys.executable, 'jax_warm': sys.executable}
   impls = args.impls.split(',')
   for impl in impls:
     if impl not in IMPLS:
@@ -578,7 +577,8 @@ def main() -> None:
     for round_ in range(args.rounds):
       for size in sizes:
         for impl in impls:
-          result = run_child(interpreters[impl], impl, size, args, cache_dir)
+          python = args.torch_python if impl == 'torch' else sys.executable
+          result = run_child(python, impl, size, args, cache_dir)
           results.append(result)
           print(
             f'# round {round_ + 1} {size} {impl}: step {result["step_ms"]:.0f} ms, first '

@@ -555,7 +555,6 @@ def analyze_run(
   import os
 
   from mstrnn_jax import checkpoint
-  from mstrnn_jax import evaluate
   from mstrnn_jax import plots
   from mstrnn_jax.workdir import check_writable, write_atomic
 
@@ -643,11 +642,10 @@ def analyze_run(
     separation = {}
     for seq in sequences[1:]:
       per_fold = [endpoint_separation(a, ref, groups[seq]) for a in acts]
-      mean, se = evaluate.mean_se(per_fold)
       separation[seq] = {
         'activations': per_fold[k],
         'pca': endpoint_separation(proj, ref, groups[seq]),
-        'folds': {'mean': mean, 'se': se, 'per_fold': per_fold, 'subjects': subjects},
+        'folds': {**over_folds(per_fold), 'subjects': subjects},
       }
     # Early recognition over the held-out videos of every fold.
     idx, mask = _stacked_test_indices(ds.subjects, subjects)
@@ -684,11 +682,7 @@ def analyze_run(
         'accuracy': {h: c.tolist() for h, c in curve.items()},
       },
       'part_accuracy': {
-        part: dict(
-          zip(('mean', 'se'), evaluate.mean_se([f[part] for f in per_fold_parts])),
-          per_fold=[f[part] for f in per_fold_parts],
-        )
-        for part in per_fold_parts[0]
+        part: over_folds([f[part] for f in per_fold_parts]) for part in per_fold_parts[0]
       },
     }
 
@@ -722,6 +716,14 @@ def analyze_run(
   write_atomic(result['files']['json'], json.dumps(result, indent=1))
   write_atomic(result['files']['markdown'], analysis_markdown(result, curves))
   return result
+
+
+def over_folds(per_fold: Sequence[float]) -> dict:
+  """`{'mean', 'se', 'per_fold'}` of one measure over folds (`evaluate.mean_se`)."""
+  from mstrnn_jax import evaluate
+
+  mean, se = evaluate.mean_se(per_fold)
+  return {'mean': mean, 'se': se, 'per_fold': list(per_fold)}
 
 
 def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray]]) -> str:
