@@ -93,17 +93,71 @@ def _normalize(
 ) -> tuple[jax.Array, Stats]:
   """BN of `x` with statistics over `axes`; `running` leaves have `stats_shape`."""
   if train:
-    # One pass over x for both moments (var = E[x^2] - E[x]^2, clamped at 0, as flax's
-    # default fast variance): on CPU half the time of the two-pass form.
-    mean = jnp.mean(x, axis=axes, keepdims=True)
-    var = jnp.maximum(jnp.mean(jnp.square(x), axis=axes, keepdims=True) - jnp.square(mean), 0.0)
-    stats = {'mean': mean.reshape(stats_shape), 'var': var.reshape(stats_shape)}
-  else:
-    keep = [1 if i in axes else n for i, n in enumerate(x.shape)]
-    mean, var = (jnp.reshape(running[k], keep) for k in ('mean', 'var'))
-    stats = running
+    y, mean, var = _bn_train(x, params['gamma'], params['beta'], axes, epsilon)
+    return y, {'mean': mean.reshape(stats_shape), 'var': var.reshape(stats_shape)}
+  keep = [1 if i in axes else n for i, n in enumerate(x.shape)]
+  mean, var = (jnp.reshape(running[k], keep) for k in ('mean', 'var'))
   y = (x - mean) * jax.lax.rsqrt(var + epsilon) * params['gamma'] + params['beta']
-  return y, stats
+  return y, running
+
+
+def _bn_train_forward(
+  x: jax.Array, gamma: jax.Array, beta: jax.Array, axes: tuple[int, ...], epsilon: float
+) -> tuple[tuple[jax.Array, jax.Array, jax.Array], jax.Array]:
+  """`((y, mean, var), rstd)`: training BN of `x` over `axes` (statistics keep their dims)."""
+  # One pass over x for both moments (var = E[x^2] - E[x]^2, clamped at 0, as flax's
+  # default fast variance): on CPU half the time of the two-pass form.
+  mean = jnp.mean(x, axis=axes, keepdims=True)
+  var = jnp.maximum(jnp.mean(jnp.square(x), axis=axes, keepdims=True) - jnp.square(mean), 0.0)
+  rstd = jax.lax.rsqrt(var + epsilon)
+  return ((x - mean) * rstd * gamma + beta, mean, var), rstd
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _bn_train(
+  x: jax.Array, gamma: jax.Array, beta: jax.Array, axes: tuple[int, ...], epsilon: float
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """`(y, mean, var)` of training BN; its gradient keeps only `x` and the statistics.
+
+  XLA's own gradient of the same expression keeps the centred input `x - mean` and its scaled
+  copy, two more arrays of `x`'s size per BN for the backward pass (PyTorch's BN keeps only
+  the input and the statistics, as here; docs/model.md, "Where the memory goes").
+  """
+  return _bn_train_forward(x, gamma, beta, axes, epsilon)[0]
+
+
+def _bn_train_fwd(x, gamma, beta, axes, epsilon):
+  (y, mean, var), rstd = _bn_train_forward(x, gamma, beta, axes, epsilon)
+  return (y, mean, var), (x, mean, rstd, gamma)
+
+
+def _bn_train_bwd(axes, epsilon, residuals, cotangents):
+  """Exact gradient of `_bn_train_forward`, `xhat = (x - mean) * rstd` recomputed:
+
+    dx = gamma rstd (dy - mean(dy) - xhat mean(dy xhat)) + dmean / n + 2 dvar (x - mean) / n
+    dgamma = sum(dy xhat), dbeta = sum(dy)   (sums over every axis but the channel axis)
+
+  with means over `axes` (n elements). The variance's clamp at 0 is treated as inactive: a
+  clamped channel is constant, so `x - mean` and every term through the variance vanish.
+  """
+  del epsilon
+  x, mean, rstd, gamma = residuals
+  dy, dmean, dvar = cotangents
+  n = 1
+  for a in axes:
+    n *= x.shape[a]
+  centred = x - mean
+  xhat = centred * rstd
+  dy_mean = jnp.mean(dy, axis=axes, keepdims=True)
+  dy_xhat_mean = jnp.mean(dy * xhat, axis=axes, keepdims=True)
+  dx = gamma * rstd * (dy - dy_mean - xhat * dy_xhat_mean) + (dmean + 2.0 * dvar * centred) / n
+  channel_sums = tuple(range(x.ndim - 1))
+  dgamma = jnp.sum(dy * xhat, axis=channel_sums)
+  dbeta = jnp.sum(dy, axis=channel_sums)
+  return dx, dgamma, dbeta
+
+
+_bn_train.defvjp(_bn_train_fwd, _bn_train_bwd)
 
 
 def batch_norm(
