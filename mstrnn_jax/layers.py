@@ -34,6 +34,7 @@ streaming `models.step`.
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import chex
@@ -143,18 +144,14 @@ def _bn_train_bwd(axes, epsilon, residuals, cotangents):
   del epsilon
   x, mean, rstd, gamma = residuals
   dy, dmean, dvar = cotangents
-  n = 1
-  for a in axes:
-    n *= x.shape[a]
+  n = math.prod(x.shape[a] for a in axes)
   centred = x - mean
   xhat = centred * rstd
   dy_mean = jnp.mean(dy, axis=axes, keepdims=True)
   dy_xhat_mean = jnp.mean(dy * xhat, axis=axes, keepdims=True)
   dx = gamma * rstd * (dy - dy_mean - xhat * dy_xhat_mean) + (dmean + 2.0 * dvar * centred) / n
   channel_sums = tuple(range(x.ndim - 1))
-  dgamma = jnp.sum(dy * xhat, axis=channel_sums)
-  dbeta = jnp.sum(dy, axis=channel_sums)
-  return dx, dgamma, dbeta
+  return dx, jnp.sum(dy * xhat, axis=channel_sums), jnp.sum(dy, axis=channel_sums)
 
 
 _bn_train.defvjp(_bn_train_fwd, _bn_train_bwd)
