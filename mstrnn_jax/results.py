@@ -47,8 +47,9 @@ def tau_key(taus: Sequence[float]) -> str:
 def summarize_model(res: dict, heads, eval_stats: Sequence[str] = ()) -> dict:
   """Per tau pair: :func:`evaluate.summarize_group` over its folds (the reported evaluation
   statistics, with the validation selection when the history has ``val_acc``), plus
-  ``'eval_stats': {mode: summarize_group of test_acc_<mode>}``.  Keys 'tau1,tau2' ('' for
-  models without taus)."""
+  ``'eval_stats': {mode: summarize_group of test_acc_<mode>}`` and ``'train_acc'``: the joint
+  training accuracy per epoch, mean over the folds.  Keys 'tau1,tau2' ('' for models without
+  taus)."""
   h = res['history']
   names = [n for n, _ in heads]
   groups: dict[str, list[int]] = {}
@@ -65,6 +66,7 @@ def summarize_model(res: dict, heads, eval_stats: Sequence[str] = ()) -> dict:
   for k, idx in groups.items():
     out[k] = group(idx)
     out[k]['eval_stats'] = {m: group(idx, f'_{m}') for m in eval_stats if f'test_acc_{m}' in h}
+    out[k]['train_acc'] = np.asarray(h['train_acc'])[idx, :, -1].mean(axis=0).tolist()
   return out
 
 
@@ -127,6 +129,14 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
         '',
         out['tables']['eval_stats'],
       ]
+    out['tables']['training'] = evaluate.training_table(
+      {name: s['train_acc'] for name, s in columns.items()}
+    )
+    md += [
+      '## Joint training accuracy, mean over folds: has training plateaued?',
+      '',
+      out['tables']['training'],
+    ]
     for m, e in trained.items():
       for k, s in e['summary'].items():
         md.append(

@@ -137,3 +137,16 @@ def test_validation_subjects_deterministic_and_from_the_training_subjects():
   assert len(picks) > 1
   with pytest.raises(ValueError, match='validation_subjects'):
     evaluate.validation_subjects([1, 2], 2, seed=0, fold=0)
+
+
+def test_training_table_lists_epochs_and_the_last_two_five_epoch_means():
+  rising = [float(e) for e in range(1, 21)]  # 1, 2, ..., 20
+  flat = [50.0] * 20
+  table = evaluate.training_table({'mstrnn': rising, 'lrcn': flat}, points=4)
+  assert table.splitlines()[0] == '| Epoch | MSTRNN | LRCN |'
+  assert '| 5 | 5.0 | 50.0 |' in table and '| 20 | 20.0 | 50.0 |' in table
+  assert '| mean of epochs 16-20 | 18.0 | 50.0 |' in table
+  assert '| mean of epochs 11-15 | 13.0 | 50.0 |' in table
+  assert '| change (plateau: near 0) | +5.0 | +0.0 |' in table
+  short = evaluate.training_table({'mstrnn': [10.0, 20.0, 30.0]})
+  assert '| 3 | 30.0 |' in short and 'change' not in short  # under 10 epochs: no means

@@ -37,9 +37,13 @@ def test_results_files_and_summary(tiny_run):
   want = evaluate.summarize_group(test_acc, ['action'])
   got = dict(entry['summary']['2,100'])
   assert set(got.pop('eval_stats')) == set(p.config.eval_stats)
+  train_joint = np.asarray(entry['history']['train_acc'])[:, :, -1].mean(axis=0)
+  np.testing.assert_allclose(got.pop('train_acc'), train_joint)
   assert got == json.loads(json.dumps(want))
   md = open(os.path.join(workdir, 'results.md')).read()
   assert evaluate.fmt(want['mean']['action'], want['se']['action']) in md
+  assert 'has training plateaued?' in md
+  assert f'| {p.config.epochs} | {train_joint[-1]:.1f} |' in md
   rows = open(os.path.join(workdir, 'metrics.csv')).read().strip().split('\n')
   assert len(rows) == 1 + 3 * p.config.epochs
 
