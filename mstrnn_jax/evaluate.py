@@ -248,7 +248,7 @@ def training_table(curves: Mapping[str, Sequence[float]], points: int = 8) -> st
     )
     lines.append(
       '| change (plateau: near 0) | '
-      + ' | '.join(f'{last[m] - before[m]:+.1f}' for m in models)
+      + ' | '.join(f'{round(last[m] - before[m], 1) + 0.0:+.1f}' for m in models)  # no -0.0
       + ' |'
     )
   return '\n'.join(lines) + '\n'

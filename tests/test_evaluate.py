@@ -148,5 +148,7 @@ def test_training_table_lists_epochs_and_the_last_two_five_epoch_means():
   assert '| mean of epochs 16-20 | 18.0 | 50.0 |' in table
   assert '| mean of epochs 11-15 | 13.0 | 50.0 |' in table
   assert '| change (plateau: near 0) | +5.0 | +0.0 |' in table
+  tiny_dip = evaluate.training_table({'mstrnn': [50.0] * 19 + [49.9]})
+  assert '| change (plateau: near 0) | +0.0 |' in tiny_dip
   short = evaluate.training_table({'mstrnn': [10.0, 20.0, 30.0]})
   assert '| 3 | 30.0 |' in short and 'change' not in short  # under 10 epochs: no means
