@@ -219,38 +219,33 @@ def training_table(curves: Mapping[str, Sequence[float]], points: int = 8) -> st
   """Joint training accuracy by epoch (markdown; models as columns): has training plateaued?
 
   Args:
-    curves: model name -> joint training accuracy per epoch, mean over folds (``'train_acc'``
-      of :func:`summarize_group`'s caller, ``results.summarize_model``).
+    curves: model name -> joint training accuracy per epoch, mean over folds
+      (``summary['train_acc']`` of ``results.summarize_model``).
     points: about how many evenly spaced epochs to list (the last epoch always).
 
-  Rows: those epochs, then the mean of the last 5 epochs, the 5 before, and their difference
-  (near 0 on a plateau; still rising when clearly positive).
+  Rows: those epochs, then (from 10 epochs on) the mean of the last 5 epochs, the 5 before, and
+  their difference (near 0 on a plateau; still rising when clearly positive).
   """
   models = list(curves)
   n = min(len(c) for c in curves.values())
+
+  def row(label, values, spec='.1f'):
+    # round first so that a flat curve reads +0.0, never -0.0
+    return f'| {label} | ' + ' | '.join(f'{round(v, 1) + 0.0:{spec}}' for v in values) + ' |'
+
   lines = [
     '| Epoch | ' + ' | '.join(m.upper() for m in models) + ' |',
     '|---|' + '---|' * len(models),
   ]
-  if n == 0:
-    return '\n'.join(lines) + '\n'
   step = max(1, -(-n // points))
-  for e in sorted({*range(step, n + 1, step), n}):
-    lines.append(f'| {e} | ' + ' | '.join(f'{curves[m][e - 1]:.1f}' for m in models) + ' |')
+  for e in sorted({*range(step, n + 1, step), n} - {0}):
+    lines.append(row(e, [curves[m][e - 1] for m in models]))
   if n >= 10:
-    last = {m: float(np.mean(curves[m][n - 5 : n])) for m in models}
-    before = {m: float(np.mean(curves[m][n - 10 : n - 5])) for m in models}
-    lines.append(
-      f'| mean of epochs {n - 4}-{n} | ' + ' | '.join(f'{last[m]:.1f}' for m in models) + ' |'
-    )
-    lines.append(
-      f'| mean of epochs {n - 9}-{n - 5} | ' + ' | '.join(f'{before[m]:.1f}' for m in models) + ' |'
-    )
-    lines.append(
-      '| change (plateau: near 0) | '
-      + ' | '.join(f'{round(last[m] - before[m], 1) + 0.0:+.1f}' for m in models)  # no -0.0
-      + ' |'
-    )
+    last = [float(np.mean(curves[m][n - 5 : n])) for m in models]
+    before = [float(np.mean(curves[m][n - 10 : n - 5])) for m in models]
+    lines.append(row(f'mean of epochs {n - 4}-{n}', last))
+    lines.append(row(f'mean of epochs {n - 9}-{n - 5}', before))
+    lines.append(row('change (plateau: near 0)', np.subtract(last, before), '+.1f'))
   return '\n'.join(lines) + '\n'
 
 
