@@ -1,9 +1,10 @@
 """Workdirs side by side: settings that differ, training / validation / test accuracy.
 
-    python experiments/compare.py runs/width8 runs/width4            # Markdown table to stdout
+    python experiments/compare.py runs/width8 runs/width4            # Markdown tables to stdout
     python experiments/compare.py runs/a runs/b --out=ablation.md     # also ablation.md + .json
 
-Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --out.
+Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --out.  With two
+or more rows a second table gives each row minus the first, fold by fold (same test subjects).
 """
 
 import json
@@ -29,6 +30,8 @@ def main(argv):
   except (OSError, KeyError, ValueError) as e:
     sys.exit(f'error: {e}')
   text = compare.table(rows)
+  if len(rows) > 1:
+    text += '\n' + compare.paired_table(rows)
   print(text)
   if _OUT.value:
     stem = os.path.splitext(_OUT.value)[0]

@@ -2,10 +2,14 @@
 
     rows = compare.rows(['runs/a', 'runs/b'])
     print(compare.table(rows))
+    print(compare.paired_table(rows))   # every row minus the first, fold by fold
 
 For ablations and budget studies (docs/fidelity.md): what each workdir's experiment config sets
 differently from the others, the training accuracy at the end, the validation accuracy and the
 test accuracy under each epoch selection, all read from ``results.json`` (nothing recomputed).
+Rows that share test subjects are also compared fold by fold (:func:`paired_table`): two models
+on the same folds differ less from each other than their means' standard errors suggest, and
+only the paired difference says whether one is ahead.
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ def rows(workdirs: Sequence[str]) -> list[dict]:
     for model, entry in res['models'].items():
       h = {k: np.asarray(v) for k, v in entry['history'].items()}
       for key, summary in entry.get('summary', {}).items():
-        idx = [r['run'] for r in entry['runs'] if results.tau_key(r['taus']) == key]
+        runs = [r for r in entry['runs'] if results.tau_key(r['taus']) == key]
+        idx = [r['run'] for r in runs]
         row = {
           'workdir': workdir,
           'model': model,
@@ -69,6 +74,7 @@ def rows(workdirs: Sequence[str]) -> list[dict]:
           'settings': differ,
           'epochs': entry['epochs_done'],
           'folds': len(idx),
+          'test_subjects': [r.get('test_subject', r['run']) for r in runs],
           'train_acc': float(h['train_acc'][idx, -LAST_EPOCHS:, -1].mean()),
         }
         if 'val_acc' in h:
@@ -77,6 +83,7 @@ def rows(workdirs: Sequence[str]) -> list[dict]:
           row['val_last'] = float(val[:, -1].mean())
         for sel, s in summary['selections'].items():
           row[f'test:{sel}'] = (s['mean'][evaluate.JOINT], s['se'][evaluate.JOINT])
+          row[f'per_fold:{sel}'] = s['per_fold'][evaluate.JOINT]
         out.append(row)
   return out
 
@@ -108,5 +115,55 @@ def table(rows_: Sequence[dict]) -> str:
       f'{r["taus"] or "-"} | {r["epochs"]} | {r["folds"]} | '
       + ' | '.join(f(r) for _, f in cols)
       + ' |'
+    )
+  return '\n'.join(lines) + '\n'
+
+
+def paired(row: dict, reference: dict) -> dict:
+  """``row`` minus ``reference`` on the test subjects both have, per selection (joint, percent).
+
+  Returns {'folds': n, selection: {'mean', 'se', 'sd', 'wins'}} where 'wins' counts the folds
+  with ``row >= reference``; a selection is missing when either row lacks it or the rows share
+  no test subject (different --subjects or datasets)."""
+  ref = dict(zip(reference['test_subjects'], range(len(reference['test_subjects']))))
+  pairs = [(i, ref[s]) for i, s in enumerate(row['test_subjects']) if s in ref]
+  out: dict = {'folds': len(pairs)}
+  for sel in evaluate.SELECTIONS:
+    key = f'per_fold:{sel}'
+    if pairs and key in row and key in reference:
+      d = np.array([row[key][i] - reference[key][j] for i, j in pairs])
+      mean, se = evaluate.mean_se(d)
+      sd = float(d.std(ddof=1)) if d.size > 1 else 0.0
+      out[sel] = {'mean': mean, 'se': se, 'sd': sd, 'wins': int((d >= 0).sum())}
+  return out
+
+
+def paired_table(rows_: Sequence[dict]) -> str:
+  """Markdown table: every row after the first minus the first, fold by fold (the test
+  subjects both have); cells 'mean±SE (SD; row >= first in k of n folds)'.  Empty string for
+  fewer than two rows."""
+  if len(rows_) < 2:
+    return ''
+  name = lambda r: f'{os.path.basename(os.path.normpath(r["workdir"]))} {r["model"]}'
+  lines = [
+    f'Paired differences, joint accuracy: each row minus **{name(rows_[0])}** '
+    f'(taus {rows_[0]["taus"] or "-"}), fold by fold over the test subjects both have.',
+    '',
+    '| workdir | model | taus | paired folds | '
+    + ' | '.join(f'test: {evaluate.SELECTION_LABELS[s]}' for s in evaluate.SELECTIONS)
+    + ' |',
+    '|---|---|---|---|' + '---|' * len(evaluate.SELECTIONS),
+  ]
+  for r in rows_[1:]:
+    p = paired(r, rows_[0])
+    cells = [
+      f'{p[s]["mean"]:+.2f}±{p[s]["se"]:.2f} (SD {p[s]["sd"]:.1f}; {p[s]["wins"]} of {p["folds"]})'
+      if s in p
+      else '-'
+      for s in evaluate.SELECTIONS
+    ]
+    lines.append(
+      f'| {os.path.basename(os.path.normpath(r["workdir"]))} | {r["model"]} | '
+      f'{r["taus"] or "-"} | {p["folds"]} | ' + ' | '.join(cells) + ' |'
     )
   return '\n'.join(lines) + '\n'

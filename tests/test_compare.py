@@ -13,15 +13,19 @@ from mstrnn_jax import compare, evaluate
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _workdir(path, width, train, test, val):
-  """A results.json of one MSTRNN with 2 folds: histories [folds, epochs, 2] (head, joint)."""
+def _workdir(path, width, train, test, val, test_subjects=None):
+  """A results.json of one MSTRNN, one run per fold: histories [folds, epochs, 2] (head, joint);
+  without ``test_subjects`` the runs carry none (results of older versions)."""
   test, val = np.asarray(test, float), np.asarray(val, float)
   summary = evaluate.summarize_group(test, ['action'], val)
+  runs = [{'run': i, 'taus': [2.0, 100.0]} for i in range(test.shape[0])]
+  for r, s in zip(runs, test_subjects or ()):
+    r['test_subject'] = s
   res = {
     'experiment': {'model': 'mstrnn', 'width_scale': width, 'optim': {'clip': 12.0}},
     'models': {
       'mstrnn': {
-        'runs': [{'run': 0, 'taus': [2.0, 100.0]}, {'run': 1, 'taus': [2.0, 100.0]}],
+        'runs': runs,
         'epochs_done': test.shape[1],
         'history': {'train_acc': train, 'test_acc': test.tolist(), 'val_acc': val.tolist()},
         'summary': {'2,100': summary},
@@ -50,6 +54,29 @@ def test_rows_read_selections_and_differing_settings(tmp_path):
   assert r['test:last'][0] == pytest.approx(25)
   text = compare.table(rows)
   assert '| a | width_scale=0.125 | mstrnn | 2,100 | 3 | 2 | 23.3 | 80.0 | 70.0 | 45.00' in text
+
+
+def test_paired_differences_match_folds_by_test_subject(tmp_path):
+  # Reference: subjects 3, 5, 7 at (last epoch) 50, 60, 70.  Other: subjects 7, 3, 9 at 90, 40, 0
+  # (subject 9 has no partner).  Paired over 3 and 7: 40 - 50 = -10, 90 - 70 = +20.
+  ref = [[[50, 50]], [[60, 60]], [[70, 70]]]
+  other = [[[90, 90]], [[40, 40]], [[0, 0]]]
+  _workdir(tmp_path / 'ref', 0.125, ref, ref, ref, test_subjects=[3, 5, 7])
+  _workdir(tmp_path / 'other', 0.25, other, other, other, test_subjects=[7, 3, 9])
+  _workdir(tmp_path / 'apart', 0.5, ref, ref, ref, test_subjects=[0, 1, 2])
+  rows = compare.rows([str(tmp_path / w) for w in ('ref', 'other', 'apart')])
+  p = compare.paired(rows[1], rows[0])
+  assert p['folds'] == 2
+  for sel in evaluate.SELECTIONS:  # one epoch: every selection picks it
+    assert p[sel]['mean'] == pytest.approx(5.0)
+    assert p[sel]['se'] == pytest.approx(15.0)  # std(ddof=1) of (-10, 20) is 21.2; / sqrt(2)
+    assert p[sel]['sd'] == pytest.approx(30 / np.sqrt(2))
+    assert p[sel]['wins'] == 1
+  assert compare.paired(rows[2], rows[0]) == {'folds': 0}
+  text = compare.paired_table(rows)
+  assert '| other | mstrnn | 2,100 | 2 | +5.00±15.00 (SD 21.2; 1 of 2) |' in text
+  assert '| apart | mstrnn | 2,100 | 0 | - | - | - |' in text
+  assert compare.paired_table(rows[:1]) == ''
 
 
 def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
