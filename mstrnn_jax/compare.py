@@ -47,6 +47,11 @@ def load(workdir: str) -> dict:
     return json.load(f)
 
 
+def _short(workdir: str) -> str:
+  """The workdir's last path component (the table's row label)."""
+  return os.path.basename(os.path.normpath(workdir))
+
+
 def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
   """Per experiment config, the flattened fields whose values differ between the configs
   (``workdir`` excluded): ``{'width_scale': '0.25', ...}``."""
@@ -111,7 +116,7 @@ def table(rows_: Sequence[dict]) -> str:
   for r in rows_:
     settings = ', '.join(f'{k}={v}' for k, v in r['settings'].items()) or '-'
     lines.append(
-      f'| {os.path.basename(os.path.normpath(r["workdir"]))} | {settings} | {r["model"]} | '
+      f'| {_short(r["workdir"])} | {settings} | {r["model"]} | '
       f'{r["taus"] or "-"} | {r["epochs"]} | {r["folds"]} | '
       + ' | '.join(f(r) for _, f in cols)
       + ' |'
@@ -144,10 +149,12 @@ def paired_table(rows_: Sequence[dict]) -> str:
   fewer than two rows."""
   if len(rows_) < 2:
     return ''
-  name = lambda r: f'{os.path.basename(os.path.normpath(r["workdir"]))} {r["model"]}'
+  first = rows_[0]
   lines = [
-    f'Paired differences, joint accuracy: each row minus **{name(rows_[0])}** '
-    f'(taus {rows_[0]["taus"] or "-"}), fold by fold over the test subjects both have.',
+    f'Paired differences, joint accuracy: each row minus **{_short(first["workdir"])} '
+    f'{first["model"]}** (taus {first["taus"] or "-"}), fold by fold over the test subjects '
+    'both have. Cells: mean ± SE of the difference (its SD over folds; the folds where the row '
+    'is at least level with the first).',
     '',
     '| workdir | model | taus | paired folds | '
     + ' | '.join(f'test: {evaluate.SELECTION_LABELS[s]}' for s in evaluate.SELECTIONS)
@@ -155,7 +162,7 @@ def paired_table(rows_: Sequence[dict]) -> str:
     '|---|---|---|---|' + '---|' * len(evaluate.SELECTIONS),
   ]
   for r in rows_[1:]:
-    p = paired(r, rows_[0])
+    p = paired(r, first)
     cells = [
       f'{p[s]["mean"]:+.2f}±{p[s]["se"]:.2f} (SD {p[s]["sd"]:.1f}; {p[s]["wins"]} of {p["folds"]})'
       if s in p
@@ -163,7 +170,7 @@ def paired_table(rows_: Sequence[dict]) -> str:
       for s in evaluate.SELECTIONS
     ]
     lines.append(
-      f'| {os.path.basename(os.path.normpath(r["workdir"]))} | {r["model"]} | '
+      f'| {_short(r["workdir"])} | {r["model"]} | '
       f'{r["taus"] or "-"} | {p["folds"]} | ' + ' | '.join(cells) + ' |'
     )
   return '\n'.join(lines) + '\n'
