@@ -130,7 +130,7 @@ def paired(row: dict, reference: dict) -> dict:
   Returns {'folds': n, selection: {'mean', 'se', 'sd', 'wins'}} where 'wins' counts the folds
   with ``row >= reference``; a selection is missing when either row lacks it or the rows share
   no test subject (different --subjects or datasets)."""
-  ref = dict(zip(reference['test_subjects'], range(len(reference['test_subjects']))))
+  ref = {s: j for j, s in enumerate(reference['test_subjects'])}
   pairs = [(i, ref[s]) for i, s in enumerate(row['test_subjects']) if s in ref]
   out: dict = {'folds': len(pairs)}
   for sel in evaluate.SELECTIONS:
@@ -138,7 +138,7 @@ def paired(row: dict, reference: dict) -> dict:
     if pairs and key in row and key in reference:
       d = np.array([row[key][i] - reference[key][j] for i, j in pairs])
       mean, se = evaluate.mean_se(d)
-      sd = float(d.std(ddof=1)) if d.size > 1 else 0.0
+      sd = se * float(np.sqrt(d.size))  # mean_se's sample SD (0 for a single fold)
       out[sel] = {'mean': mean, 'se': se, 'sd': sd, 'wins': int((d >= 0).sum())}
   return out
 
