@@ -10,6 +10,13 @@ program itself, so results stay bit-identical (the reproducibility tests check t
 processes). A size limit (never reached) turns on JAX's file lock around cache reads and writes:
 without it a process could read an entry another one is still writing (a warning on stderr, which
 some tests check, and a needless recompile).
+
+The suite also compiles with XLA:CPU's older fusion emitters (``TEST_XLA_FLAGS``, appended to
+``XLA_FLAGS`` and so inherited like the cache): the engine's programs compile ~30% faster that
+way (a tiny-preset run: 29 s instead of 41 s, benchmarks/RESULTS.md "Test-suite compile time"),
+and the suite's time is mostly compiling. The tests compare programs with each other and with
+float64 references, never with numbers measured under the default emitters. Users keep XLA's
+defaults (the flag's effect on the step time is not settled: benchmarks/RESULTS.md).
 """
 
 import os
@@ -21,6 +28,7 @@ SETTINGS = {  # JAX config name: value; the environment variable is the name in 
   'jax_persistent_cache_min_entry_size_bytes': 0,
   'jax_compilation_cache_max_size': 1 << 40,  # bytes; any limit means locked access
 }
+TEST_XLA_FLAGS = ('--xla_cpu_use_fusion_emitters=false',)
 _OWNED = 'MSTRNN_TEST_OWNS_JAX_CACHE'  # set by the process that created (and removes) the directory
 
 
@@ -34,6 +42,8 @@ def _cache_dir() -> str:
 
 os.environ.update({name.upper(): str(value) for name, value in SETTINGS.items()})
 os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache_dir()
+_flags = os.environ.get('XLA_FLAGS', '').split()
+os.environ['XLA_FLAGS'] = ' '.join(_flags + [f for f in TEST_XLA_FLAGS if f not in _flags])
 
 
 def pytest_configure(config):

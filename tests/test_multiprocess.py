@@ -17,6 +17,7 @@ from mstrnn_jax import parallel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ['--preset=tiny', '--epochs=1']
+DEVICE_COUNT = '--xla_force_host_platform_device_count'
 
 # Runs experiments/run.py in this interpreter, logging every file write / mkdir / rename /
 # removal under the workdir (argv[2]) to argv[1], one JSON line each (Python audit hooks).
@@ -57,9 +58,14 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _env(**extra) -> dict:
-  env = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS',) + parallel.PROCESS_ENV}
-  env.update(PYTHONPATH=ROOT, JAX_PLATFORMS='cpu', **extra)
+def _env(devices: int | None = None, **extra) -> dict:
+  """This environment without multi-process settings or a device count (``devices`` sets one);
+  other XLA flags (the suite's, tests/conftest.py) are kept."""
+  env = {k: v for k, v in os.environ.items() if k not in parallel.PROCESS_ENV}
+  flags = [f for f in env.get('XLA_FLAGS', '').split() if not f.startswith(DEVICE_COUNT)]
+  if devices is not None:
+    flags.append(f'{DEVICE_COUNT}={devices}')
+  env.update(XLA_FLAGS=' '.join(flags), PYTHONPATH=ROOT, JAX_PLATFORMS='cpu', **extra)
   return env
 
 
@@ -109,7 +115,7 @@ def test_two_processes_equal_one_and_only_process_0_writes(tmp_path):
   reference = subprocess.run(
     [sys.executable, 'experiments/run.py', *ARGS, f'--workdir={single}'],
     cwd=ROOT,
-    env=_env(XLA_FLAGS='--xla_force_host_platform_device_count=2'),
+    env=_env(devices=2),
     capture_output=True,
     text=True,
     timeout=600,

@@ -51,7 +51,7 @@ SCRIPT = textwrap.dedent("""
 def _run(devices, run_chunk):
   env = dict(
     os.environ,
-    XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
+    XLA_FLAGS=f'{os.environ.get("XLA_FLAGS", "")} --xla_force_host_platform_device_count={devices}',
     JAX_PLATFORMS='cpu',
     PYTHONPATH=ROOT,
   )
