@@ -15,9 +15,10 @@ import textwrap
 
 from mstrnn_jax import parallel
 
+import subproc
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ['--preset=tiny', '--epochs=1']
-DEVICE_COUNT = '--xla_force_host_platform_device_count'
 
 # Runs experiments/run.py in this interpreter, logging every file write / mkdir / rename /
 # removal under the workdir (argv[2]) to argv[1], one JSON line each (Python audit hooks).
@@ -59,14 +60,8 @@ def _free_port() -> int:
 
 
 def _env(devices: int | None = None, **extra) -> dict:
-  """This environment without multi-process settings or a device count (``devices`` sets one);
-  other XLA flags (the suite's, tests/conftest.py) are kept."""
-  env = {k: v for k, v in os.environ.items() if k not in parallel.PROCESS_ENV}
-  flags = [f for f in env.get('XLA_FLAGS', '').split() if not f.startswith(DEVICE_COUNT)]
-  if devices is not None:
-    flags.append(f'{DEVICE_COUNT}={devices}')
-  env.update(XLA_FLAGS=' '.join(flags), PYTHONPATH=ROOT, JAX_PLATFORMS='cpu', **extra)
-  return env
+  """This environment without multi-process settings (see ``subproc.cpu_env``)."""
+  return subproc.cpu_env(devices, drop=parallel.PROCESS_ENV, **extra)
 
 
 def _audited(log, workdir, args, env):

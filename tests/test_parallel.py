@@ -12,6 +12,8 @@ import pytest
 
 from mstrnn_jax import parallel
 
+import subproc
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Trains 3 stand-in runs for 2 epochs and evaluates them on all devices of this process;
@@ -49,16 +51,10 @@ SCRIPT = textwrap.dedent("""
 
 
 def _run(devices, run_chunk):
-  env = dict(
-    os.environ,
-    XLA_FLAGS=f'{os.environ.get("XLA_FLAGS", "")} --xla_force_host_platform_device_count={devices}',
-    JAX_PLATFORMS='cpu',
-    PYTHONPATH=ROOT,
-  )
   proc = subprocess.run(
     [sys.executable, '-c', SCRIPT, str(run_chunk).lower()],
     cwd=ROOT,
-    env=env,
+    env=subproc.cpu_env(devices),
     capture_output=True,
     text=True,
     timeout=300,
