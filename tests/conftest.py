@@ -14,9 +14,10 @@ some tests check, and a needless recompile).
 The suite also compiles with XLA:CPU's older fusion emitters (``TEST_XLA_FLAGS``, appended to
 ``XLA_FLAGS`` and so inherited like the cache): the engine's programs compile ~30% faster that
 way (a tiny-preset run: 29 s instead of 41 s; benchmarks/RESULTS.md, "The flag again, and for
-the test suite"), and the suite's time is mostly compiling. The tests compare programs with each other and with
-float64 references, never with numbers measured under the default emitters. Users keep XLA's
-defaults (the flag's effect on the step time is not settled: benchmarks/RESULTS.md).
+the test suite"), and the suite's time is mostly compiling. The tests compare programs with
+each other and with float64 references, never with numbers measured under the default
+emitters. Users keep XLA's defaults (the flag's effect on the step time is not settled:
+benchmarks/RESULTS.md).
 """
 
 import os

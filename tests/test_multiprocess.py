@@ -7,7 +7,6 @@ only process 0 may write files outside the checkpoints (which orbax writes from 
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from mstrnn_jax import parallel
 
 import subproc
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = subproc.ROOT
 ARGS = ['--preset=tiny', '--epochs=1']
 
 # Runs experiments/run.py in this interpreter, logging every file write / mkdir / rename /

@@ -1,7 +1,6 @@
 """Run-axis sharding: padding helpers, and N simulated CPU devices == one device."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ from mstrnn_jax import parallel
 
 import subproc
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = subproc.ROOT
 
 # Trains 3 stand-in runs for 2 epochs and evaluates them on all devices of this process;
 # prints losses, a parameter leaf and the evaluation flags as JSON.
