@@ -25,8 +25,8 @@ from mstrnn_jax import plan as planning
 from mstrnn_jax import workdir as workdirs
 from mstrnn_jax.model_records import model_config_from_record
 from mstrnn_jax.data import pipeline
+import subproc
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ('mstrnn', 'lrcn')
 
 
@@ -94,14 +94,14 @@ def test_analyze_cli_writes_files_and_matches_reference(workdir):
   proc = subprocess.run(
     [
       sys.executable,
-      os.path.join(REPO, 'experiments', 'analyze.py'),
+      os.path.join(subproc.ROOT, 'experiments', 'analyze.py'),
       f'--workdir={wd}',
       '--fold=1',
       f'--out_dir={out_dir}',
     ],
     capture_output=True,
     text=True,
-    env={**os.environ, 'PYTHONPATH': REPO},
+    env=subproc.cpu_env(),
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'End-point separation from JP-JP-JP' in proc.stdout

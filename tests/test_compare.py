@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from mstrnn_jax import compare, evaluate
+import subproc
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = subproc.ROOT
 
 
 def _workdir(path, width, train, test, val, test_subjects=None):
@@ -87,7 +88,7 @@ def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
     [sys.executable, os.path.join(ROOT, 'experiments', 'compare.py'), *args],
     capture_output=True,
     text=True,
-    env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
+    env=subproc.cpu_env(),
   )
   proc = run(str(tmp_path / 'a'), f'--out={tmp_path / "out.md"}')
   assert proc.returncode != 0 and 'out.md exists' in proc.stderr

@@ -19,9 +19,10 @@ from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax import workdir as workdirs
 from mstrnn_jax.model_records import model_config_from_record
 import damage
+import subproc
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+ROOT = subproc.ROOT
+ENV = subproc.cpu_env()
 QUIET = dict(progress=False, log=lambda s: None)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mstrnn_jax.data import describe, fingerprint, folder, pipeline, preview, toy_videos
+import subproc
 
 SIZE = 16
 
@@ -198,7 +199,7 @@ def test_grouped_folds(clips, tmp_path):
 
 def _cli(module, *args):
   return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                        check=False, env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
+                        check=False, env=subproc.cpu_env())  # fmt: skip
 
 
 def test_describe_and_preview_commands(clips, tmp_path):

@@ -1,7 +1,6 @@
 """The LOSO driver (plan -> epoch loop -> results) end to end on the tiny preset (real MSTRNN,
 3-subject synth3a)."""
 
-import glob
 import json
 import os
 

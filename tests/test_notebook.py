@@ -6,8 +6,9 @@ import nbclient
 import nbformat
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOTEBOOK = os.path.join(REPO, 'notebooks', 'tour.ipynb')
+import subproc
+
+NOTEBOOK = os.path.join(subproc.ROOT, 'notebooks', 'tour.ipynb')
 
 
 def test_tour_is_stored_without_outputs():
@@ -27,7 +28,7 @@ def test_tour_executes_top_to_bottom():
   # Kernel started in the repository root so `import mstrnn_jax` works without installing;
   # any failing cell (including the notebook's own equality checks) raises CellExecutionError.
   client = nbclient.NotebookClient(
-    nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': REPO}}
+    nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': subproc.ROOT}}
   )
   client.execute()
   outputs = [o for cell in nb.cells if cell.cell_type == 'code' for o in cell.outputs]

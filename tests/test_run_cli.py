@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import subproc
+
+ROOT = subproc.ROOT
 RUN = [sys.executable, os.path.join(ROOT, 'experiments', 'run.py')]
-ENV = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu')
+ENV = subproc.cpu_env()
 
 
 def _run(*args, timeout=300):

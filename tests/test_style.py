@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import subproc
+
+ROOT = subproc.ROOT
 
 
 def _ruff() -> list[str]:

@@ -1,7 +1,5 @@
 """experiments/summary.py and models.summary_table: shapes, per-layer counts, Table II."""
 
-import os
-import pathlib
 import subprocess
 import sys
 
@@ -9,8 +7,7 @@ import jax
 
 from mstrnn_jax import configs
 from mstrnn_jax import models
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+import subproc
 
 
 def test_layer_counts_add_up_to_the_parameter_tree():
@@ -30,12 +27,11 @@ def test_layer_counts_add_up_to_the_parameter_tree():
 
 
 def test_summary_script_prints_every_model_next_to_table_ii():
-  env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
   out = subprocess.run(
-    [sys.executable, str(ROOT / 'experiments' / 'summary.py'), '--dataset=cl1ad'],
+    [sys.executable, f'{subproc.ROOT}/experiments/summary.py', '--dataset=cl1ad'],
     capture_output=True,
     text=True,
-    env=env,
+    env=subproc.cpu_env(),
     check=True,
   ).stdout
   for model, paper in (('MSTRNN', '3.0M'), ('MSTNN', '4.6M'), ('LRCN', '4.6M')):

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from mstrnn_jax import evaluate
+import subproc
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = subproc.ROOT
 
 
 @pytest.mark.slow
@@ -32,7 +33,7 @@ def test_sweep_writes_table_vi_and_heatmaps(tmp_path):
     capture_output=True,
     text=True,
     timeout=300,
-    env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'),
+    env=subproc.cpu_env(),
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(workdir / 'results.json') as f:
