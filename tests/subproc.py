@@ -1,4 +1,4 @@
-"""Test helper: the environment for a child process that simulates a number of CPU devices."""
+"""Test helper: the repository root and the environment of a child process (CPU, this checkout, optionally a simulated device count)."""
 
 import os
 
