@@ -1,4 +1,5 @@
-"""Test helper: the repository root and the environment of a child process (CPU, this checkout, optionally a simulated device count)."""
+"""Test helper: the repository root and the environment of a child process (CPU, this
+checkout, optionally a simulated device count)."""
 
 import os
 
