@@ -299,6 +299,27 @@ DEFAULT_SEQUENCES = {
 MODEL_TITLES = {'mstrnn': 'MSTRNN', 'mstnn': 'MSTNN', 'lrcn': 'LRCN'}
 
 
+def loso_ridge_accuracy(
+  features: np.ndarray, targets: np.ndarray, subjects: np.ndarray, classes: int, l2: float = 10.0
+) -> float:
+  """Leave-one-subject-out accuracy of a one-vs-rest ridge classifier (a linear probe).
+
+  features: [videos, features]; targets: int [videos] in [0, classes); subjects: [videos].
+  Features are standardised over all videos (no labels used), a bias is appended, and per
+  held-out subject the ridge solution with penalty `l2` is fitted on the others. Returns the
+  fraction of videos classified correctly, over all folds.
+  """
+  x = (features - features.mean(0)) / (features.std(0) + 1e-6)
+  x = np.concatenate([x, np.ones((len(x), 1))], 1)
+  y = np.eye(classes)[targets]
+  correct = 0
+  for s in np.unique(subjects):
+    tr, te = subjects != s, subjects == s
+    w = np.linalg.solve(x[tr].T @ x[tr] + l2 * np.eye(x.shape[1]), x[tr].T @ y[tr])
+    correct += int(((x[te] @ w).argmax(1) == targets[te]).sum())
+  return correct / len(targets)
+
+
 def analysis_layer(cfg) -> str:
   """The layer whose activations are analysed (Sec. III.B): MSTRNN: the top context layer's
   context units ('context2' in the paper); MSTNN: the top leaky conv layer ('conv2'); LRCN: the

@@ -5,6 +5,7 @@ import collections
 import numpy as np
 import pytest
 
+from mstrnn_jax.analysis import loso_ridge_accuracy
 from mstrnn_jax.data import render, synthetic, tabletop
 from mstrnn_jax.data.pipeline import dataset_spec
 
@@ -65,30 +66,17 @@ def test_synth3a_deterministic_and_seeded(s3a):
   assert a.videos.shape[2:4] == (20, 20) and a.crop_size == 18
 
 
-def _loso_ridge_accuracy(features, targets, subjects, classes):
-  """Leave-one-subject-out accuracy of a one-vs-rest ridge classifier on `features`."""
-  x = (features - features.mean(0)) / (features.std(0) + 1e-6)
-  x = np.concatenate([x, np.ones((len(x), 1))], 1)
-  y = np.eye(classes)[targets]
-  correct = 0
-  for s in np.unique(subjects):
-    tr, te = subjects != s, subjects == s
-    w = np.linalg.solve(x[tr].T @ x[tr] + 10.0 * np.eye(x.shape[1]), x[tr].T @ y[tr])
-    correct += ((x[te] @ w).argmax(1) == targets[te]).sum()
-  return correct / len(targets)
-
-
 def test_synth3a_first_primitive_needs_memory(s3a):
   first, third = s3a.labels['action'] // 9, s3a.labels['action'] % 3
   feats = lambda frames: frames[:, ::2, ::2].reshape(len(frames), -1).astype(np.float64)
   last = feats(s3a.videos[np.arange(len(s3a)), s3a.lengths - 1])
   # The last frame says nothing about the first primitive (chance: 1/3) ...
-  assert _loso_ridge_accuracy(last, first, s3a.subjects, 3) < 0.45
+  assert loso_ridge_accuracy(last, first, s3a.subjects, 3) < 0.45
   # ... although the same classifier reads the third primitive's trace from it,
-  assert _loso_ridge_accuracy(last, third, s3a.subjects, 3) > 0.55
+  assert loso_ridge_accuracy(last, third, s3a.subjects, 3) > 0.55
   # and reads the first primitive from a frame inside it (its middle: subjects differ in tempo).
   inside = s3a.videos[np.arange(len(s3a)), s3a.lengths // 6]
-  assert _loso_ridge_accuracy(inside.reshape(len(s3a), -1), first, s3a.subjects, 3) > 0.7
+  assert loso_ridge_accuracy(inside.reshape(len(s3a), -1), first, s3a.subjects, 3) > 0.7
 
 
 def test_default_counts_match_the_paper():
@@ -144,7 +132,7 @@ def test_synthcl2_count_not_in_any_single_frame():
   )
   flat = lambda frames: frames[:, ::2, ::2].reshape(len(frames), -1)
   for t in range(0, videos.shape[1], 2):
-    assert _loso_ridge_accuracy(flat(videos[:, t]), y, subj, 2) < 0.62, t
+    assert loso_ridge_accuracy(flat(videos[:, t]), y, subj, 2) < 0.62, t
   # The temporal pattern does carry the count: the spectrum of the motion energy over each
   # video's own length (subjects differ in tempo) reads it.
   motion = np.abs(np.diff(videos, axis=1)).mean((2, 3, 4))
@@ -152,7 +140,7 @@ def test_synthcl2_count_not_in_any_single_frame():
   motion = np.stack([np.interp(grid * (n - 2), np.arange(n - 1), m[: n - 1])
                      for m, n in zip(motion, lengths)])  # fmt: skip
   spectrum = np.abs(np.fft.rfft(motion - motion.mean(1, keepdims=True), axis=1))
-  assert _loso_ridge_accuracy(spectrum, y, subj, 2) > 0.65
+  assert loso_ridge_accuracy(spectrum, y, subj, 2) > 0.65
 
 
 def test_generators_and_specs_share_one_argument_record():
