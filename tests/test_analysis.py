@@ -183,3 +183,15 @@ def test_video_names_join_heads_in_order():
     {'ado': np.array([1, 0]), 'action': np.array([0, 1])},
   )
   assert names == ['laptop-sweep', 'book-close']
+
+
+def test_loso_ridge_accuracy_reads_a_class_signal_and_not_noise():
+  rng = np.random.default_rng(0)
+  subjects = np.repeat(np.arange(5), 40)
+  targets = rng.integers(0, 4, len(subjects))
+  noise = rng.normal(size=(len(subjects), 20))
+  signal = noise.copy()
+  signal[:, :4] += 3.0 * np.eye(4)[targets]  # class k lifts feature k
+  assert analysis.loso_ridge_accuracy(signal, targets, subjects, 4) > 0.9
+  # Without the signal it is near chance (0.25) on held-out subjects.
+  assert analysis.loso_ridge_accuracy(noise, targets, subjects, 4) < 0.4
