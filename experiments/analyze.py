@@ -1,4 +1,5 @@
-"""PCA trajectories (Figs. 5 and 8), end-point separation and early recognition of a trained run.
+"""PCA trajectories (Figs. 5 and 8), end-point separation, early recognition and confusions of a
+trained run.
 
     python experiments/analyze.py --workdir=runs/default --fold=0
     python experiments/analyze.py --workdir=RUN --fold=3 --sequences=JP-JP-JP,OH-JP-JP,TH-JP-JP

@@ -299,6 +299,32 @@ DEFAULT_SEQUENCES = {
 MODEL_TITLES = {'mstrnn': 'MSTRNN', 'mstnn': 'MSTNN', 'lrcn': 'LRCN'}
 
 
+def confusion(
+  logits: Mapping[str, jax.Array | np.ndarray],
+  labels: Mapping[str, np.ndarray],
+  num_classes: Mapping[str, int],
+  voting_steps: int,
+  rule: str = 'vote',
+) -> dict[str, np.ndarray]:
+  """Confusion matrix of each head's voted prediction (`evaluate.predict` over the last
+  `voting_steps` steps): which classes a model mixes up, e.g. synthcl2's '2_times' vs '3_times'.
+
+  logits: head -> [videos, time, classes]; labels: head -> int [videos]; num_classes: head -> K.
+  Returns {head: int64 [K, K]}, rows the true class, columns the predicted one (row sums: the
+  videos of each true class).
+  """
+  from mstrnn_jax import evaluate
+
+  out = {}
+  for head, lg in logits.items():
+    pred = np.asarray(evaluate.predict(jnp.asarray(lg)[:, -voting_steps:], rule))
+    true = np.asarray(labels[head])
+    chex.assert_equal(pred.shape, true.shape)
+    k = num_classes[head]
+    out[head] = np.bincount(true * k + pred, minlength=k * k).reshape(k, k).astype(np.int64)
+  return out
+
+
 def loso_ridge_accuracy(
   features: np.ndarray, targets: np.ndarray, subjects: np.ndarray, classes: int, l2: float = 10.0
 ) -> float:
@@ -566,7 +592,8 @@ def analyze_run(
   `fold`'s trajectories of the `analysis_layer` are projected by PCA (fitted over all their time
   steps) and drawn; the end-point separation of every sequence from the first one is measured for
   that fold (in the activation and in the PCA space) and over all folds (activation space, mean
-  +- SE). Early recognition: accuracy per time step over the held-out videos of every fold.
+  +- SE). Early recognition: accuracy per time step over the held-out videos of every fold; the
+  accuracy of each part of the category and each head's confusion matrix over the same videos.
   `taus` selects one tau tuple of a sweep.
 
   Writes to `out_dir` (default `<workdir>/analysis/fold<fold>/`): `pca_trajectories.png`,
@@ -622,6 +649,7 @@ def analyze_run(
     'sequences': sequences,
     'voting_steps': voting_steps,
     'reference': sequences[0],
+    'class_names': {h: [str(n) for n in ds.class_names[h]] for h, _ in ds.heads},
     'models': {},
   }
   projections, explained, curves = {}, {}, {}
@@ -673,10 +701,10 @@ def analyze_run(
     logits = logits_over_runs(
       cfg, ds.crop_size, batch_size, run_params, run_stats, run_taus, videos, jnp.asarray(idx)
     )
-    curve = early_recognition(
-      {h: np.asarray(lg)[mask] for h, lg in logits.items()},
-      {h: labels[h][idx[mask]] for h in logits},
-    )
+    held_out = {h: np.asarray(lg)[mask] for h, lg in logits.items()}
+    held_out_labels = {h: labels[h][idx[mask]] for h in logits}
+    curve = early_recognition(held_out, held_out_labels)
+    matrices = confusion(held_out, held_out_labels, dict(ds.heads), voting_steps, vote_rule)
     per_fold_parts = [
       part_accuracy(
         {h: np.asarray(lg)[r][mask[r]] for h, lg in logits.items()},
@@ -705,6 +733,7 @@ def analyze_run(
       'part_accuracy': {
         part: over_folds([f[part] for f in per_fold_parts]) for part in per_fold_parts[0]
       },
+      'confusion': {h: c.tolist() for h, c in matrices.items()},
     }
 
   os.makedirs(out_dir, exist_ok=True)
@@ -800,6 +829,7 @@ def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray
     '',
     early_recognition_table(curves, result['voting_steps']),
     part_accuracy_table(result),
+    confusion_table(result),
   ]
   return '\n'.join(out)
 
@@ -827,4 +857,35 @@ def part_accuracy_table(result: dict) -> str:
       + ' | '.join(f'{100 * acc[p]["mean"]:.1f} ± {100 * acc[p]["se"]:.1f}' for p in parts)
       + ' |'
     )
+  return '\n'.join(lines) + '\n'
+
+
+def confusion_table(result: dict) -> str:
+  """Markdown section of `analyze_run`'s confusion matrices: per head, each true class's recall
+  per model and the wrong class it is most often given (full matrices in analysis.json)."""
+  models = list(result['models'])
+  titles = [MODEL_TITLES.get(m, m) for m in models]
+  lines = [
+    '## Which classes are confused (held-out videos of all folds)',
+    '',
+    'Per true class: the share of its videos given that class (recall, %) and, in brackets, the '
+    'wrong class it is given most often with its count. Full matrices (rows true, columns '
+    'predicted): `confusion` in analysis.json.',
+  ]
+  for head, names in result['class_names'].items():
+    mats = [np.asarray(result['models'][m]['confusion'][head]) for m in models]
+    lines += ['', f'**{head}**', '', '| true class | videos | ' + ' | '.join(titles) + ' |']
+    lines.append('|---|---|' + '---|' * len(titles))
+    for c, name in enumerate(names):
+      cells = []
+      for mat in mats:
+        row = mat[c]
+        wrong = row.copy()
+        wrong[c] = 0
+        worst = int(np.argmax(wrong))
+        recall = 100 * row[c] / max(row.sum(), 1)
+        cells.append(
+          f'{recall:.1f}' + (f' ({names[worst]} {wrong[worst]})' if wrong[worst] else '')
+        )
+      lines.append(f'| {name} | {int(mats[0][c].sum())} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'

@@ -127,6 +127,20 @@ def test_part_accuracy_scores_each_position_of_a_composition():
   assert analysis.name_parts(['a-b', 'c']) == 1 and analysis.name_parts(['a-b-c']) == 3
 
 
+def test_confusion_counts_voted_predictions_per_true_class():
+  # 4 videos, 3 voting steps, 3 classes; the vote takes the most frequent argmax.
+  steps = lambda *classes: np.eye(3, dtype=np.float32)[list(classes)]  # noqa: E731
+  logits = {'m': np.stack([steps(0, 0, 1), steps(2, 1, 1), steps(2, 2, 0), steps(1, 1, 1)])}
+  labels = {'m': np.array([0, 1, 1, 2])}
+  got = analysis.confusion(logits, labels, {'m': 3}, voting_steps=3)['m']
+  # voted: 0, 1, 2, 1 -> (0,0), (1,1), (1,2), (2,1)
+  np.testing.assert_array_equal(got, [[1, 0, 0], [0, 1, 1], [0, 1, 0]])
+  assert got.sum(1).tolist() == [1, 2, 1]
+  # Only the last voting step: predictions 1, 1, 0, 1.
+  last = analysis.confusion(logits, labels, {'m': 3}, voting_steps=1)['m']
+  np.testing.assert_array_equal(last, [[0, 1, 0], [1, 1, 0], [0, 1, 0]])
+
+
 def test_earliest_stable_step_and_table():
   curve = np.array([0.1, 0.9, 0.5, 0.95, 1.0])
   assert analysis.earliest_stable_step(curve, 0.9) == 3

@@ -106,6 +106,7 @@ def test_analyze_cli_writes_files_and_matches_reference(workdir):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'End-point separation from JP-JP-JP' in proc.stdout
   assert '| model | action[1] | action[2] | action[3] | joint |' in proc.stdout
+  assert '| true class | videos | MSTRNN | LRCN |' in proc.stdout
   for name in ('pca_trajectories.png', 'early_recognition.png', 'analysis.json', 'analysis.md'):
     assert os.path.getsize(os.path.join(out_dir, name)) > 0
   with open(os.path.join(out_dir, 'analysis.json')) as f:
@@ -122,6 +123,7 @@ def test_analyze_cli_writes_files_and_matches_reference(workdir):
 
   for m in MODELS:
     correct, per_fold = [], {seq: [] for seq in res['sequences'][1:]}
+    matrix = np.zeros((len(ds.class_names['action']),) * 2, np.int64)
     for subject in range(2):
       idx, out, cfg = _reference(wd, plan, m, subject, with_acts=True)
       correct.append(
@@ -142,6 +144,7 @@ def test_analyze_cli_writes_files_and_matches_reference(workdir):
         np.testing.assert_allclose(part, expect)
       joint = res['models'][m]['part_accuracy']['joint']['per_fold'][subject]
       np.testing.assert_allclose(joint, np.mean(voted == true))
+      np.add.at(matrix, (true, np.asarray(voted)), 1)
       # End-point separation in the activation space: distance of end points / RMS spread.
       acts = np.asarray(out.activations[analysis.analysis_layer(cfg)]).reshape(
         len(idx), ds.videos.shape[1], -1
@@ -164,6 +167,9 @@ def test_analyze_cli_writes_files_and_matches_reference(workdir):
     # Early recognition: over the held-out videos of both folds.
     er = res['models'][m]['early_recognition']
     assert er['videos'] == 54 and er['folds'] == 2
+    # Confusion over the held-out videos of both folds: the voted reference predictions.
+    np.testing.assert_array_equal(res['models'][m]['confusion']['action'], matrix)
+    assert matrix.sum() == 54
     np.testing.assert_allclose(er['accuracy']['action'], np.concatenate(correct).mean(0), atol=1e-6)
 
 
