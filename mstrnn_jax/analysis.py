@@ -249,6 +249,16 @@ def name_parts(class_names: Sequence[str]) -> int:
   return counts.pop() if len(counts) == 1 else 1
 
 
+def voted(lg: jax.Array | np.ndarray, voting_steps: int, rule: str = 'vote') -> np.ndarray:
+  """The voted class of each video (`evaluate.predict` over the last `voting_steps` steps).
+
+  lg: [videos, time, classes]. Returns int [videos].
+  """
+  from mstrnn_jax import evaluate
+
+  return np.asarray(evaluate.predict(jnp.asarray(lg)[:, -voting_steps:], rule))
+
+
 def part_accuracy(
   logits: Mapping[str, jax.Array | np.ndarray],
   labels: Mapping[str, np.ndarray],
@@ -258,7 +268,7 @@ def part_accuracy(
 ) -> dict[str, float]:
   """Accuracy of each part of the recognised category: which part of a composition a model gets.
 
-  Each head's voted prediction (`evaluate.predict` over the last `voting_steps` steps) is split
+  Each head's voted prediction (`voted`: the last `voting_steps` steps) is split
   into the parts of its class name (`name_parts`): 3ACWD's / synth3a's 'OH-JP-JP' gives the
   first, second and third primitive, so a model that keeps only the last one scores chance on
   the first. A head whose names do not split counts as one part.
@@ -267,12 +277,10 @@ def part_accuracy(
   Returns {part name: accuracy in [0, 1]}, part names '<head>' or '<head>[i]' (1-based), in
   head order, then 'joint' (every head right).
   """
-  from mstrnn_jax import evaluate
-
   out, joint = {}, None
   for head, lg in logits.items():
     names = [str(n) for n in class_names[head]]
-    pred = np.asarray(evaluate.predict(jnp.asarray(lg)[:, -voting_steps:], rule))
+    pred = voted(lg, voting_steps, rule)
     true = np.asarray(labels[head])
     chex.assert_equal(pred.shape, true.shape)
     parts = name_parts(names)
@@ -306,18 +314,16 @@ def confusion(
   voting_steps: int,
   rule: str = 'vote',
 ) -> dict[str, np.ndarray]:
-  """Confusion matrix of each head's voted prediction (`evaluate.predict` over the last
-  `voting_steps` steps): which classes a model mixes up, e.g. synthcl2's '2_times' vs '3_times'.
+  """Confusion matrix of each head's voted prediction (`voted`: the last `voting_steps`
+  steps): which classes a model mixes up, e.g. synthcl2's '2_times' vs '3_times'.
 
   logits: head -> [videos, time, classes]; labels: head -> int [videos]; num_classes: head -> K.
   Returns {head: int64 [K, K]}, rows the true class, columns the predicted one (row sums: the
   videos of each true class).
   """
-  from mstrnn_jax import evaluate
-
   out = {}
   for head, lg in logits.items():
-    pred = np.asarray(evaluate.predict(jnp.asarray(lg)[:, -voting_steps:], rule))
+    pred = voted(lg, voting_steps, rule)
     true = np.asarray(labels[head])
     chex.assert_equal(pred.shape, true.shape)
     k = num_classes[head]
