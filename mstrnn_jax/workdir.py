@@ -159,11 +159,16 @@ def resume_config(
     ones ``--epochs`` moved in proportion.
   - ``taus``: not compared when ``new`` trains only families without time constants (LRCN) and
     sets none; the workdir keeps its taus for its other families.
+  - ``data.*`` of datasets other than the run's: not compared.
 
   Raises ValueError naming every other field that differs, old and new.
   """
   o, n = _flat(ec.to_dict(old)), _flat(ec.to_dict(new))
   ignore = {'model', 'epochs'}
+  # The options of datasets the run does not use change nothing (a differing dataset is a
+  # difference of its own).
+  used = f'data.{ec.data_key(old.dataset)}.'
+  ignore |= {k for k in set(o) | set(n) if k.startswith('data.') and not k.startswith(used)}
   if new.epochs < old.epochs:
     raise ValueError(
       f'--resume: {where} was trained for epochs={old.epochs}; --epochs='

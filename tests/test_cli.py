@@ -20,6 +20,7 @@ _STRINGS = {
   'model_overrides.leaky_scan': 'associative',
   'model_overrides.fc_input': 'pool',
   'stream': 'always',
+  'data.synthcl2.count_timing': 'equal_total',
 }
 
 

@@ -119,6 +119,25 @@ def test_resume_with_more_epochs_keeps_the_stored_lr_boundaries():
     workdirs.resume_config(old, other)
 
 
+def test_an_older_workdir_is_read_with_the_generator_it_ran():
+  stored = {}
+  for dataset in ('synthcl2', 'synth3a'):
+    stored[dataset] = ec.to_dict(ec.get_config('quick', dataset))
+    del stored[dataset]['data']['synthcl2']['count_timing']  # written before the field existed
+  old = {k: ec.from_dict(v) for k, v in stored.items()}
+  assert old['synthcl2'].data.synthcl2.count_timing == 'equal_total'
+  # Another dataset's options do not stop a resume with today's defaults ...
+  got = workdirs.resume_config(old['synth3a'], ec.get_config('quick', 'synth3a'))
+  assert got.data.synthcl2.count_timing == 'equal_total'
+  # ... the run's own do, by name, and the flag that restores them resumes.
+  with pytest.raises(ValueError, match='data.synthcl2.count_timing: equal_total -> per_stroke'):
+    workdirs.resume_config(old['synthcl2'], ec.get_config('quick', 'synthcl2'))
+  same = ec.override(
+    ec.get_config('quick', 'synthcl2'), {'data.synthcl2.count_timing': 'equal_total'}
+  )
+  assert workdirs.resume_config(old['synthcl2'], same).data.synthcl2.count_timing == 'equal_total'
+
+
 def test_adding_lrcn_to_a_sweep_needs_no_tau_flags():
   old = _tiny(taus=((2.0, 100.0), (4.0, 100.0)))
   got = workdirs.resume_config(old, _tiny(model='lrcn'))

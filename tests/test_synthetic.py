@@ -83,7 +83,7 @@ def test_default_counts_match_the_paper():
   for name, videos, subjects in (('synth3a', 243, 9), ('synthcl1', 900, 10), ('synthcl2', 840, 10)):
     spec = dataset_spec(name)
     assert (spec.num_videos, spec.num_subjects) == (videos, subjects)
-    assert spec.t_max <= 30 and spec.frame_size == (36, 36) and spec.crop_size == 32
+    assert spec.t_max <= 32 and spec.frame_size == (36, 36) and spec.crop_size == 32
 
 
 def test_synthcl1_structure():
@@ -131,8 +131,12 @@ def test_synthcl2_count_not_in_any_single_frame():
     ds.lengths[sel],
   )
   flat = lambda frames: frames[:, ::2, ::2].reshape(len(frames), -1)
-  for t in range(0, videos.shape[1], 2):
-    assert loso_ridge_accuracy(flat(videos[:, t]), y, subj, 2) < 0.62, t
+  # A frame at the same point of each video's own length: a 3-times video lasts longer, so only
+  # a model that keeps time (memory) could use which frame index it has reached.
+  for position in np.linspace(0, 1, 11):
+    t = np.round(position * (lengths - 1)).astype(int)
+    frames = videos[np.arange(len(videos)), t]
+    assert loso_ridge_accuracy(flat(frames), y, subj, 2) < 0.62, position
   # The temporal pattern does carry the count: the spectrum of the motion energy over each
   # video's own length (subjects differ in tempo) reads it.
   motion = np.abs(np.diff(videos, axis=1)).mean((2, 3, 4))
@@ -141,6 +145,24 @@ def test_synthcl2_count_not_in_any_single_frame():
                      for m, n in zip(motion, lengths)])  # fmt: skip
   spectrum = np.abs(np.fft.rfft(motion - motion.mean(1, keepdims=True), axis=1))
   assert loso_ridge_accuracy(spectrum, y, subj, 2) > 0.65
+
+
+@pytest.mark.parametrize(
+  'timing, ratio', [('per_stroke', (1.15, 1.35)), ('equal_total', (0.95, 1.05))]
+)
+def test_synthcl2_count_timing_sets_how_long_a_count_lasts(timing, ratio):
+  """'per_stroke': 3 strokes last longer than 2 in every subject; 'equal_total': as long."""
+  plan = tabletop._cl2_plan(tabletop.Synthcl2Args(count_timing=timing))
+  mod, lengths = plan['modifier'], plan['lengths']
+  for s in range(10):
+    two, three = ((plan['subjects'] == s) & (mod == 4 + i) for i in range(2))
+    assert ratio[0] < lengths[three].mean() / lengths[two].mean() < ratio[1], s
+  direction = lengths[mod < 4]
+  (other_timing,) = set(tabletop.COUNT_TIMINGS) - {timing}
+  other = tabletop._cl2_plan(tabletop.Synthcl2Args(count_timing=other_timing))
+  assert (other['lengths'][mod < 4] == direction).all()  # moves and drags do not change
+  with pytest.raises(ValueError, match='count_timing'):
+    tabletop.Synthcl2Args(count_timing='natural')
 
 
 def test_generators_and_specs_share_one_argument_record():

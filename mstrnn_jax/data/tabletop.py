@@ -12,8 +12,12 @@ Every clip is reach -> act -> return to rest, with per-subject tempo (spread ove
 * `synthcl2` (CL2AD, paper Fig. 9): objects book, box, cup, spray; actions move, drag, touch,
   sweep; modifiers to_left, to_right, to_front, to_back, 2_times, 3_times; the 42 triplets of
   `SYNTHCL2_TRIPLETS`; 2 videos per subject and triplet; the distractor type is random.
-  "2 times" and "3 times" last equally long (N strokes in the same time), so every single frame
-  comes from the same distribution for both counts: the count needs memory.
+  With `count_timing='per_stroke'` (the default) every stroke of a touch or sweep takes the
+  subject's stroke time, so the act of "3 times" lasts 1.5x as long as that of "2 times", as when
+  people act naturally (the paper's subjects "generated each action naturally"); the count shows
+  both in the number of strokes and in how long the act lasts next to the subject's tempo,
+  never in a single frame. `count_timing='equal_total'` (the generator before 2026-12-02) makes
+  both counts last equally long (N strokes in the same time).
 
 Geometry is in fractions of the frame size (y down), converted to pixels at render time.
 """
@@ -512,7 +516,8 @@ _DISPLACEMENT = {"to_left": (0.0, -0.2), "to_right": (0.0, 0.2), "to_front": (0.
 @dataclasses.dataclass(frozen=True)
 class Synthcl2Args:
   """Arguments of `synthcl2` and `synthcl2_spec` (as `Synthcl1Args`; videos_per_triplet: per
-  subject and triplet, 2 as in the paper)."""
+  subject and triplet, 2 as in the paper; count_timing: one of `COUNT_TIMINGS`, see the module
+  docstring)."""
 
   seed: int = 0
   frame_size: int = 36
@@ -522,6 +527,32 @@ class Synthcl2Args:
   videos_per_triplet: int = 2
   noise_std: float = 0.02
   tempo_ratio: float = 2.0
+  count_timing: str = 'per_stroke'
+
+  def __post_init__(self):
+    if self.count_timing not in COUNT_TIMINGS:
+      raise ValueError(
+        f'synthcl2: count_timing={self.count_timing!r}; choose one of {", ".join(COUNT_TIMINGS)}.'
+      )
+
+
+# 'per_stroke': each stroke takes the subject's stroke time (3 strokes last 1.5x as long as 2);
+# 'equal_total': 2 and 3 strokes fill the same act phase.
+COUNT_TIMINGS = ('per_stroke', 'equal_total')
+_ACT_SHARE = 0.51  # mean act phase (r2 - r1) of a clip, see `_cl2_scene`
+
+
+def _act_stretch(a: Synthcl2Args, modifier: np.ndarray) -> np.ndarray:
+  """Factor on each video's act phase: count / 2.5 for touch/sweep under 'per_stroke', else 1.
+
+  A stroke then takes `_ACT_SHARE * frames_per_video / 2.5` frames at tempo 1 for both counts,
+  and the mean length of the count videos stays `frames_per_video`.
+  """
+  stretch = np.ones(len(modifier), np.float32)
+  if a.count_timing == 'per_stroke':
+    for count, name in ((2, '2_times'), (3, '3_times')):
+      stretch[modifier == CL2_MODIFIERS.index(name)] = count / 2.5
+  return stretch
 
 
 def _cl2_plan(a: Synthcl2Args):
@@ -536,14 +567,19 @@ def _cl2_plan(a: Synthcl2Args):
   rng = np.random.default_rng([a.seed, _SALT_PLAN + 200])
   n = len(subjects)
   distractor = (table[:, 0] + rng.integers(1, 4, n)) % 4
+  stretch = _act_stretch(a, table[:, 2])
   durations = np.round(
-    a.frames_per_video * subject_speed(people, a.tempo_ratio)[subjects] * rng.uniform(0.95, 1.05, n)
+    a.frames_per_video
+    * subject_speed(people, a.tempo_ratio)[subjects]
+    * rng.uniform(0.95, 1.05, n)
+    * (1 + _ACT_SHARE * (stretch - 1))
   ).astype(np.int32)[:, None]
   lengths, _, u = timeline(np.maximum(durations, 4))
   return dict(
       people=people, subjects=subjects, ado=table[:, 0], action=table[:, 1],
       modifier=table[:, 2], distractor=distractor.astype(np.int32),
       distractor_state=(rng.random(n) < 0.5).astype(np.float32), lengths=lengths, u=u,
+      act_stretch=stretch,
   )  # fmt: skip
 
 
@@ -555,6 +591,10 @@ def _cl2_scene(plan, rng):
   side, mid, d0 = _place_objects(rng, px, table, n)
   amp = people['amp'][s][:, None]
   r1, r2 = rng.uniform(0.2, 0.3, n), rng.uniform(0.72, 0.8, n)
+  # A stretched act keeps the reach and return lasting as long (in frames) as unstretched.
+  k = plan['act_stretch']
+  total = 1 + (r2 - r1) * (k - 1)
+  r1, r2 = np.where(k == 1, r1, r1 / total), np.where(k == 1, r2, (r1 + (r2 - r1) * k) / total)
   v, w = _phases(u, r1, r2)
   act, kind, mod = plan['action'], plan['ado'], plan['modifier']
   a = lambda name: (act == CL2_ACTIONS.index(name))[:, None]

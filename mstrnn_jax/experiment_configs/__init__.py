@@ -66,8 +66,15 @@ def override(config: config_dict.ConfigDict, values: Mapping[str, Any]) -> confi
   return config
 
 
+# Fields added after the behaviour they choose was fixed, with the value that behaviour had: a
+# stored config without one (an older workdir) is read with that value, not today's default, so
+# resuming or analysing it uses the data and model it ran with.
+ADDED_FIELDS = {'data.synthcl2.count_timing': 'equal_total'}
+
+
 def from_dict(d: Mapping[str, Any]) -> config_dict.ConfigDict:
-  """Rebuilds a config from its ``to_json`` form (``workdir/experiment.json``)."""
+  """Rebuilds a config from its ``to_json`` form (``workdir/experiment.json``); fields it lacks
+  take their ``ADDED_FIELDS`` value, else the preset's default."""
   flat = {}
 
   def walk(prefix, node):
@@ -78,7 +85,7 @@ def from_dict(d: Mapping[str, Any]) -> config_dict.ConfigDict:
         flat[f'{prefix}{k}'] = v
 
   walk('', d)
-  return override(get_config(d['preset'], d['dataset']), flat)
+  return override(get_config(d['preset'], d['dataset']), {**ADDED_FIELDS, **flat})
 
 
 def to_dict(config: config_dict.ConfigDict) -> dict:
