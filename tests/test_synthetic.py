@@ -165,6 +165,16 @@ def test_synthcl2_count_timing_sets_how_long_a_count_lasts(timing, ratio):
     tabletop.Synthcl2Args(count_timing='natural')
 
 
+def test_synthcl2_stroke_scale_changes_only_touch_and_sweep():
+  small = {'num_subjects': 1, 'frame_size': 20, 'crop_margin': 2}
+  base, big = tabletop.synthcl2(**small), tabletop.synthcl2(**small, stroke_scale=2.0)
+  strokes = np.isin(base.labels['action'], [2, 3])  # touch, sweep
+  assert (big.videos[~strokes] == base.videos[~strokes]).all()
+  assert (big.videos[strokes] != base.videos[strokes]).mean() > 0.02
+  with pytest.raises(ValueError, match='stroke_scale'):
+    tabletop.Synthcl2Args(stroke_scale=0.0)
+
+
 def test_generators_and_specs_share_one_argument_record():
   for name, record in (("synth3a", synthetic.Synth3aArgs), ("synthcl1", tabletop.Synthcl1Args),
                        ("synthcl2", tabletop.Synthcl2Args)):  # fmt: skip

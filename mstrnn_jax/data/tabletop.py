@@ -517,7 +517,8 @@ _DISPLACEMENT = {"to_left": (0.0, -0.2), "to_right": (0.0, 0.2), "to_front": (0.
 class Synthcl2Args:
   """Arguments of `synthcl2` and `synthcl2_spec` (as `Synthcl1Args`; videos_per_triplet: per
   subject and triplet, 2 as in the paper; count_timing: one of `COUNT_TIMINGS`, see the module
-  docstring)."""
+  docstring; stroke_scale: factor on the size of a touch's lift and a sweep's swing, 1 = 0.08
+  and 0.07 of the object's scale)."""
 
   seed: int = 0
   frame_size: int = 36
@@ -528,12 +529,15 @@ class Synthcl2Args:
   noise_std: float = 0.02
   tempo_ratio: float = 2.0
   count_timing: str = 'per_stroke'
+  stroke_scale: float = 1.0
 
   def __post_init__(self):
     if self.count_timing not in COUNT_TIMINGS:
       raise ValueError(
         f'synthcl2: count_timing={self.count_timing!r}; choose one of {", ".join(COUNT_TIMINGS)}.'
       )
+    if not self.stroke_scale > 0:
+      raise ValueError(f'synthcl2: stroke_scale={self.stroke_scale} must be > 0.')
 
 
 # 'per_stroke': each stroke takes the subject's stroke time (3 strokes last 1.5x as long as 2);
@@ -579,7 +583,7 @@ def _cl2_plan(a: Synthcl2Args):
       people=people, subjects=subjects, ado=table[:, 0], action=table[:, 1],
       modifier=table[:, 2], distractor=distractor.astype(np.int32),
       distractor_state=(rng.random(n) < 0.5).astype(np.float32), lengths=lengths, u=u,
-      act_stretch=stretch,
+      act_stretch=stretch, stroke_scale=float(a.stroke_scale),
   )  # fmt: skip
 
 
@@ -614,8 +618,9 @@ def _cl2_scene(plan, rng):
   sc = obj['scale'][..., None]
   count = np.where(mod == CL2_MODIFIERS.index('3_times'), 3, 2)[:, None]
   top = _top(obj['c'], kind, CL2_OBJECTS, obj['scale'])
-  touch = top + sc * _p(-0.08 * (0.5 + 0.5 * np.cos(2 * np.pi * count * v)), 0.0)
-  sweep = top + sc * _p(-0.01 + 0 * v, 0.07 * amp * np.sin(2 * np.pi * count * v))
+  size = plan['stroke_scale']
+  touch = top + sc * _p(-0.08 * size * (0.5 + 0.5 * np.cos(2 * np.pi * count * v)), 0.0)
+  sweep = top + sc * _p(-0.01 + 0 * v, 0.07 * size * amp * np.sin(2 * np.pi * count * v))
   hand_act = np.select(
     [a('touch')[..., None], a('sweep')[..., None]], [touch, sweep], _grip(obj, kind, CL2_OBJECTS)
   )
