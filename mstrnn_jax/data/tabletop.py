@@ -77,6 +77,8 @@ _TOP = {'book': 0.06, 'laptop': 0.04, 'bottle': 0.2, 'cup': 0.09, 'box': 0.11, '
 _SALT_PLAN, _SALT_CLIP, _SALT_NOISE = 21, 22, 23
 _ARM = 0.24  # upper arm == forearm length
 _SIZE = 1.6  # object size factor
+# A clip's act runs from u = r1 to u = r2 (fractions of its length), drawn per clip from these.
+_ACT_START, _ACT_END = (0.2, 0.3), (0.72, 0.8)
 
 
 def _p(y, x):
@@ -335,7 +337,7 @@ def _cl1_scene(plan, rng):
   px, table = _scene_layout(rng, people, s)
   side, c0, d0 = _place_objects(rng, px, table, n)
   amp = people['amp'][s][:, None]
-  r1, r2 = rng.uniform(0.2, 0.3, n), rng.uniform(0.72, 0.8, n)
+  r1, r2 = rng.uniform(*_ACT_START, n), rng.uniform(*_ACT_END, n)
   v, w = _phases(u, r1, r2)
   act, kind = plan['action'], plan['ado']
   a = lambda name: (act == CL1_ACTIONS.index(name))[:, None]
@@ -543,7 +545,7 @@ class Synthcl2Args:
 # 'per_stroke': each stroke takes the subject's stroke time (3 strokes last 1.5x as long as 2);
 # 'equal_total': 2 and 3 strokes fill the same act phase.
 COUNT_TIMINGS = ('per_stroke', 'equal_total')
-_ACT_SHARE = 0.51  # mean act phase (r2 - r1) of a clip, see `_cl2_scene`
+_ACT_SHARE = np.mean(_ACT_END) - np.mean(_ACT_START)  # mean act phase r2 - r1 of a clip
 
 
 def _act_stretch(a: Synthcl2Args, modifier: np.ndarray) -> np.ndarray:
@@ -594,7 +596,7 @@ def _cl2_scene(plan, rng):
   px, table = _scene_layout(rng, people, s)
   side, mid, d0 = _place_objects(rng, px, table, n)
   amp = people['amp'][s][:, None]
-  r1, r2 = rng.uniform(0.2, 0.3, n), rng.uniform(0.72, 0.8, n)
+  r1, r2 = rng.uniform(*_ACT_START, n), rng.uniform(*_ACT_END, n)
   # A stretched act keeps the reach and return lasting as long (in frames) as unstretched.
   k = plan['act_stretch']
   total = 1 + (r2 - r1) * (k - 1)
