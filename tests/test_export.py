@@ -53,6 +53,8 @@ def test_errors_name_the_problem(cl2, tmp_path):
     export.select(cl2, {'verb': ['touch']})
   with pytest.raises(ValueError, match="'action' has no class tap; its classes: move"):
     export.select(cl2, {'action': ['tap']})
+  with pytest.raises(ValueError, match="no head 'verb'"):
+    export.write_folder(cl2, tmp_path / 'verb', heads=['verb'])
   with pytest.raises(ValueError, match='no video matches'):
     export.write_folder(cl2, tmp_path / 'none', export.select(cl2, {'action': []}))
   (tmp_path / 'taken').mkdir()

@@ -30,6 +30,11 @@ from mstrnn_jax.data import pipeline
 from mstrnn_jax.data.dataset import Dataset
 
 
+def _check_head(ds: Dataset, head: str) -> None:
+  if head not in ds.class_names:
+    raise ValueError(f'{ds.name} has no head {head!r}; its heads: {", ".join(ds.class_names)}')
+
+
 def select(ds: Dataset, where: dict) -> np.ndarray:
   """bool `[videos]`: the videos whose label in every head of `where` is one of its class names.
 
@@ -37,8 +42,7 @@ def select(ds: Dataset, where: dict) -> np.ndarray:
   """
   keep = np.ones(len(ds.subjects), bool)
   for head, names in where.items():
-    if head not in ds.class_names:
-      raise ValueError(f'{ds.name} has no head {head!r}; its heads: {", ".join(ds.class_names)}')
+    _check_head(ds, head)
     unknown = [n for n in names if n not in ds.class_names[head]]
     if unknown:
       raise ValueError(
@@ -59,8 +63,7 @@ def write_folder(ds: Dataset, out, keep=None, heads=None) -> int:
   out = pathlib.Path(out)
   heads = list(heads or ds.class_names)
   for head in heads:
-    if head not in ds.class_names:
-      raise ValueError(f'{ds.name} has no head {head!r}; its heads: {", ".join(ds.class_names)}')
+    _check_head(ds, head)
   index = np.flatnonzero(np.ones(len(ds.subjects), bool) if keep is None else keep)
   if not len(index):
     raise ValueError(f'{ds.name}: no video matches the selection; nothing written to {out}')
