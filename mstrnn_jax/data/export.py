@@ -26,7 +26,7 @@ import numpy as np
 from absl import app, flags
 from PIL import Image  # Pillow: a dependency of matplotlib
 
-from mstrnn_jax.data import pipeline
+from mstrnn_jax.data import folder, pipeline
 from mstrnn_jax.data.dataset import Dataset
 
 
@@ -64,7 +64,7 @@ def write_folder(ds: Dataset, out, keep=None, heads=None) -> int:
   heads = list(heads or ds.class_names)
   for head in heads:
     _check_head(ds, head)
-  index = np.flatnonzero(np.ones(len(ds.subjects), bool) if keep is None else keep)
+  index = np.arange(len(ds.subjects)) if keep is None else np.flatnonzero(keep)
   if not len(index):
     raise ValueError(f'{ds.name}: no video matches the selection; nothing written to {out}')
   if out.exists():
@@ -84,7 +84,7 @@ def write_folder(ds: Dataset, out, keep=None, heads=None) -> int:
         Image.fromarray(np.asarray(ds.videos[i, t])).save(tmp / rel / f'frame_{t:03d}.png')
       rows.append({'path': rel.as_posix(), 'subject': subject, **labels})
     if len(heads) > 1:
-      with open(tmp / 'labels.csv', 'w', newline='') as f:
+      with open(tmp / folder.MANIFEST, 'w', newline='') as f:
         writer = csv.DictWriter(f, ['path', 'subject', *heads])
         writer.writeheader()
         writer.writerows(rows)
