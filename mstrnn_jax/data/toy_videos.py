@@ -10,6 +10,11 @@ ds = pipeline.load_dataset(f"folder:{root}", data_dir="/tmp/data", frame_size=36
 
 A `right` clip is a `left` clip played backwards (same frames, reversed order), so a single frame
 or a bag of frames cannot tell the classes apart; only the temporal order can.
+
+`count_events(kind)` is a diagnostic of another kind (docs/fidelity.md section 0x): a square that
+brightens (`'blink'`) or moves up and back (`'bob'`) 2 or 3 times within the same window, so only
+the number of events tells the classes apart. Write it with `benchmarks/count_probe.py` and train
+on the folder like on any videos.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import pathlib
 
 import av
 import numpy as np
+
+from mstrnn_jax.data.dataset import Dataset
 
 DIRECTIONS = {'left': (0, -1), 'right': (0, 1), 'up': (-1, 0), 'down': (1, 0)}
 
@@ -91,3 +98,74 @@ def make_folder(
         write_clip(root / f"subject{s}" / c / f"clip{j}.avi", moving_square(c, length, size, rng),
                    fps)  # fmt: skip
   return root
+
+
+COUNT_KINDS = ('blink', 'bob')
+
+
+def count_events(
+  kind: str,
+  side: int = 6,
+  amplitude: float = 8.0,
+  window: int = 12,
+  length: int = 22,
+  subjects: int = 10,
+  clips_per_subject: int = 28,
+  size: int = 36,
+  seed: int = 0,
+) -> Dataset:
+  """Clips in which one event happens 2 or 3 times within the same `window` frames.
+
+  Each subject has its own background and square colour; each clip its own square position and
+  window start. The square of `side` pixels follows `lift = (1 - cos(2 pi count phase)) / 2` over
+  the window (phase 0..1), 0 outside it: `'blink'` adds `amplitude` (a fraction of full scale) to
+  its colour, `'bob'` moves it up by `amplitude` pixels. Clips alternate 2 and 3 events and all
+  last `length` frames, so a frame, the clip's length or its mean frame do not tell the count.
+
+  Returns a `Dataset` with one head `count` (`2_times`, `3_times`): uint8 videos
+  `[subjects * clips_per_subject, length, size, size, 3]`.
+  """
+  if kind not in COUNT_KINDS:
+    raise ValueError(f'count_events: kind={kind!r}; choose one of {", ".join(COUNT_KINDS)}')
+  lift_px = int(amplitude) if kind == 'bob' else 0
+  if not 2 + lift_px < size - side - 2 or not 3 < length - window - 2:
+    raise ValueError(
+      f'count_events: side={side}, amplitude={amplitude} do not fit a {size}-pixel frame, or '
+      f'window={window} does not fit length={length} (needs length >= window + 6)'
+    )
+  rng = np.random.default_rng(seed)
+  t = np.arange(length)
+  n = subjects * clips_per_subject
+  videos = np.empty((n, length, size, size, 3), np.uint8)
+  for s in range(subjects):
+    background, colour = rng.uniform(0.2, 0.8, 3), rng.uniform(0.2, 0.8, 3)
+    if np.abs(colour - background).sum() < 0.6:  # keep the square visible
+      colour = np.clip(1 - background, 0, 1)
+    for j in range(clips_per_subject):
+      count = 2 + j % 2
+      y = rng.integers(2 + lift_px, size - side - 2, 1)[0]
+      x = rng.integers(2, size - side - 2, 1)[0]
+      start = rng.integers(3, length - window - 2)
+      phase = np.clip((t - start) / window, 0, 1)
+      inside = (t >= start) & (t <= start + window)
+      lift = np.where(inside, 0.5 - 0.5 * np.cos(2 * np.pi * count * phase), 0)
+      v = np.clip(background + rng.normal(0, 0.03, (length, size, size, 3)), 0, 1)
+      for k in range(length):
+        if kind == 'bob':
+          top = int(round(y - amplitude * lift[k]))
+          v[k, top : top + side, x : x + side] = colour
+        else:
+          v[k, y : y + side, x : x + side] = np.clip(colour + amplitude * lift[k], 0, 1)
+      videos[s * clips_per_subject + j] = (v * 255).astype(np.uint8)
+  return Dataset(
+    name=f'count_{kind}',
+    videos=videos,
+    lengths=np.full(n, length, np.int32),
+    labels={'count': np.tile(np.arange(clips_per_subject) % 2, subjects).astype(np.int32)},
+    heads=(('count', 2),),
+    class_names={'count': ['2_times', '3_times']},
+    subjects=np.repeat(np.arange(subjects, dtype=np.int32), clips_per_subject),
+    subject_names=[f'subject{i}' for i in range(subjects)],
+    crop_size=size - 4,
+    source=f'toy_videos.count_events({kind!r}, side={side}, amplitude={amplitude}, seed={seed})',
+  )
