@@ -1,8 +1,9 @@
 """Can a model count repeated events? Toy clips as a `folder:PATH` dataset (issue 8).
 
 A square brightens (`--kind=blink`) or moves up and back (`--kind=bob`) 2 or 3 times within the
-same window of frames (`toy_videos.count_events`); every clip has the same length, so only the
-number of events tells the two classes apart. Train on the folder like on any videos, e.g. the
+same window of frames (`toy_videos.count_events`); every clip has the same length and the same
+summed signal, so neither tells the two classes apart (the lift levels sampled on whole frames
+still differ by count unless `--subframe`: see `count_events`). Train on the folder like on any videos, e.g. the
 quick preset on three folds:
 
     python benchmarks/count_probe.py --kind=bob --side=6 --amplitude=8 --out=/tmp/bob6a8
@@ -28,6 +29,9 @@ _AMPLITUDE = flags.DEFINE_float(
 _WINDOW = flags.DEFINE_integer('window', 12, 'Frames within which the 2 or 3 events happen.')
 _LENGTH = flags.DEFINE_integer('length', 22, 'Frames per clip.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Generator seed.')
+_SUBFRAME = flags.DEFINE_bool(
+  'subframe', False, 'Start each window at a random fraction of a frame (no level cue).'
+)
 _OUT = flags.DEFINE_string('out', None, 'The new folder to write.', required=True)
 
 
@@ -35,7 +39,13 @@ def main(argv):
   del argv
   try:
     ds = toy_videos.count_events(
-      _KIND.value, _SIDE.value, _AMPLITUDE.value, _WINDOW.value, _LENGTH.value, seed=_SEED.value
+      _KIND.value,
+      _SIDE.value,
+      _AMPLITUDE.value,
+      _WINDOW.value,
+      _LENGTH.value,
+      seed=_SEED.value,
+      subframe=_SUBFRAME.value,
     )
     n = export.write_folder(ds, _OUT.value)
   except (ValueError, FileExistsError, OSError) as e:

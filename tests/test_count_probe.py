@@ -1,4 +1,4 @@
-"""toy_videos.count_events and benchmarks/count_probe.py: only the number of events differs."""
+"""toy_videos.count_events and benchmarks/count_probe.py: clips of 2 or 3 events, equal length."""
 
 import os
 import subprocess
@@ -34,14 +34,43 @@ def events(ds, amplitude: float) -> np.ndarray:
   return (np.diff(up.astype(int), axis=1) == 1).sum(1)
 
 
-@pytest.mark.parametrize('kind, amplitude', [('bob', 8.0), ('blink', 0.35)])
-def test_the_count_is_in_the_events_only(kind, amplitude):
-  ds = toy_videos.count_events(kind, amplitude=amplitude, subjects=3, clips_per_subject=8)
+@pytest.mark.parametrize(
+  'kind, amplitude, subframe', [('bob', 8.0, False), ('blink', 0.35, False), ('bob', 8.0, True)]
+)
+def test_clips_hold_2_or_3_events_and_equal_sums(kind, amplitude, subframe):
+  ds = toy_videos.count_events(
+    kind, amplitude=amplitude, subjects=3, clips_per_subject=8, subframe=subframe
+  )
   assert ds.videos.shape == (24, 22, 36, 36, 3) and ds.heads == (('count', 2),)
   np.testing.assert_array_equal(events(ds, amplitude), ds.labels['count'] + 2)
   np.testing.assert_array_equal(ds.lengths, 22)
   np.testing.assert_array_equal(np.bincount(ds.subjects), 8)
   np.testing.assert_array_equal(np.bincount(ds.labels['count']), 12)
+  # the summed signal does not tell the count: the same mean over the clips of each class
+  v = ds.videos.astype(np.float64)
+  total = np.abs(v - np.median(v, axis=(1, 2, 3), keepdims=True)).sum((1, 2, 3, 4))
+  by_class = [total[ds.labels['count'] == c] for c in (0, 1)]
+  assert abs(by_class[0].mean() / by_class[1].mean() - 1) < 0.02
+
+
+def heights(ds) -> list:
+  """Per class, the set of bob heights (pixels above the rest row) that occur in its clips."""
+  v = ds.videos.astype(np.float32)
+  square = np.abs(v - np.median(v, axis=(1, 2, 3), keepdims=True)).sum(-1) > 60
+  y = (square * np.arange(v.shape[2])[None, None, :, None]).sum((2, 3)) / square.sum((2, 3))
+  up = np.round(y[:, :1] - y).astype(int)
+  return [set(up[ds.labels['count'] == c].ravel()) - {0} for c in (0, 1)]
+
+
+def test_subframe_removes_the_height_cue():
+  on_frames = heights(toy_videos.count_events('bob', amplitude=8, subjects=2, clips_per_subject=28))
+  assert (
+    {2, 6} <= on_frames[0] and 4 in on_frames[1] and not ({2, 4, 6} & on_frames[0] & on_frames[1])
+  )
+  jittered = heights(
+    toy_videos.count_events('bob', amplitude=8, subjects=2, clips_per_subject=28, subframe=True)
+  )
+  assert {2, 4, 6} <= jittered[0] & jittered[1]
 
 
 def test_errors_name_the_argument():

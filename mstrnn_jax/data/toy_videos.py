@@ -12,8 +12,8 @@ A `right` clip is a `left` clip played backwards (same frames, reversed order), 
 or a bag of frames cannot tell the classes apart; only the temporal order can.
 
 `count_events(kind)` is a diagnostic of another kind (docs/fidelity.md section 0x): a square that
-brightens (`'blink'`) or moves up and back (`'bob'`) 2 or 3 times within the same window, so only
-the number of events tells the classes apart. Write it with `benchmarks/count_probe.py` and train
+brightens (`'blink'`) or moves up and back (`'bob'`) 2 or 3 times within the same window of
+equal-length clips, with the same summed signal for both counts. Write it with `benchmarks/count_probe.py` and train
 on the folder like on any videos.
 """
 
@@ -113,6 +113,7 @@ def count_events(
   clips_per_subject: int = 28,
   size: int = 36,
   seed: int = 0,
+  subframe: bool = False,
 ) -> Dataset:
   """Clips in which one event happens 2 or 3 times within the same `window` frames.
 
@@ -120,7 +121,12 @@ def count_events(
   window start. The square of `side` pixels follows `lift = (1 - cos(2 pi count phase)) / 2` over
   the window (phase 0..1), 0 outside it: `'blink'` adds `amplitude` (a fraction of full scale) to
   its colour, `'bob'` moves it up by `amplitude` pixels. Clips alternate 2 and 3 events and all
-  last `length` frames, so a frame, the clip's length or its mean frame do not tell the count.
+  last `length` frames, and the summed lift is the same for both counts, so neither the length
+  nor the summed signal tells the count. With `subframe=False` the window starts on a frame, so
+  the lift values that are sampled differ by count (window 12: 0.25, 0.75 only with 2 events,
+  0.5 only with 3) and a model may tell the classes apart by those levels instead of counting;
+  `subframe=True` starts each window at a random fraction of a frame, so both counts sample
+  every level.
 
   Returns a `Dataset` with one head `count` (`2_times`, `3_times`): uint8 videos
   `[subjects * clips_per_subject, length, size, size, 3]`.
@@ -145,7 +151,7 @@ def count_events(
       count = 2 + j % 2
       y = rng.integers(2 + lift_px, size - side - 2, 1)[0]
       x = rng.integers(2, size - side - 2, 1)[0]
-      start = rng.integers(3, length - window - 2)
+      start = rng.integers(3, length - window - 2) + (rng.uniform() if subframe else 0.0)
       phase = np.clip((t - start) / window, 0, 1)
       inside = (t >= start) & (t <= start + window)
       lift = np.where(inside, 0.5 - 0.5 * np.cos(2 * np.pi * count * phase), 0)
@@ -167,5 +173,6 @@ def count_events(
     subjects=np.repeat(np.arange(subjects, dtype=np.int32), clips_per_subject),
     subject_names=[f'subject{i}' for i in range(subjects)],
     crop_size=size - 4,
-    source=f'toy_videos.count_events({kind!r}, side={side}, amplitude={amplitude}, seed={seed})',
+    source=f'toy_videos.count_events({kind!r}, side={side}, amplitude={amplitude}, seed={seed}, '
+    f'subframe={subframe})',
   )
