@@ -18,15 +18,20 @@ def probe(*args):
   )
 
 
+def square_rows(ds) -> tuple:
+  """Per clip and frame: float pixels `[clips, T, H, W, 3]`, the square's mask (pixels far from
+  the clip's median colour; the square covers < 3% of a frame) and its mean row `[clips, T]`."""
+  v = ds.videos.astype(np.float32)
+  square = np.abs(v - np.median(v, axis=(1, 2, 3), keepdims=True)).sum(-1) > 60
+  rows = np.arange(v.shape[2])[None, None, :, None]
+  return v, square, (square * rows).sum((2, 3)) / square.sum((2, 3))
+
+
 def events(ds, amplitude: float) -> np.ndarray:
   """The number of events per clip, read from the pixels: runs of frames in which the square
   sits `amplitude / 2` above its rest row (bob) or is that much brighter (blink)."""
-  v = ds.videos.astype(np.float32)
-  background = np.median(v, axis=(1, 2, 3), keepdims=True)  # the square covers < 3% of a frame
-  square = np.abs(v - background).sum(-1) > 60  # [clips, T, H, W]
-  rows = np.arange(v.shape[2])[None, None, :, None]
+  v, square, y = square_rows(ds)
   if ds.name == 'count_bob':
-    y = (square * rows).sum((2, 3)) / square.sum((2, 3))
     up = y < y[:, :1] - amplitude / 2  # frame 0 is before every window
   else:
     level = (v.sum(-1) * square).sum((2, 3)) / square.sum((2, 3))
@@ -55,9 +60,7 @@ def test_clips_hold_2_or_3_events_and_equal_sums(kind, amplitude, subframe):
 
 def heights(ds) -> list:
   """Per class, the set of bob heights (pixels above the rest row) that occur in its clips."""
-  v = ds.videos.astype(np.float32)
-  square = np.abs(v - np.median(v, axis=(1, 2, 3), keepdims=True)).sum(-1) > 60
-  y = (square * np.arange(v.shape[2])[None, None, :, None]).sum((2, 3)) / square.sum((2, 3))
+  _, _, y = square_rows(ds)
   up = np.round(y[:, :1] - y).astype(int)
   return [set(up[ds.labels['count'] == c].ravel()) - {0} for c in (0, 1)]
 
