@@ -309,6 +309,9 @@ def sweep_table(
 ) -> str:
   """Table VI layout (markdown): per category, rows tau1, columns tau2.
 
+  The pairs run need not fill the grid (``config.taus`` is any list of pairs): a pair that
+  was not run reads '-'.
+
   Args:
     summaries: (tau1, tau2) -> :func:`summarize_group` output.
   """
@@ -320,7 +323,10 @@ def sweep_table(
   for name in cats:
     for i, t1 in enumerate(tau1s):
       cells = [
-        fmt(summaries[(t1, t2)]['mean'][name], summaries[(t1, t2)]['se'][name]) for t2 in tau2s
+        fmt(summaries[(t1, t2)]['mean'][name], summaries[(t1, t2)]['se'][name])
+        if (t1, t2) in summaries
+        else '-'
+        for t2 in tau2s
       ]
       label = (name.capitalize() if name != JOINT else 'Joint') if i == 0 else ''
       lines.append(f'|{" " + label if label else ""} | {_num(t1)} | ' + ' | '.join(cells) + ' |')

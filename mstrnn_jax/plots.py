@@ -59,24 +59,32 @@ def tau_heatmap(
 ) -> Figure:
   """Mean accuracy (annotated mean±SE) over the (tau1 rows, tau2 columns) grid.
 
+  The pairs run need not fill the grid (``config.taus`` is any list of pairs): a cell whose
+  pair was not run is left blank and marked 'not run'.
+
   Args:
     summary: 'tau1,tau2' -> :func:`evaluate.summarize_group` output.
   """
   key = lambda a, b: f'{a:g},{b:g}'  # noqa: E731
-  mean = np.array([[summary[key(a, b)]['mean'][category] for b in tau2s] for a in tau1s])
-  se = np.array([[summary[key(a, b)]['se'][category] for b in tau2s] for a in tau1s])
+  cell = lambda a, b, stat: (  # noqa: E731
+    summary[key(a, b)][stat][category] if key(a, b) in summary else np.nan
+  )
+  mean = np.array([[cell(a, b, 'mean') for b in tau2s] for a in tau1s], dtype=float)
+  se = np.array([[cell(a, b, 'se') for b in tau2s] for a in tau1s], dtype=float)
   fig = Figure(figsize=(1.6 * len(tau2s) + 2, 1.2 * len(tau1s) + 1.5), layout='constrained')
   ax = fig.subplots()
-  im = ax.imshow(mean, cmap='viridis', origin='upper')
+  im = ax.imshow(np.ma.masked_invalid(mean), cmap='viridis', origin='upper')
+  dark_below = np.nanmax(mean) - 0.5 * (np.nanmax(mean) - np.nanmin(mean))
   for i in range(len(tau1s)):
     for j in range(len(tau2s)):
+      run = not np.isnan(mean[i, j])
       ax.text(
         j,
         i,
-        evaluate.fmt(mean[i, j], se[i, j]),
+        evaluate.fmt(mean[i, j], se[i, j]) if run else 'not run',
         ha='center',
         va='center',
-        color='w' if mean[i, j] < mean.max() - 0.5 * np.ptp(mean) else 'k',
+        color='w' if run and mean[i, j] < dark_below else 'k',
         fontsize=8,
       )
   ax.set_xticks(range(len(tau2s)), [f'{t:g}' for t in tau2s])

@@ -108,6 +108,12 @@ def test_tables_layout():
   assert '| Joint | Accuracy | 40.00±10.00 |' in table and table.count('Chance level') == 2
   sweep = evaluate.sweep_table({(2.0, 50.0): s, (2.0, 100.0): s}, [2.0], [50.0, 100.0], heads)
   assert '| Action | 2 | 50.00±10.00 | 50.00±10.00 |' in sweep
+  # config.taus may list pairs that do not fill the tau1 x tau2 grid.
+  pairs = evaluate.sweep_table(
+    {(1.04, 22.0): s, (2.0, 100.0): s}, [1.04, 2.0], [22.0, 100.0], heads
+  )
+  assert '| Action | 1.04 | 50.00±10.00 | - |' in pairs
+  assert '| | 2 | - | 50.00±10.00 |' in pairs
 
 
 def test_selections_side_by_side():
