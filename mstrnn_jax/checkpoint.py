@@ -118,9 +118,10 @@ class Checkpointer:
       # Known noise, harmless: orbax 0.12.8 (asyncio_utils._run_sync_via_new_loop) closes its
       # event loop as soon as the first array read fails, without cancelling the other reads;
       # when they finish, tensorstore's callbacks may hit the closed loop and Python prints
-      # "Exception ignored ... RuntimeError: Event loop is closed" on stderr. Seen only in a
-      # process that had restored a sharded checkpoint before (the test suite); analyze.py's
-      # fallback past a damaged checkpoint prints nothing (tests/test_faults.py checks).
+      # "Exception ignored ... RuntimeError: Event loop is closed" on stderr, and asyncio may log
+      # "Task exception was never retrieved" with a traceback when a failed read is collected
+      # (seen under load, in CI). cli.quiet_logs drops both in the launchers, so analyze.py's
+      # fallback past a damaged checkpoint prints one line (tests/test_faults.py checks).
       raise CheckpointError(f'{path}: unreadable checkpoint ({_first_line(e)}).') from e
     states = jax.tree.map(np.asarray, out.state) if target is None else out.state
     return states, meta

@@ -197,13 +197,18 @@ def resolve_config(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:
 
 def quiet_logs() -> None:
   """Warnings only: orbax logs every save and TFDS every dataset read at INFO.  Also drops the
-  "Event loop is closed" traceback that orbax's asyncio callbacks print at exit after a failed
-  restore (the one-line CheckpointError has already said what is wrong)."""
+  two tracebacks that orbax's orphaned asyncio reads print after a failed restore (the one-line
+  CheckpointError has already said what is wrong): "Event loop is closed" (an unraisable
+  exception at exit) and "Task exception was never retrieved" (logged by ``asyncio`` when such a
+  read is garbage-collected; timing-dependent, seen under load)."""
   logging.set_verbosity(logging.WARNING)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   for name in ('tensorflow_datasets', 'absl', 'orbax'):
     std_logging.getLogger(name).setLevel(std_logging.WARNING)
   sys.unraisablehook = _drop_closed_loop_noise
+  asyncio_logger = std_logging.getLogger('asyncio')
+  if _drop_orphaned_task_noise not in asyncio_logger.filters:
+    asyncio_logger.addFilter(_drop_orphaned_task_noise)
 
 
 def _drop_closed_loop_noise(unraisable, default=sys.unraisablehook) -> None:
@@ -211,6 +216,12 @@ def _drop_closed_loop_noise(unraisable, default=sys.unraisablehook) -> None:
   if isinstance(exc, RuntimeError) and str(exc) == 'Event loop is closed':
     return
   default(unraisable)
+
+
+def _drop_orphaned_task_noise(record: std_logging.LogRecord) -> bool:
+  """False (drop) for asyncio's "Task exception was never retrieved" records; the launchers run
+  no asyncio code of their own, so these come only from orbax's abandoned checkpoint reads."""
+  return not record.getMessage().startswith('Task exception was never retrieved')
 
 
 def main(argv: Sequence[str]) -> None:

@@ -204,3 +204,54 @@ def test_a_usage_error_is_one_line():
   with pytest.raises(SystemExit) as e:
     cli.main(['run.py', 'mstrnn'])
   assert "unexpected arguments ['mstrnn']" in str(e.value.code) and '\n' not in str(e.value.code)
+
+
+@pytest.fixture
+def quiet(monkeypatch):
+  """Runs cli.quiet_logs and undoes it afterwards (it changes process-wide logging state)."""
+  import logging as std_logging
+  import sys
+
+  from absl import logging
+
+  verbosity = logging.get_verbosity()
+  names = ('tensorflow_datasets', 'absl', 'orbax')
+  levels = {name: std_logging.getLogger(name).level for name in names}
+  monkeypatch.setattr(sys, 'unraisablehook', sys.unraisablehook)
+  cli.quiet_logs()
+  yield
+  std_logging.getLogger('asyncio').removeFilter(cli._drop_orphaned_task_noise)
+  for name, level in levels.items():
+    std_logging.getLogger(name).setLevel(level)
+  logging.set_verbosity(verbosity)
+
+
+def _orphan_a_failed_task() -> None:
+  """What orbax leaves behind after a failed restore: a task whose exception nobody reads,
+  garbage-collected after its loop is closed; asyncio then logs it with a traceback."""
+  import asyncio
+  import gc
+
+  async def fail():
+    raise ValueError('OUT_OF_RANGE: Error reading byte range')
+
+  loop = asyncio.new_event_loop()
+  task = loop.create_task(fail())
+  loop.run_until_complete(asyncio.sleep(0.01))
+  loop.close()
+  del task
+  gc.collect()
+
+
+def test_orphaned_task_traceback_is_logged_without_quiet_logs(caplog):
+  _orphan_a_failed_task()
+  assert any('Task exception was never retrieved' in r.getMessage() for r in caplog.records)
+
+
+def test_quiet_logs_drops_orphaned_task_tracebacks_only(quiet, caplog):
+  import logging as std_logging
+
+  _orphan_a_failed_task()
+  std_logging.getLogger('asyncio').error('some other asyncio error')
+  messages = [r.getMessage() for r in caplog.records if r.name == 'asyncio']
+  assert messages == ['some other asyncio error']
