@@ -70,7 +70,7 @@ def rows(workdirs: Sequence[str]) -> list[dict]:
     for model, entry in res['models'].items():
       h = {k: np.asarray(v) for k, v in entry['history'].items()}
       for key, summary in entry.get('summary', {}).items():
-        runs = [r for r in entry['runs'] if results.tau_key(r['taus']) == key]
+        runs = [r for r in entry['runs'] if evaluate.tau_key(r['taus']) == key]
         idx = [r['run'] for r in runs]
         row = {
           'workdir': workdir,

@@ -301,8 +301,14 @@ def model_table(
   return '\n'.join(lines) + '\n'
 
 
+def tau_key(taus: Sequence[float]) -> str:
+  """'tau1,tau2' (``%g`` each; '' for models without taus): the one key of a tau pair in
+  summaries, results.json and the sweep tables and heatmaps."""
+  return ','.join(f'{t:g}' for t in taus)
+
+
 def sweep_table(
-  summaries: Mapping[tuple[float, float], dict],
+  summaries: Mapping[str, dict],
   tau1s: Sequence[float],
   tau2s: Sequence[float],
   heads: Sequence[tuple[str, int]],
@@ -313,7 +319,7 @@ def sweep_table(
   was not run reads '-'.
 
   Args:
-    summaries: (tau1, tau2) -> :func:`summarize_group` output.
+    summaries: :func:`tau_key` of (tau1, tau2) -> :func:`summarize_group` output.
   """
   lines = [
     '| Category | τ1 \\ τ2 | ' + ' | '.join(_num(t) for t in tau2s) + ' |',
@@ -322,12 +328,8 @@ def sweep_table(
   cats = [n for n, _ in heads] + ([JOINT] if len(heads) > 1 else [])
   for name in cats:
     for i, t1 in enumerate(tau1s):
-      cells = [
-        fmt(summaries[(t1, t2)]['mean'][name], summaries[(t1, t2)]['se'][name])
-        if (t1, t2) in summaries
-        else '-'
-        for t2 in tau2s
-      ]
+      found = [summaries.get(tau_key((t1, t2))) for t2 in tau2s]
+      cells = [fmt(s['mean'][name], s['se'][name]) if s else '-' for s in found]
       label = (name.capitalize() if name != JOINT else 'Joint') if i == 0 else ''
       lines.append(f'|{" " + label if label else ""} | {_num(t1)} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'

@@ -63,9 +63,9 @@ def tau_heatmap(
   pair was not run is left blank and marked 'not run'.
 
   Args:
-    summary: 'tau1,tau2' -> :func:`evaluate.summarize_group` output.
+    summary: :func:`evaluate.tau_key` of (tau1, tau2) -> :func:`evaluate.summarize_group` output.
   """
-  key = lambda a, b: f'{a:g},{b:g}'  # noqa: E731
+  key = lambda a, b: evaluate.tau_key((a, b))  # noqa: E731
   cell = lambda a, b, stat: (  # noqa: E731
     summary[key(a, b)][stat][category] if key(a, b) in summary else np.nan
   )

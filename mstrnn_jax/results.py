@@ -40,10 +40,6 @@ def history_lists(h: dict) -> dict:
   return {k: np.asarray(v).tolist() for k, v in h.items()}
 
 
-def tau_key(taus: Sequence[float]) -> str:
-  return ','.join(f'{t:g}' for t in taus)
-
-
 def summarize_model(res: dict, heads, eval_stats: Sequence[str] = ()) -> dict:
   """Per tau pair: :func:`evaluate.summarize_group` over its folds (the reported evaluation
   statistics, with the validation selection when the history has ``val_acc``), plus
@@ -54,7 +50,7 @@ def summarize_model(res: dict, heads, eval_stats: Sequence[str] = ()) -> dict:
   names = [n for n, _ in heads]
   groups: dict[str, list[int]] = {}
   for r in res['runs']:
-    groups.setdefault(tau_key(r['taus']), []).append(r['run'])
+    groups.setdefault(evaluate.tau_key(r['taus']), []).append(r['run'])
 
   def group(idx, suffix=''):
     val = h.get(f'val_acc{suffix}')
@@ -158,8 +154,7 @@ def _sweep_tables(p: Plan, trained: dict, heads, tables: dict) -> list[str]:
   t2s = sorted({pair[1] for pair in p.tau_pairs})
   for m, e in trained.items():
     if len(e['summary']) > 1:
-      sums = {tuple(float(x) for x in k.split(',')): v for k, v in e['summary'].items()}
-      tables[f'{m}_sweep'] = evaluate.sweep_table(sums, t1s, t2s, heads)
+      tables[f'{m}_sweep'] = evaluate.sweep_table(e['summary'], t1s, t2s, heads)
       md += [
         f'## {m.upper()}: sensitivity to the time constants (Table VI layout)',
         '',
@@ -188,7 +183,7 @@ def metrics_csv(results: dict, heads) -> str:
           model,
           r,
           run['test_subject'],
-          tau_key(run['taus']).replace(',', ' '),
+          evaluate.tau_key(run['taus']).replace(',', ' '),
           e + 1,
           f'{h["train_loss"][r, e]:.6g}',
         ]

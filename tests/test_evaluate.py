@@ -106,14 +106,17 @@ def test_tables_layout():
   assert '| Ado | Accuracy | 60.00±10.00 | 60.00±10.00 |' in table
   assert '| | Chance level | 25.00 |' in table and '11.11' in table
   assert '| Joint | Accuracy | 40.00±10.00 |' in table and table.count('Chance level') == 2
-  sweep = evaluate.sweep_table({(2.0, 50.0): s, (2.0, 100.0): s}, [2.0], [50.0, 100.0], heads)
+  sweep = evaluate.sweep_table({'2,50': s, '2,100': s}, [2.0], [50.0, 100.0], heads)
   assert '| Action | 2 | 50.00±10.00 | 50.00±10.00 |' in sweep
   # config.taus may list pairs that do not fill the tau1 x tau2 grid.
-  pairs = evaluate.sweep_table(
-    {(1.04, 22.0): s, (2.0, 100.0): s}, [1.04, 2.0], [22.0, 100.0], heads
-  )
+  pairs = evaluate.sweep_table({'1.04,22': s, '2,100': s}, [1.04, 2.0], [22.0, 100.0], heads)
   assert '| Action | 1.04 | 50.00±10.00 | - |' in pairs
   assert '| | 2 | - | 50.00±10.00 |' in pairs
+
+
+def test_tau_key_is_the_key_of_summaries():
+  assert evaluate.tau_key((2.0, 100.0)) == '2,100' and evaluate.tau_key((1.04, 22)) == '1.04,22'
+  assert evaluate.tau_key(()) == ''  # LRCN: no time constants
 
 
 def test_selections_side_by_side():
