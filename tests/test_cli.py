@@ -1,9 +1,14 @@
 """The launchers' command line: every experiment-config field reachable, aliases, epochs."""
 
+import asyncio
+import gc
 import json
+import logging as std_logging
 import os
+import sys
 
 from absl import flags
+from absl import logging
 import pytest
 
 from mstrnn_jax import cli, names
@@ -209,14 +214,9 @@ def test_a_usage_error_is_one_line():
 @pytest.fixture
 def quiet(monkeypatch):
   """Runs cli.quiet_logs and undoes it afterwards (it changes process-wide logging state)."""
-  import logging as std_logging
-  import sys
-
-  from absl import logging
-
   verbosity = logging.get_verbosity()
-  names = ('tensorflow_datasets', 'absl', 'orbax')
-  levels = {name: std_logging.getLogger(name).level for name in names}
+  loggers = ('tensorflow_datasets', 'absl', 'orbax')
+  levels = {name: std_logging.getLogger(name).level for name in loggers}
   monkeypatch.setattr(sys, 'unraisablehook', sys.unraisablehook)
   cli.quiet_logs()
   yield
@@ -229,8 +229,6 @@ def quiet(monkeypatch):
 def _orphan_a_failed_task() -> None:
   """What orbax leaves behind after a failed restore: a task whose exception nobody reads,
   garbage-collected after its loop is closed; asyncio then logs it with a traceback."""
-  import asyncio
-  import gc
 
   async def fail():
     raise ValueError('OUT_OF_RANGE: Error reading byte range')
@@ -249,8 +247,6 @@ def test_orphaned_task_traceback_is_logged_without_quiet_logs(caplog):
 
 
 def test_quiet_logs_drops_orphaned_task_tracebacks_only(quiet, caplog):
-  import logging as std_logging
-
   _orphan_a_failed_task()
   std_logging.getLogger('asyncio').error('some other asyncio error')
   messages = [r.getMessage() for r in caplog.records if r.name == 'asyncio']
