@@ -206,9 +206,7 @@ def quiet_logs() -> None:
   for name in ('tensorflow_datasets', 'absl', 'orbax'):
     std_logging.getLogger(name).setLevel(std_logging.WARNING)
   sys.unraisablehook = _drop_closed_loop_noise
-  asyncio_logger = std_logging.getLogger('asyncio')
-  if _drop_orphaned_task_noise not in asyncio_logger.filters:
-    asyncio_logger.addFilter(_drop_orphaned_task_noise)
+  std_logging.getLogger('asyncio').addFilter(_drop_orphaned_task_noise)  # added once at most
 
 
 def _drop_closed_loop_noise(unraisable, default=sys.unraisablehook) -> None:

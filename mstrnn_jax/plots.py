@@ -65,10 +65,11 @@ def tau_heatmap(
   Args:
     summary: :func:`evaluate.tau_key` of (tau1, tau2) -> :func:`evaluate.summarize_group` output.
   """
-  key = lambda a, b: evaluate.tau_key((a, b))  # noqa: E731
-  cell = lambda a, b, stat: (  # noqa: E731
-    summary[key(a, b)][stat][category] if key(a, b) in summary else np.nan
-  )
+
+  def cell(a, b, stat):
+    s = summary.get(evaluate.tau_key((a, b)))
+    return s[stat][category] if s else np.nan
+
   mean = np.array([[cell(a, b, 'mean') for b in tau2s] for a in tau1s], dtype=float)
   se = np.array([[cell(a, b, 'se') for b in tau2s] for a in tau1s], dtype=float)
   fig = Figure(figsize=(1.6 * len(tau2s) + 2, 1.2 * len(tau1s) + 1.5), layout='constrained')
