@@ -197,3 +197,27 @@ def test_subject_tempi_spread_over_the_tempo_ratio():
   assert 1.8 < speed.max() / speed.min() <= 2.0 and abs(np.log(speed).mean()) < 0.05
   with pytest.raises(ValueError, match='tempo_ratio'):
     synthetic.subject_speed(people, 0.5)
+
+
+def test_subject_spread_widens_geometry_and_style_around_each_anchor():
+  people = synthetic.sample_people(np.random.default_rng(0), 200)
+  assert synthetic.widen(people, 1.0) is people
+  wide = synthetic.widen(people, 2.0)
+  np.testing.assert_allclose(wide['amp'] - 1, 2 * (people['amp'] - 1), atol=1e-6)
+  np.testing.assert_allclose(1 - wide['scale'], 2 * (1 - people['scale']), atol=1e-6)
+  assert wide['scale'].max() <= people['scale'].max() + 1e-6  # nobody grows taller
+  assert 0.26 - 1e-4 < wide['x'].min() < 0.3 and 0.7 < wide['x'].max() < 0.74 + 1e-4
+  assert wide['stance'].min() >= 0.005 and wide['rest_arm'].min() >= 0.02
+  np.testing.assert_array_equal(wide['shirt'], people['shirt'])  # colours are not widened
+  assert synthetic.widen(people, 8.0)['x'].max() == np.float32(0.8)
+  with pytest.raises(ValueError, match='subject_spread'):
+    synthetic.widen(people, 0.0)
+
+
+def test_subject_spread_changes_the_figures_not_labels_timing_or_scene():
+  small = dict(num_subjects=2, frame_size=20, crop_margin=2, frames_per_primitive=4)
+  a, b = synthetic.synth3a(**small), synthetic.synth3a(subject_spread=2.0, **small)
+  np.testing.assert_array_equal(a.lengths, b.lengths)
+  np.testing.assert_array_equal(a.labels['action'], b.labels['action'])
+  assert not np.array_equal(a.videos, b.videos)
+  np.testing.assert_array_equal(a.videos, synthetic.synth3a(subject_spread=1.0, **small).videos)

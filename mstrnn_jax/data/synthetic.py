@@ -41,6 +41,34 @@ def hsv(h, s, v) -> np.ndarray:
   return hsv_to_rgb(np.stack(np.broadcast_arrays(h, s, v), -1)).astype(np.float32)
 
 
+# Anchor and clip bounds of the per-subject geometry and motion-style ranges that `widen` scales:
+# the range's middle, except body scale, anchored at its top so that no figure grows taller.
+_SPREAD_ANCHORS = {
+  'x': (0.5, 0.2, 0.8),
+  'ground': (0.87, None, None),
+  'proportions': (1.0, None, None),
+  'amp': (1.0, None, None),
+  'phase': (0.0, None, None),
+  'rest_arm': (0.235, 0.02, None),
+  'stance': (0.045, 0.005, None),
+  'scale': (1.0, None, None),
+}
+
+
+def widen(people: dict, spread: float) -> dict:
+  """`people` with each geometry / motion draw `v` moved to `c + spread (v - c)` (see
+  `_SPREAD_ANCHORS`); `spread=1` returns the same values, 2 doubles every range's half-width."""
+  if spread <= 0:
+    raise ValueError(f'mstrnn_jax/data/synthetic.py: subject_spread must be > 0, got {spread}.')
+  if spread == 1:
+    return people  # bit for bit: c + (v - c) need not round back to v
+  out = dict(people)
+  for name, (c, lo, hi) in _SPREAD_ANCHORS.items():
+    v = c + spread * (people[name] - c)
+    out[name] = (v if lo is None and hi is None else np.clip(v, lo, hi)).astype(np.float32)
+  return out
+
+
 def sample_people(rng: np.random.Generator, num: int) -> dict:
   """Per-subject appearance and motion style (all arrays have leading dim `num`)."""
   u = lambda lo, hi, *shape: rng.uniform(lo, hi, (num,) + shape).astype(np.float32)
@@ -159,7 +187,8 @@ class Synth3aArgs:
   seed: every random stream. frame_size / crop_margin: frames and the crop margin (model input
   `frame_size - crop_margin`). frames_per_primitive: a primitive's length at tempo 1.
   num_subjects: subjects (27 videos each). noise_std: pixel noise. tempo_ratio: slowest /
-  fastest subject tempo (`subject_speed`).
+  fastest subject tempo (`subject_speed`). subject_spread: how far subjects differ in position,
+  size, proportions and movement style (`widen`; 1 = the default ranges, 2 = twice as wide).
   """
 
   seed: int = 0
@@ -169,11 +198,13 @@ class Synth3aArgs:
   num_subjects: int = 9
   noise_std: float = 0.02
   tempo_ratio: float = 2.0
+  subject_spread: float = 1.0
 
 
 def _synth3a_plan(a: Synth3aArgs) -> dict:
   """Everything about synth3a except pixels: labels, subjects, timing, per-clip jitter."""
   people = sample_people(np.random.default_rng([a.seed, _PEOPLE]), a.num_subjects)
+  people = widen(people, a.subject_spread)
   triples = np.array(list(itertools.product(range(3), repeat=3)), np.int32)  # class order
   subjects = np.repeat(np.arange(a.num_subjects, dtype=np.int32), len(triples))
   labels = np.tile(np.arange(len(triples), dtype=np.int32), a.num_subjects)
