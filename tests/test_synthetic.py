@@ -209,7 +209,12 @@ def test_subject_spread_widens_geometry_and_style_around_each_anchor():
   assert 0.26 - 1e-4 < wide['x'].min() < 0.3 and 0.7 < wide['x'].max() < 0.74 + 1e-4
   assert wide['stance'].min() >= 0.005 and wide['rest_arm'].min() >= 0.02
   np.testing.assert_array_equal(wide['shirt'], people['shirt'])  # colours are not widened
-  assert synthetic.widen(people, 8.0)['x'].max() == np.float32(0.8)
+  huge = synthetic.widen(people, 8.0)
+  assert huge['x'].max() == np.float32(0.8) and huge['scale'].min() == np.float32(0.3)
+  assert huge['amp'].min() > 0 and huge['proportions'].min() > 0 and huge['ground'].max() < 1
+  for name in ('x', 'ground', 'proportions', 'amp', 'scale'):  # these bounds do not bind at 2
+    _, lo, hi = synthetic._SPREAD_ANCHORS[name]
+    assert (lo is None or wide[name].min() > lo) and (hi is None or wide[name].max() < hi), name
   with pytest.raises(ValueError, match='subject_spread'):
     synthetic.widen(people, 0.0)
 

@@ -43,15 +43,17 @@ def hsv(h, s, v) -> np.ndarray:
 
 # Anchor and clip bounds of the per-subject geometry and motion-style ranges that `widen` scales:
 # the range's middle, except body scale, anchored at its top so that no figure grows taller.
+# The bounds keep figures in the frame and sizes positive at any spread; at spread 2 only those
+# of rest_arm and stance bind.
 _SPREAD_ANCHORS = {
   'x': (0.5, 0.2, 0.8),
-  'ground': (0.87, None, None),
-  'proportions': (1.0, None, None),
-  'amp': (1.0, None, None),
+  'ground': (0.87, 0.75, 0.95),
+  'proportions': (1.0, 0.5, 1.5),
+  'amp': (1.0, 0.2, None),
   'phase': (0.0, None, None),
   'rest_arm': (0.235, 0.02, None),
   'stance': (0.045, 0.005, None),
-  'scale': (1.0, None, None),
+  'scale': (1.0, 0.3, None),
 }
 
 
