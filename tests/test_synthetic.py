@@ -226,3 +226,24 @@ def test_subject_spread_changes_the_figures_not_labels_timing_or_scene():
   np.testing.assert_array_equal(a.labels['action'], b.labels['action'])
   assert not np.array_equal(a.videos, b.videos)
   np.testing.assert_array_equal(a.videos, synthetic.synth3a(subject_spread=1.0, **small).videos)
+
+
+def test_clip_cuts_repeat_each_primitive_a_random_number_of_cycles_from_a_random_phase():
+  small = dict(num_subjects=3, frame_size=20, crop_margin=2, frames_per_primitive=8, tempo_ratio=1)
+  base = synthetic._synth3a_plan(synthetic.Synth3aArgs(**small))
+  cut = synthetic._synth3a_plan(
+    synthetic.Synth3aArgs(min_cycles=1.5, max_cycles=3.5, clip_cuts=True, **small)
+  )
+  np.testing.assert_array_equal(base['labels'], cut['labels'])
+  assert (base['cycles'] == 2).all() and (base['start'] == 0).all()
+  assert 1.5 <= cut['cycles'].min() < 1.7 and 3.3 < cut['cycles'].max() <= 3.5
+  # A primitive lasts frames_per_primitive * cycles / 2 frames (tempo 1, +-5% clip jitter).
+  durations = np.diff(np.concatenate([[0], np.flatnonzero(np.diff(cut['seg'][0])) + 1]))
+  np.testing.assert_allclose(durations, 4 * cut['cycles'][0, :2], rtol=0.12, atol=0.5)
+  # Default: every primitive starts in the rest pose; with cuts, anywhere in its cycle.
+  assert cut['start'].min() < 0.05 and cut['start'].max() > 0.95 and cut['clip_cuts']
+  a = synthetic.synth3a(**small)
+  b = synthetic.synth3a(min_cycles=1.5, max_cycles=3.5, clip_cuts=True, **small)
+  assert (np.abs(a.videos[:, 0].astype(int) - b.videos[:, 0]) > 30).mean() > 0.005
+  with pytest.raises(ValueError, match='min_cycles <= max_cycles'):
+    synthetic.Synth3aArgs(min_cycles=3, max_cycles=2)

@@ -15,8 +15,10 @@ takes up to twice as long as the fastest, as real people do).
 Each dataset takes one argument record (`Synth3aArgs`, `tabletop.Synthcl1Args`,
 `tabletop.Synthcl2Args`): the generator and its `*_spec` function accept the same keyword
 arguments, the record's fields.
-In synth3a every primitive starts and ends in the same rest pose and its duration does not
-depend on its type, so the end of a video carries no information about its first primitive.
+In synth3a every primitive is, by default, two cycles from rest pose to rest pose; with
+`clip_cuts` it is instead cut from an endless repetition at a random point of its cycle, like
+the real clips. Either way its duration does not depend on its type, so the end of a video
+carries no information about its first primitive.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ PRIMITIVES = ('JP', 'OH', 'TH')  # jump-in-place, one-hand-wave, two-hand-wave
 SYNTH3A_CLASSES = tuple('-'.join(c) for c in itertools.product(PRIMITIVES, repeat=3))
 
 # Independent random streams (salts) so that, e.g., timing does not change with frame size.
-_PEOPLE, _TIMING, _CLIP, _NOISE = 11, 12, 13, 14
+_PEOPLE, _TIMING, _CLIP, _NOISE, _CYCLES = 11, 12, 13, 14, 15
 
 
 def hsv(h, s, v) -> np.ndarray:
@@ -191,6 +193,11 @@ class Synth3aArgs:
   num_subjects: subjects (27 videos each). noise_std: pixel noise. tempo_ratio: slowest /
   fastest subject tempo (`subject_speed`). subject_spread: how far subjects differ in position,
   size, proportions and movement style (`widen`; 1 = the default ranges, 2 = twice as wide).
+  min_cycles / max_cycles: repetitions of the primitive's movement per clip, uniform between
+  them (default exactly 2); a clip lasts `frames_per_primitive * cycles / 2` frames at tempo 1,
+  so the motion per frame does not change. clip_cuts: each clip starts at a uniformly random
+  point of its cycle and the one-hand-wave's arm stays up (no raise / lower), so primitives meet
+  at cuts as the real 3ACWD's clips do, not in the rest pose.
   """
 
   seed: int = 0
@@ -201,6 +208,16 @@ class Synth3aArgs:
   noise_std: float = 0.02
   tempo_ratio: float = 2.0
   subject_spread: float = 1.0
+  min_cycles: float = 2.0
+  max_cycles: float = 2.0
+  clip_cuts: bool = False
+
+  def __post_init__(self):
+    if not 0 < self.min_cycles <= self.max_cycles:
+      raise ValueError(
+        'mstrnn_jax/data/synthetic.py: synth3a needs 0 < min_cycles <= max_cycles, got '
+        f'{self.min_cycles}, {self.max_cycles}.'
+      )
 
 
 def _synth3a_plan(a: Synth3aArgs) -> dict:
@@ -214,10 +231,16 @@ def _synth3a_plan(a: Synth3aArgs) -> dict:
   rng = np.random.default_rng([a.seed, _TIMING])
   jitter = rng.uniform(0.95, 1.05, (n, 3))
   speed = subject_speed(people, a.tempo_ratio)
-  durations = np.round(a.frames_per_primitive * speed[subjects, None] * jitter)
+  cycle_rng = np.random.default_rng([a.seed, _CYCLES])  # its own stream: timing above unchanged
+  cycles = cycle_rng.uniform(a.min_cycles, a.max_cycles, (n, 3))
+  start = cycle_rng.uniform(0, 1, (n, 3)) if a.clip_cuts else np.zeros((n, 3))
+  durations = np.round(a.frames_per_primitive * speed[subjects, None] * jitter * (cycles / 2))
   durations = np.maximum(durations, 2).astype(np.int32)
   lengths, seg, u = timeline(durations)
   return dict(
+    cycles=cycles.astype(np.float32),
+    start=start.astype(np.float32),
+    clip_cuts=a.clip_cuts,
     people=people,
     subjects=subjects,
     labels=labels,
@@ -234,6 +257,11 @@ def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
   n, t = plan['u'].shape
   u = plan['u']
   prim = np.take_along_axis(plan['primitive'], plan['seg'], 1)  # [n, t]
+  # Position in the movement, in cycles: start + cycles * u (default 2 u, from the rest pose).
+  cyc = (
+    np.take_along_axis(plan['start'], plan['seg'], 1)
+    + np.take_along_axis(plan['cycles'], plan['seg'], 1) * u
+  )
   k = (p['scale'][s] * size)[:, None]  # body scale in pixels [n, 1]
   torso_l, leg_l, uarm_l, farm_l, head_f, girth = (
     p['proportions'][s, i][:, None] for i in range(6)
@@ -248,18 +276,19 @@ def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
   ground = (p['ground'][s] + rng.uniform(-0.01, 0.01, n))[:, None] * size
   rest = p['rest_arm'][s][:, None]
 
-  # Jump-in-place: crouch, take off, land, twice.
-  w = -np.sin(2 * np.pi * 2 * u)
+  # Jump-in-place: crouch, take off, land, once per cycle.
+  w = -np.sin(2 * np.pi * cyc)
   jp = prim == 0
   lift = np.where(jp, 0.09 * k * amp * np.maximum(w, 0), 0.0)
   crouch = np.where(jp, 0.07 * k * amp * np.maximum(-w, 0), 0.0)
   jp_arm = rest + 0.9 * amp * np.maximum(w, 0)
-  # One-hand-wave: raise the right arm overhead, wave the forearm twice, lower it.
-  env = smoothstep(u / 0.25) * smoothstep((1 - u) / 0.25)
+  # One-hand-wave: raise the right arm overhead, wave the forearm once per cycle, lower it
+  # (with clip_cuts the arm is up for the whole clip).
+  env = 1.0 if plan['clip_cuts'] else smoothstep(u / 0.25) * smoothstep((1 - u) / 0.25)
   oh_up = rest + env * (2.3 + 0.3 * (amp - 1) - rest)
-  oh_fore = oh_up + env * 0.75 * np.sin(2 * np.pi * 2 * u + phase)
-  # Two-hand-wave: both straight arms sweep from the sides to overhead, twice.
-  th_up = rest + (2.6 + 0.3 * (amp - 1) - rest) * 0.5 * (1 - np.cos(2 * np.pi * 2 * u))
+  oh_fore = oh_up + env * 0.75 * np.sin(2 * np.pi * cyc + phase)
+  # Two-hand-wave: both straight arms sweep from the sides to overhead, once per cycle.
+  th_up = rest + (2.6 + 0.3 * (amp - 1) - rest) * 0.5 * (1 - np.cos(2 * np.pi * cyc))
 
   right_up = np.select([prim == 0, prim == 1], [jp_arm, oh_up], th_up)  # image left
   right_fore = np.select([prim == 0, prim == 1], [jp_arm + 0.1, oh_fore], th_up + 0.1)
