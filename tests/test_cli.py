@@ -163,6 +163,21 @@ def test_seeds_are_separate_fields():
   assert ec.dataset_kwargs(config)['seed'] == 5
 
 
+@pytest.mark.parametrize(
+  'args, flag',
+  [
+    (('--config.data.synth3a.subject_spread=0',), 'synth3a.subject_spread'),
+    (('--config.data.synth3a.min_cycles=-1',), 'synth3a.min_cycles'),
+    (('--config.data.synth3a.min_cycles=3',), 'synth3a.max_cycles'),
+    (('--dataset=synthcl2', '--config.data.synthcl2.stroke_scale=0'), 'synthcl2.stroke_scale'),
+    (('--dataset=synthcl2', '--config.data.synthcl2.count_timing=x'), 'synthcl2.count_timing'),
+  ],
+)
+def test_a_generator_argument_out_of_range_names_its_flag(args, flag):
+  with pytest.raises(ValueError, match=rf'^--config\.data\.{flag}: '):
+    ec.dataset_kwargs(_parse(*args))
+
+
 def test_config_json_roundtrip():
   config = _parse(
     '--dataset=synthcl2',

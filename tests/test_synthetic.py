@@ -215,8 +215,10 @@ def test_subject_spread_widens_geometry_and_style_around_each_anchor():
   for name in ('x', 'ground', 'proportions', 'amp', 'scale'):  # these bounds do not bind at 2
     _, lo, hi = synthetic._SPREAD_ANCHORS[name]
     assert (lo is None or wide[name].min() > lo) and (hi is None or wide[name].max() < hi), name
-  with pytest.raises(ValueError, match='subject_spread'):
-    synthetic.widen(people, 0.0)
+  with pytest.raises(synthetic.ArgError, match='subject_spread=0.0 must be > 0'):
+    synthetic.Synth3aArgs(subject_spread=0.0)
+  with pytest.raises(ValueError, match=r'^mstrnn_jax/data: synth3a\(subject_spread=...\): '):
+    synthetic.synth3a(subject_spread=-1.0)
 
 
 def test_subject_spread_changes_the_figures_not_labels_timing_or_scene():
@@ -242,6 +244,18 @@ def test_clip_cuts_repeat_each_primitive_a_random_number_of_cycles_from_a_random
   np.testing.assert_allclose(durations, 4 * cut['cycles'][0, :2], rtol=0.12, atol=0.5)
   # Default: every primitive starts in the rest pose; with cuts, anywhere in its cycle.
   assert cut['start'].min() < 0.05 and cut['start'].max() > 0.95 and cut['clip_cuts']
+
+  # The one-hand wave (first primitive of classes 9-17): by default the right hand starts at
+  # the side, below the shoulder, and is raised after the first quarter; with cuts it is above
+  # the shoulder in every frame of the clip.
+  def right_hand_above_shoulder(plan):
+    shapes = synthetic._synth3a_shapes(plan, 20, np.random.default_rng(0))
+    shoulder, hand = shapes[8].a[..., 0], shapes[10].a[..., 0]  # y grows downwards
+    oh_first = (plan['labels'] // 9 == 1) & (plan['subjects'] == 0)
+    return (hand < shoulder)[oh_first] & (plan['seg'][oh_first] == 0)
+
+  assert not right_hand_above_shoulder(base)[:, 0].any() and right_hand_above_shoulder(base).any()
+  np.testing.assert_array_equal(right_hand_above_shoulder(cut), cut['seg'][9:18] == 0)
   a = synthetic.synth3a(**small)
   b = synthetic.synth3a(min_cycles=1.5, max_cycles=3.5, clip_cuts=True, **small)
   assert (np.abs(a.videos[:, 0].astype(int) - b.videos[:, 0]) > 30).mean() > 0.005

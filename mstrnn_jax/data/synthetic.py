@@ -61,9 +61,8 @@ _SPREAD_ANCHORS = {
 
 def widen(people: dict, spread: float) -> dict:
   """`people` with each geometry / motion draw `v` moved to `c + spread (v - c)` (see
-  `_SPREAD_ANCHORS`); `spread=1` returns the same values, 2 doubles every range's half-width."""
-  if spread <= 0:
-    raise ValueError(f'mstrnn_jax/data/synthetic.py: subject_spread must be > 0, got {spread}.')
+  `_SPREAD_ANCHORS`); `spread=1` returns the same values, 2 doubles every range's half-width.
+  `spread > 0` (`Synth3aArgs` checks it)."""
   if spread == 1:
     return people  # bit for bit: c + (v - c) need not round back to v
   out = dict(people)
@@ -117,8 +116,17 @@ def subject_speed(people: dict, tempo_ratio: float) -> np.ndarray:
   return (tempo_ratio ** (people['tempo_q'] - 0.5)).astype(np.float32)
 
 
+class ArgError(ValueError):
+  """A generator argument out of range. `field` names the argument (the launchers turn it into
+  the flag `--config.data.<dataset>.<field>`); the message says what is allowed."""
+
+  def __init__(self, field: str, message: str):
+    super().__init__(message)
+    self.field = field
+
+
 def make_args(record: type, function: str, kwargs: dict):
-  """`record(**kwargs)`, or a one-line error naming the function and its valid arguments."""
+  """`record(**kwargs)`, or a one-line error naming the function and the argument to fix."""
   names = [f.name for f in dataclasses.fields(record)]
   unknown = sorted(set(kwargs) - set(names))
   if unknown:
@@ -126,7 +134,10 @@ def make_args(record: type, function: str, kwargs: dict):
       f'mstrnn_jax/data: {function} has no argument {", ".join(unknown)}; its '
       f'arguments ({record.__name__}): {", ".join(names)}.'
     )
-  return record(**kwargs)
+  try:
+    return record(**kwargs)
+  except ArgError as e:
+    raise ValueError(f'mstrnn_jax/data: {function}({e.field}=...): {e}') from None
 
 
 def backgrounds(people: dict, size: int, ground: np.ndarray | None) -> np.ndarray:
@@ -213,10 +224,15 @@ class Synth3aArgs:
   clip_cuts: bool = False
 
   def __post_init__(self):
+    if not self.subject_spread > 0:
+      raise ArgError(
+        'subject_spread', f'subject_spread={self.subject_spread} must be > 0 (1 = the default).'
+      )
     if not 0 < self.min_cycles <= self.max_cycles:
-      raise ValueError(
-        'mstrnn_jax/data/synthetic.py: synth3a needs 0 < min_cycles <= max_cycles, got '
-        f'{self.min_cycles}, {self.max_cycles}.'
+      raise ArgError(
+        'min_cycles' if self.min_cycles <= 0 else 'max_cycles',
+        f'synth3a needs 0 < min_cycles <= max_cycles, got min_cycles={self.min_cycles}, '
+        f'max_cycles={self.max_cycles} (set both, e.g. 1.5 and 3.5).',
       )
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from mstrnn_jax.data import render
 from mstrnn_jax.data.dataset import Dataset, DatasetSpec, repeat_last_frame
 from mstrnn_jax.data.synthetic import (
+  ArgError,
   backgrounds,
   make_args,
   sample_people,
@@ -535,11 +536,12 @@ class Synthcl2Args:
 
   def __post_init__(self):
     if self.count_timing not in COUNT_TIMINGS:
-      raise ValueError(
-        f'synthcl2: count_timing={self.count_timing!r}; choose one of {", ".join(COUNT_TIMINGS)}.'
+      raise ArgError(
+        'count_timing',
+        f'count_timing={self.count_timing!r}; choose one of {", ".join(COUNT_TIMINGS)}.',
       )
     if not self.stroke_scale > 0:
-      raise ValueError(f'synthcl2: stroke_scale={self.stroke_scale} must be > 0.')
+      raise ArgError('stroke_scale', f'stroke_scale={self.stroke_scale} must be > 0.')
 
 
 # 'per_stroke': each stroke takes the subject's stroke time (3 strokes last 1.5x as long as 2);

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from ml_collections import config_dict
 
 from mstrnn_jax import names, train
-from mstrnn_jax.data import pipeline
+from mstrnn_jax.data import pipeline, synthetic
 from mstrnn_jax.experiment_configs.base import data_key
 
 PRESETS = ('paper', 'quick', 'tiny')
@@ -109,9 +109,14 @@ def model_names(config: config_dict.ConfigDict) -> tuple[str, ...]:
 
 def dataset_kwargs(config: config_dict.ConfigDict) -> dict:
   """Arguments of ``pipeline.load_dataset`` (real datasets: crop_margin if set; folder:PATH:
-  the set ``config.data.folder`` options)."""
+  the set ``config.data.folder`` options). A synthetic generator's argument out of range is a
+  ValueError naming its flag ``--config.data.<dataset>.<field>``."""
   options = config.data[data_key(config.dataset)].to_dict()
   if config.dataset in pipeline.SYNTHETIC:
+    try:
+      pipeline.SYNTHETIC_ARGS[config.dataset](**options)
+    except synthetic.ArgError as e:
+      raise ValueError(f'--config.data.{config.dataset}.{e.field}: {e}') from None
     return options
   if pipeline.is_folder(config.dataset):
     return {k: v for k, v in options.items() if v is not None}
