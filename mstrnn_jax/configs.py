@@ -307,7 +307,9 @@ def derive_config(
   if model not in MODELS:
     raise ValueError(f'mstrnn_jax/configs.py: unknown model {model!r}; use one of {MODELS}.')
   if width_scale <= 0:
-    raise ValueError(f'mstrnn_jax/configs.py: width_scale must be > 0, got {width_scale}.')
+    raise ValueError(
+      f'mstrnn_jax/configs.py: width_scale (--config.width_scale) must be > 0, got {width_scale}.'
+    )
   fields = dict(PAPER_WIDTHS[model])
   fields['conv0_width'] = _scaled((fields['conv0_width'],), width_scale)[0]
   for name in ('feature_widths', 'context_widths', 'fc_widths', 'lstm_widths'):

@@ -143,6 +143,16 @@ class OptimConfig:
       )
     if list(self.lr_boundaries) != sorted(self.lr_boundaries):
       raise ValueError(f'OptimConfig: lr_boundaries must increase, got {self.lr_boundaries}.')
+    for name, ok, rule in (
+      ('lr_values', all(v > 0 for v in self.lr_values), 'all > 0'),
+      ('weight_decay', self.weight_decay >= 0, '>= 0'),
+      ('clip', self.clip > 0, '> 0 (a large value turns clipping off)'),
+      ('b1', 0 <= self.b1 < 1, 'in [0, 1)'),
+      ('b2', 0 <= self.b2 < 1, 'in [0, 1)'),
+      ('eps', self.eps > 0, '> 0'),
+    ):
+      if not ok:
+        raise ValueError(f'OptimConfig: {name} must be {rule}, got {getattr(self, name)}.')
 
 
 def lr_schedule(optim: OptimConfig, steps_per_epoch: int) -> optax.Schedule:

@@ -171,6 +171,16 @@ def test_seeds_are_separate_fields():
     (('--config.data.synth3a.min_cycles=3',), 'synth3a.max_cycles'),
     (('--dataset=synthcl2', '--config.data.synthcl2.stroke_scale=0'), 'synthcl2.stroke_scale'),
     (('--dataset=synthcl2', '--config.data.synthcl2.count_timing=x'), 'synthcl2.count_timing'),
+    (('--dataset=folder:/nowhere', '--config.data.folder.fps=0'), 'folder.fps'),
+    (('--dataset=folder:/nowhere', '--config.data.folder.frame_step=0'), 'folder.frame_step'),
+    (
+      (
+        '--dataset=folder:/nowhere',
+        '--config.data.folder.frame_size=32',
+        '--config.data.folder.crop_margin=32',
+      ),
+      'folder.crop_margin',
+    ),
   ],
 )
 def test_a_generator_argument_out_of_range_names_its_flag(args, flag):

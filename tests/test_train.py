@@ -70,6 +70,23 @@ def test_lr_schedule_paper_3acwd():
     train.OptimConfig(lr_values=(0.1, 0.01), lr_boundaries=())
 
 
+@pytest.mark.parametrize(
+  'field, value',
+  [
+    ('lr_values', (0.01, 0.0, 0.001)),
+    ('weight_decay', -1e-4),
+    ('clip', 0.0),
+    ('b1', 1.0),
+    ('b2', -0.1),
+    ('eps', 0.0),
+  ],
+)
+def test_optimiser_settings_out_of_range_are_named(field, value):
+  train.OptimConfig(**{field: train.OptimConfig.__dataclass_fields__[field].default})  # valid
+  with pytest.raises(ValueError, match=rf'^OptimConfig: {field} must be '):
+    train.OptimConfig(**{field: value})
+
+
 def test_decay_mask_excludes_biases_and_bn():
   params = {
     'conv0': {

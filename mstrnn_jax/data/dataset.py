@@ -8,6 +8,15 @@ from typing import Optional
 import numpy as np
 
 
+class ArgError(ValueError):
+  """A dataset argument out of range. `field` names the argument (the launchers turn it into
+  the flag `--config.data.<dataset>.<field>`); the message says what is allowed."""
+
+  def __init__(self, field: str, message: str):
+    super().__init__(message)
+    self.field = field
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
   """What a dataset looks like, known without rendering or loading it.

@@ -35,7 +35,7 @@ from array_record.python import array_record_data_source, array_record_module
 
 from mstrnn_jax.data import fingerprint
 from mstrnn_jax.data.builders import common
-from mstrnn_jax.data.dataset import Dataset, DatasetSpec
+from mstrnn_jax.data.dataset import ArgError, Dataset, DatasetSpec
 from mstrnn_jax.data.pipeline import FOLDER_PREFIX as PREFIX
 from mstrnn_jax.data.pipeline import is_folder as is_folder_name
 
@@ -95,14 +95,14 @@ def options(**kwargs) -> dict:
   if opts['fps'] is not None:
     opts['fps'] = float(opts['fps'])
     if not opts['fps'] > 0 or not np.isfinite(opts['fps']):
-      raise ValueError(f'folder dataset: fps must be a positive number, got {opts["fps"]}')
+      raise ArgError('fps', f'folder dataset: fps must be a positive number, got {opts["fps"]}')
   opts['skip_bad_clips'] = bool(opts['skip_bad_clips'])
   return opts
 
 
 def _positive_int(value, name: str) -> int:
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-    raise ValueError(f'folder dataset: {name} must be an integer >= 1, got {value!r}')
+    raise ArgError(name, f'folder dataset: {name} must be an integer >= 1, got {value!r}')
   return int(value)
 
 
@@ -351,7 +351,7 @@ def load(name, data_dir, crop_margin: int = CROP_MARGIN, lazy: bool = False, **k
   rec = Records(prepared)
   meta = rec.meta
   h, w = rec.frame_size
-  _check_crop(crop_margin, h)
+  check_crop(crop_margin, h)
   videos = stream.LazyVideos(rec)
   if not lazy:
     videos = videos[:]
@@ -366,15 +366,17 @@ def load(name, data_dir, crop_margin: int = CROP_MARGIN, lazy: bool = False, **k
   )  # fmt: skip
 
 
-def _check_crop(crop_margin, frame_size: int) -> None:
+def check_crop(crop_margin, frame_size: int) -> None:
+  """ArgError unless `crop_margin` is an integer in 0..frame_size-1."""
   if (
     isinstance(crop_margin, bool)
     or not isinstance(crop_margin, (int, np.integer))
     or not (0 <= crop_margin < frame_size)
   ):
-    raise ValueError(
+    raise ArgError(
+      'crop_margin',
       f'folder dataset: crop_margin must be an integer in 0..{frame_size - 1} '
-      f'(frame_size {frame_size}), got {crop_margin!r}'
+      f'(frame_size {frame_size}), got {crop_margin!r}',
     )
 
 
@@ -383,7 +385,7 @@ def spec(name, data_dir, crop_margin: int = CROP_MARGIN, **kwargs) -> DatasetSpe
   (then t_max and num_videos are None: unknown until prepared)."""
   root = source_root(name)
   opts = options(**kwargs)
-  _check_crop(crop_margin, opts['frame_size'])
+  check_crop(crop_margin, opts['frame_size'])
   target = prepared_dir(root, data_dir)
   if not _stale(root, target, opts):
     meta = json.loads((target / META).read_text())

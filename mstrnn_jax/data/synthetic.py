@@ -30,7 +30,7 @@ import numpy as np
 from matplotlib.colors import hsv_to_rgb
 
 from mstrnn_jax.data import render
-from mstrnn_jax.data.dataset import Dataset, DatasetSpec, repeat_last_frame
+from mstrnn_jax.data.dataset import ArgError, Dataset, DatasetSpec, repeat_last_frame
 
 PRIMITIVES = ('JP', 'OH', 'TH')  # jump-in-place, one-hand-wave, two-hand-wave
 SYNTH3A_CLASSES = tuple('-'.join(c) for c in itertools.product(PRIMITIVES, repeat=3))
@@ -114,15 +114,6 @@ def subject_speed(people: dict, tempo_ratio: float) -> np.ndarray:
   if tempo_ratio < 1:
     raise ValueError(f'mstrnn_jax/data/synthetic.py: tempo_ratio must be >= 1, got {tempo_ratio}.')
   return (tempo_ratio ** (people['tempo_q'] - 0.5)).astype(np.float32)
-
-
-class ArgError(ValueError):
-  """A generator argument out of range. `field` names the argument (the launchers turn it into
-  the flag `--config.data.<dataset>.<field>`); the message says what is allowed."""
-
-  def __init__(self, field: str, message: str):
-    super().__init__(message)
-    self.field = field
 
 
 def make_args(record: type, function: str, kwargs: dict):

@@ -29,9 +29,8 @@ import dataclasses
 import numpy as np
 
 from mstrnn_jax.data import render
-from mstrnn_jax.data.dataset import Dataset, DatasetSpec, repeat_last_frame
+from mstrnn_jax.data.dataset import ArgError, Dataset, DatasetSpec, repeat_last_frame
 from mstrnn_jax.data.synthetic import (
-  ArgError,
   backgrounds,
   make_args,
   sample_people,

@@ -18,7 +18,8 @@ from typing import Any, Mapping
 from ml_collections import config_dict
 
 from mstrnn_jax import names, train
-from mstrnn_jax.data import pipeline, synthetic
+from mstrnn_jax.data import pipeline
+from mstrnn_jax.data.dataset import ArgError
 from mstrnn_jax.experiment_configs.base import data_key
 
 PRESETS = ('paper', 'quick', 'tiny')
@@ -111,15 +112,21 @@ def dataset_kwargs(config: config_dict.ConfigDict) -> dict:
   """Arguments of ``pipeline.load_dataset`` (real datasets: crop_margin if set; folder:PATH:
   the set ``config.data.folder`` options). A synthetic generator's argument out of range is a
   ValueError naming its flag ``--config.data.<dataset>.<field>``."""
-  options = config.data[data_key(config.dataset)].to_dict()
-  if config.dataset in pipeline.SYNTHETIC:
-    try:
+  key = data_key(config.dataset)
+  options = config.data[key].to_dict()
+  try:
+    if config.dataset in pipeline.SYNTHETIC:
       pipeline.SYNTHETIC_ARGS[config.dataset](**options)
-    except synthetic.ArgError as e:
-      raise ValueError(f'--config.data.{config.dataset}.{e.field}: {e}') from None
-    return options
-  if pipeline.is_folder(config.dataset):
-    return {k: v for k, v in options.items() if v is not None}
+      return options
+    if pipeline.is_folder(config.dataset):
+      from mstrnn_jax.data import folder
+
+      options = {k: v for k, v in options.items() if v is not None}
+      opts = folder.options(**{k: v for k, v in options.items() if k != 'crop_margin'})
+      folder.check_crop(options.get('crop_margin', folder.CROP_MARGIN), opts['frame_size'])
+      return options
+  except ArgError as e:
+    raise ValueError(f'--config.data.{key}.{e.field}: {e}') from None
   return {k: v for k, v in options.items() if k != 'frame_size' and v is not None}
 
 
