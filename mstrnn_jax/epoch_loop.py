@@ -11,6 +11,7 @@ as an uninterrupted run on the same machine).
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import sys
 import time
@@ -238,8 +239,8 @@ def nonfinite_causes(c, run: dict, epoch: int) -> list[str]:
   optim = ec.optim_config(c)
   lr = optim.lr_values[bisect.bisect_right(optim.lr_boundaries, epoch)]
   causes = [f'the learning rate {lr:g} of this epoch (lower --config.optim.lr_values)']
-  if not optim.clip:
-    causes.append('no gradient clipping (set --config.optim.clip)')
+  if math.isinf(optim.clip):
+    causes.append('no gradient clipping (set a finite --config.optim.clip, e.g. 12)')
   small = [t for t in run['taus'] if t < SMALL_TAU]
   if small:
     causes.append(f'small time constants {small} (1/tau near 1; try larger --tau1/--tau2)')

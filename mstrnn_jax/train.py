@@ -146,7 +146,7 @@ class OptimConfig:
     for name, ok, rule in (
       ('lr_values', all(v > 0 for v in self.lr_values), 'all > 0'),
       ('weight_decay', self.weight_decay >= 0, '>= 0'),
-      ('clip', self.clip > 0, '> 0 (a large value turns clipping off)'),
+      ('clip', self.clip > 0, '> 0 (inf turns clipping off)'),
       ('b1', 0 <= self.b1 < 1, 'in [0, 1)'),
       ('b2', 0 <= self.b2 < 1, 'in [0, 1)'),
       ('eps', self.eps > 0, '> 0'),

@@ -184,7 +184,7 @@ def test_nonfinite_loss_keeps_the_last_checkpoint_and_resume_trains_further(
 
 
 def test_nonfinite_causes_name_small_time_constants_and_no_clipping():
-  c = _tiny(**{'optim.clip': 0.0})
+  c = _tiny(**{'optim.clip': float('inf')})
   causes = epoch_loop.nonfinite_causes(c, {'taus': [1.5, 100.0]}, epoch=0)
   assert any('small time constants [1.5]' in x for x in causes)
   assert any('no gradient clipping' in x for x in causes)
