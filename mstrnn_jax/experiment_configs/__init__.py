@@ -110,8 +110,8 @@ def model_names(config: config_dict.ConfigDict) -> tuple[str, ...]:
 
 def dataset_kwargs(config: config_dict.ConfigDict) -> dict:
   """Arguments of ``pipeline.load_dataset`` (real datasets: crop_margin if set; folder:PATH:
-  the set ``config.data.folder`` options). A synthetic generator's argument out of range is a
-  ValueError naming its flag ``--config.data.<dataset>.<field>``."""
+  the set ``config.data.folder`` options). A synthetic generator's argument or a folder option
+  out of range is a ValueError naming its flag (``--config.data.<dataset or folder>.<field>``)."""
   key = data_key(config.dataset)
   options = config.data[key].to_dict()
   try:
