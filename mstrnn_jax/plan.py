@@ -19,6 +19,7 @@ from ml_collections import config_dict
 from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax import configs, evaluate, model_records, names, train
 from mstrnn_jax.data import pipeline
+from mstrnn_jax.data.dataset import ArgError
 from mstrnn_jax.data.resize import resize_frames
 
 
@@ -65,7 +66,9 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
     raise ValueError(f'config.validation_subjects must be >= 0, got {config.validation_subjects}.')
   try:
     ec.optim_config(config)
-  except (TypeError, ValueError) as e:
+  except ArgError as e:
+    raise ValueError(f'--config.optim.{e.field}: {e}') from None
+  except TypeError as e:  # a field OptimConfig does not have (a hand-edited experiment.json)
     raise ValueError(f'config.optim (--config.optim.*): {e}') from None
   return models
 

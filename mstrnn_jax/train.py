@@ -31,6 +31,7 @@ import optax
 
 from mstrnn_jax import evaluate, host_memory, models, parallel
 from mstrnn_jax.data import pipeline
+from mstrnn_jax.data.dataset import ArgError
 
 PyTree = Any
 Heads = tuple[tuple[str, int], ...]
@@ -124,7 +125,8 @@ class OptimConfig:
   """The paper's optimiser (Sec. II.E).
 
   lr_values[i] holds from epoch ``lr_boundaries[i-1]`` (0 for i = 0) up to ``lr_boundaries[i]``;
-  ``len(lr_values) == len(lr_boundaries) + 1``.
+  ``len(lr_values) == len(lr_boundaries) + 1``. A value out of range raises ``ArgError`` naming
+  the field.
   """
 
   lr_values: tuple[float, ...] = (0.01, 0.005, 0.001)
@@ -137,12 +139,15 @@ class OptimConfig:
 
   def __post_init__(self):
     if len(self.lr_values) != len(self.lr_boundaries) + 1:
-      raise ValueError(
+      raise ArgError(
+        'lr_boundaries',
         f'OptimConfig: {len(self.lr_values)} learning rates need '
-        f'{len(self.lr_values) - 1} epoch boundaries, got {self.lr_boundaries}.'
+        f'{len(self.lr_values) - 1} epoch boundaries, got {self.lr_boundaries}.',
       )
     if list(self.lr_boundaries) != sorted(self.lr_boundaries):
-      raise ValueError(f'OptimConfig: lr_boundaries must increase, got {self.lr_boundaries}.')
+      raise ArgError(
+        'lr_boundaries', f'OptimConfig: lr_boundaries must increase, got {self.lr_boundaries}.'
+      )
     for name, ok, rule in (
       ('lr_values', all(v > 0 for v in self.lr_values), 'all > 0'),
       ('weight_decay', self.weight_decay >= 0, '>= 0'),
@@ -152,7 +157,7 @@ class OptimConfig:
       ('eps', self.eps > 0, '> 0'),
     ):
       if not ok:
-        raise ValueError(f'OptimConfig: {name} must be {rule}, got {getattr(self, name)}.')
+        raise ArgError(name, f'OptimConfig: {name} must be {rule}, got {getattr(self, name)}.')
 
 
 def lr_schedule(optim: OptimConfig, steps_per_epoch: int) -> optax.Schedule:

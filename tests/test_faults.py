@@ -272,6 +272,14 @@ def test_bad_time_constants_are_rejected_before_any_work(values, message):
   assert '--tau1/--tau2' in str(e.value) or 'model_overrides' in str(e.value)
 
 
+@pytest.mark.parametrize(
+  'field, value', [('clip', 0.0), ('weight_decay', -1e-4), ('b2', 1.0), ('lr_boundaries', (5, 2))]
+)
+def test_optimiser_values_out_of_range_name_their_flag(field, value):
+  with pytest.raises(ValueError, match=rf'^--config\.optim\.{field}: OptimConfig: '):
+    plan.validate(_tiny(**{f'optim.{field}': value}))
+
+
 def test_all_models_with_taus_runs_lrcn_without_them():
   assert plan.validate(_tiny(model='all', taus=((2.0, 100.0),))) == ('mstrnn', 'lrcn', 'mstnn')
 

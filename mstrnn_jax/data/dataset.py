@@ -9,8 +9,10 @@ import numpy as np
 
 
 class ArgError(ValueError):
-  """A dataset argument out of range. `field` names the argument (the launchers turn it into
-  the flag `--config.data.<dataset>.<field>`); the message says what is allowed."""
+  """An argument out of range. `field` names the argument; the message says what is allowed.
+
+  Raised by the dataset records (the launchers name the flag `--config.data.<dataset>.<field>`)
+  and by `train.OptimConfig` (`--config.optim.<field>`)."""
 
   def __init__(self, field: str, message: str):
     super().__init__(message)
