@@ -30,7 +30,7 @@ def _run(*args, timeout=300):
     (['--tau1=2'], 'give both --tau1 and --tau2'),
     (
       ['--config.optim.lr_boundaries=(5,1)'],
-      'config.optim (--config.optim.*): OptimConfig: 2 learning rates need 1 epoch boundaries',
+      '--config.optim.lr_boundaries: OptimConfig: 2 learning rates need 1 epoch boundaries',
     ),
     (['--config.model_overrides.conv_impl=fft'], "'fft' is not a ConvImpl"),
     (['--dataset=ucf101'], 'ucf101'),
