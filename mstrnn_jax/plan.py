@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_dict
 
-from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax import configs, evaluate, model_records, names, train
+from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax.data import pipeline
-from mstrnn_jax.data.dataset import ArgError
 from mstrnn_jax.data.resize import resize_frames
+from mstrnn_jax.errors import ArgError
 
 
 @dataclasses.dataclass

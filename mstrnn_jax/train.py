@@ -31,7 +31,7 @@ import optax
 
 from mstrnn_jax import evaluate, host_memory, models, parallel
 from mstrnn_jax.data import pipeline
-from mstrnn_jax.data.dataset import ArgError
+from mstrnn_jax.errors import ArgError
 
 PyTree = Any
 Heads = tuple[tuple[str, int], ...]

@@ -5,6 +5,7 @@ import collections
 import numpy as np
 import pytest
 
+from mstrnn_jax import errors
 from mstrnn_jax.analysis import loso_ridge_accuracy
 from mstrnn_jax.data import render, synthetic, tabletop
 from mstrnn_jax.data.pipeline import dataset_spec
@@ -215,7 +216,7 @@ def test_subject_spread_widens_geometry_and_style_around_each_anchor():
   for name in ('x', 'ground', 'proportions', 'amp', 'scale'):  # these bounds do not bind at 2
     _, lo, hi = synthetic._SPREAD_ANCHORS[name]
     assert (lo is None or wide[name].min() > lo) and (hi is None or wide[name].max() < hi), name
-  with pytest.raises(synthetic.ArgError, match='subject_spread=0.0 must be > 0'):
+  with pytest.raises(errors.ArgError, match='subject_spread=0.0 must be > 0'):
     synthetic.Synth3aArgs(subject_spread=0.0)
   with pytest.raises(ValueError, match=r'^mstrnn_jax/data: synth3a\(subject_spread=...\): '):
     synthetic.synth3a(subject_spread=-1.0)

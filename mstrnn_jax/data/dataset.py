@@ -8,17 +8,6 @@ from typing import Optional
 import numpy as np
 
 
-class ArgError(ValueError):
-  """An argument out of range. `field` names the argument; the message says what is allowed.
-
-  Raised by the dataset records (the launchers name the flag `--config.data.<dataset>.<field>`)
-  and by `train.OptimConfig` (`--config.optim.<field>`)."""
-
-  def __init__(self, field: str, message: str):
-    super().__init__(message)
-    self.field = field
-
-
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
   """What a dataset looks like, known without rendering or loading it.

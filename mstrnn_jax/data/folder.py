@@ -35,9 +35,10 @@ from array_record.python import array_record_data_source, array_record_module
 
 from mstrnn_jax.data import fingerprint
 from mstrnn_jax.data.builders import common
-from mstrnn_jax.data.dataset import ArgError, Dataset, DatasetSpec
+from mstrnn_jax.data.dataset import Dataset, DatasetSpec
 from mstrnn_jax.data.pipeline import FOLDER_PREFIX as PREFIX
 from mstrnn_jax.data.pipeline import is_folder as is_folder_name
+from mstrnn_jax.errors import ArgError
 
 MANIFEST = 'labels.csv'
 FOLDER_HEAD = 'class'

@@ -30,7 +30,8 @@ import numpy as np
 from matplotlib.colors import hsv_to_rgb
 
 from mstrnn_jax.data import render
-from mstrnn_jax.data.dataset import ArgError, Dataset, DatasetSpec, repeat_last_frame
+from mstrnn_jax.data.dataset import Dataset, DatasetSpec, repeat_last_frame
+from mstrnn_jax.errors import ArgError
 
 PRIMITIVES = ('JP', 'OH', 'TH')  # jump-in-place, one-hand-wave, two-hand-wave
 SYNTH3A_CLASSES = tuple('-'.join(c) for c in itertools.product(PRIMITIVES, repeat=3))

@@ -29,7 +29,7 @@ import dataclasses
 import numpy as np
 
 from mstrnn_jax.data import render
-from mstrnn_jax.data.dataset import ArgError, Dataset, DatasetSpec, repeat_last_frame
+from mstrnn_jax.data.dataset import Dataset, DatasetSpec, repeat_last_frame
 from mstrnn_jax.data.synthetic import (
   backgrounds,
   make_args,
@@ -38,6 +38,7 @@ from mstrnn_jax.data.synthetic import (
   subject_speed,
   timeline,
 )
+from mstrnn_jax.errors import ArgError
 
 CL1_OBJECTS = ('book', 'laptop', 'bottle', 'cup')
 CL1_ACTIONS = ('sweep', 'open', 'close', 'change_page', 'type', 'drink', 'shake', 'stir', 'blow')

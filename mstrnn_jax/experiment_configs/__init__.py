@@ -19,7 +19,7 @@ from ml_collections import config_dict
 
 from mstrnn_jax import names, train
 from mstrnn_jax.data import pipeline
-from mstrnn_jax.data.dataset import ArgError
+from mstrnn_jax.errors import ArgError
 from mstrnn_jax.experiment_configs.base import data_key
 
 PRESETS = ('paper', 'quick', 'tiny')
