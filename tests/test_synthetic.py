@@ -262,3 +262,38 @@ def test_clip_cuts_repeat_each_primitive_a_random_number_of_cycles_from_a_random
   assert (np.abs(a.videos[:, 0].astype(int) - b.videos[:, 0]) > 30).mean() > 0.005
   with pytest.raises(ValueError, match='min_cycles <= max_cycles'):
     synthetic.Synth3aArgs(min_cycles=3, max_cycles=2)
+
+
+def test_reuse_clips_makes_a_subjects_videos_orderings_of_the_same_three_clips():
+  small = dict(num_subjects=2, frame_size=20, crop_margin=2, frames_per_primitive=8, noise_std=0.0)
+  cuts = dict(min_cycles=1.5, max_cycles=3.5, clip_cuts=True)
+  fresh = synthetic.synth3a(**cuts, **small)
+  reuse = synthetic.synth3a(reuse_clips=True, **cuts, **small)
+  np.testing.assert_array_equal(fresh.labels['action'], reuse.labels['action'])
+  seg = synthetic._synth3a_plan(synthetic.Synth3aArgs(reuse_clips=True, **cuts, **small))['seg']
+
+  def clip(data, video, slot):
+    n = data.lengths[video]
+    return data.videos[video, :n][seg[video, :n] == slot]
+
+  # Class 9a + 3b + c is primitives (a, b, c); subject 1's videos are 27..53.
+  for v in (0, 27):
+    jp_oh_th, th_jp_oh, jp_jp_jp = v + 0 * 9 + 1 * 3 + 2, v + 2 * 9 + 0 * 3 + 1, v
+    for (va, sa), (vb, sb) in (
+      ((jp_oh_th, 0), (th_jp_oh, 1)),  # JP
+      ((jp_oh_th, 1), (th_jp_oh, 2)),  # OH
+      ((jp_oh_th, 2), (th_jp_oh, 0)),  # TH
+      ((jp_oh_th, 0), (jp_jp_jp, 2)),  # JP again, in another slot
+    ):
+      np.testing.assert_array_equal(clip(reuse, va, sa), clip(reuse, vb, sb))
+      a, b = clip(fresh, va, sa), clip(fresh, vb, sb)
+      assert a.shape != b.shape or not np.array_equal(a, b)  # fresh clips differ
+  # A clip has one length wherever it is used: a video's length is the sum of its clips'.
+  cube = reuse.lengths[:27].reshape(3, 3, 3).astype(int)
+  d = [cube[p, p, p] // 3 for p in range(3)]
+  np.testing.assert_array_equal(cube, np.add.outer(np.add.outer(d, d), d))
+  assert not np.array_equal(reuse.videos[0], reuse.videos[27])  # subjects differ
+  # Without reuse_clips the draws are untouched.
+  np.testing.assert_array_equal(
+    fresh.videos, synthetic.synth3a(reuse_clips=False, **cuts, **small).videos
+  )

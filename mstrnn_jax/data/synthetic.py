@@ -18,7 +18,9 @@ arguments, the record's fields.
 In synth3a every primitive is, by default, two cycles from rest pose to rest pose; with
 `clip_cuts` it is instead cut from an endless repetition at a random point of its cycle, like
 the real clips. Either way its duration does not depend on its type, so the end of a video
-carries no information about its first primitive.
+carries no information about its first primitive. With `reuse_clips` a subject has one clip per
+primitive, and its 27 videos are the 27 orderings of those three clips, as in the real 3ACWD
+(the paper's Sec. III.B: one Weizmann clip per action and subject).
 """
 
 from __future__ import annotations
@@ -200,7 +202,10 @@ class Synth3aArgs:
   them (default exactly 2); a clip lasts `frames_per_primitive * cycles / 2` frames at tempo 1,
   so the motion per frame does not change. clip_cuts: each clip starts at a uniformly random
   point of its cycle and the one-hand-wave's arm stays up (no raise / lower), so primitives meet
-  at cuts as the real 3ACWD's clips do, not in the rest pose.
+  at cuts as the real 3ACWD's clips do, not in the rest pose. reuse_clips: one clip per
+  (subject, primitive), as the real 3ACWD has: timing (cycles, phase, jitter) is drawn per
+  subject and primitive, position, amplitude and brightness per subject, so a subject's videos
+  differ only in the order of the same three clips (and in pixel noise, drawn per video).
   """
 
   seed: int = 0
@@ -214,6 +219,7 @@ class Synth3aArgs:
   min_cycles: float = 2.0
   max_cycles: float = 2.0
   clip_cuts: bool = False
+  reuse_clips: bool = False
 
   def __post_init__(self):
     if not self.subject_spread > 0:
@@ -226,6 +232,17 @@ class Synth3aArgs:
         f'synth3a needs 0 < min_cycles <= max_cycles, got min_cycles={self.min_cycles}, '
         f'max_cycles={self.max_cycles} (set both, e.g. 1.5 and 3.5).',
       )
+
+
+def _first_video(subjects: np.ndarray) -> np.ndarray:
+  """`[num_videos]` index of the first video of each video's subject (subjects 0..S-1)."""
+  return np.unique(subjects, return_index=True)[1][subjects]
+
+
+def _per_clip(values: np.ndarray, subjects: np.ndarray, primitive: np.ndarray) -> np.ndarray:
+  """`[n, 3]` per-slot draws -> one value per (subject, primitive): slot `p` of the
+  subject's first video is its clip of primitive `p` wherever that primitive appears."""
+  return values[_first_video(subjects)[:, None], primitive]
 
 
 def _synth3a_plan(a: Synth3aArgs) -> dict:
@@ -242,6 +259,9 @@ def _synth3a_plan(a: Synth3aArgs) -> dict:
   cycle_rng = np.random.default_rng([a.seed, _CYCLES])  # its own stream: timing above unchanged
   cycles = cycle_rng.uniform(a.min_cycles, a.max_cycles, (n, 3))
   start = cycle_rng.uniform(0, 1, (n, 3)) if a.clip_cuts else np.zeros((n, 3))
+  primitive = triples[labels]
+  if a.reuse_clips:  # the same draws, then one clip per (subject, primitive)
+    jitter, cycles, start = (_per_clip(x, subjects, primitive) for x in (jitter, cycles, start))
   durations = np.round(a.frames_per_primitive * speed[subjects, None] * jitter * (cycles / 2))
   durations = np.maximum(durations, 2).astype(np.int32)
   lengths, seg, u = timeline(durations)
@@ -249,14 +269,23 @@ def _synth3a_plan(a: Synth3aArgs) -> dict:
     cycles=cycles.astype(np.float32),
     start=start.astype(np.float32),
     clip_cuts=a.clip_cuts,
+    reuse_clips=a.reuse_clips,
     people=people,
     subjects=subjects,
     labels=labels,
-    primitive=triples[labels],
+    primitive=primitive,
     lengths=lengths,
     seg=seg,
     u=u,
   )
+
+
+def _per_subject_if(plan: dict):
+  """Per-video draws `[n, ...]` -> with `reuse_clips`, those of each subject's first video."""
+  if not plan['reuse_clips']:
+    return lambda values: values
+  first = _first_video(plan['subjects'])
+  return lambda values: values[first]
 
 
 def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
@@ -278,10 +307,11 @@ def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
   uarm_l, farm_l = 0.13 * k * uarm_l, 0.12 * k * farm_l
   head_r = 0.065 * k * head_f
   limb_r = np.maximum(0.03 * k * girth, 0.6)
-  amp = (p['amp'][s] * rng.uniform(0.9, 1.1, n))[:, None]
+  per_video = _per_subject_if(plan)
+  amp = (p['amp'][s] * per_video(rng.uniform(0.9, 1.1, n)))[:, None]
   phase = p['phase'][s][:, None]
-  x0 = (p['x'][s] + rng.uniform(-0.02, 0.02, n))[:, None] * size
-  ground = (p['ground'][s] + rng.uniform(-0.01, 0.01, n))[:, None] * size
+  x0 = (p['x'][s] + per_video(rng.uniform(-0.02, 0.02, n)))[:, None] * size
+  ground = (p['ground'][s] + per_video(rng.uniform(-0.01, 0.01, n)))[:, None] * size
   rest = p['rest_arm'][s][:, None]
 
   # Jump-in-place: crouch, take off, land, once per cycle.
@@ -357,7 +387,7 @@ def synth3a(**kwargs) -> Dataset:
   shapes = _synth3a_shapes(plan, a.frame_size, rng)
   s = plan['subjects']
   bg = backgrounds(plan['people'], a.frame_size, plan['people']['ground'])[s]
-  bg = bg * rng.uniform(0.95, 1.05, (len(s), 1, 1, 1)).astype(np.float32)
+  bg = bg * _per_subject_if(plan)(rng.uniform(0.95, 1.05, (len(s), 1, 1, 1))).astype(np.float32)
   videos = render.render(
     bg, shapes, plan['u'].shape[1], a.noise_std, np.random.default_rng([a.seed, _NOISE])
   )
