@@ -270,10 +270,15 @@ def test_reuse_clips_makes_a_subjects_videos_orderings_of_the_same_three_clips()
   fresh = synthetic.synth3a(**cuts, **small)
   reuse = synthetic.synth3a(reuse_clips=True, **cuts, **small)
   np.testing.assert_array_equal(fresh.labels['action'], reuse.labels['action'])
-  seg = synthetic._synth3a_plan(synthetic.Synth3aArgs(reuse_clips=True, **cuts, **small))['seg']
+  segs = {
+    reuse_clips: synthetic._synth3a_plan(
+      synthetic.Synth3aArgs(reuse_clips=reuse_clips, **cuts, **small)
+    )['seg']
+    for reuse_clips in (False, True)
+  }
 
   def clip(data, video, slot):
-    n = data.lengths[video]
+    n, seg = data.lengths[video], segs[data is reuse]
     return data.videos[video, :n][seg[video, :n] == slot]
 
   # Class 9a + 3b + c is primitives (a, b, c); subject 1's videos are 27..53.

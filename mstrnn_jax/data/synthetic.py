@@ -280,12 +280,9 @@ def _synth3a_plan(a: Synth3aArgs) -> dict:
   )
 
 
-def _per_subject_if(plan: dict):
-  """Per-video draws `[n, ...]` -> with `reuse_clips`, those of each subject's first video."""
-  if not plan['reuse_clips']:
-    return lambda values: values
-  first = _first_video(plan['subjects'])
-  return lambda values: values[first]
+def _per_subject(plan: dict, values: np.ndarray) -> np.ndarray:
+  """Per-video draws `[n, ...]`; with `reuse_clips`, each replaced by its subject's first video's."""
+  return values[_first_video(plan['subjects'])] if plan['reuse_clips'] else values
 
 
 def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
@@ -307,11 +304,10 @@ def _synth3a_shapes(plan: dict, size: int, rng: np.random.Generator) -> list:
   uarm_l, farm_l = 0.13 * k * uarm_l, 0.12 * k * farm_l
   head_r = 0.065 * k * head_f
   limb_r = np.maximum(0.03 * k * girth, 0.6)
-  per_video = _per_subject_if(plan)
-  amp = (p['amp'][s] * per_video(rng.uniform(0.9, 1.1, n)))[:, None]
+  amp = (p['amp'][s] * _per_subject(plan, rng.uniform(0.9, 1.1, n)))[:, None]
   phase = p['phase'][s][:, None]
-  x0 = (p['x'][s] + per_video(rng.uniform(-0.02, 0.02, n)))[:, None] * size
-  ground = (p['ground'][s] + per_video(rng.uniform(-0.01, 0.01, n)))[:, None] * size
+  x0 = (p['x'][s] + _per_subject(plan, rng.uniform(-0.02, 0.02, n)))[:, None] * size
+  ground = (p['ground'][s] + _per_subject(plan, rng.uniform(-0.01, 0.01, n)))[:, None] * size
   rest = p['rest_arm'][s][:, None]
 
   # Jump-in-place: crouch, take off, land, once per cycle.
@@ -387,7 +383,7 @@ def synth3a(**kwargs) -> Dataset:
   shapes = _synth3a_shapes(plan, a.frame_size, rng)
   s = plan['subjects']
   bg = backgrounds(plan['people'], a.frame_size, plan['people']['ground'])[s]
-  bg = bg * _per_subject_if(plan)(rng.uniform(0.95, 1.05, (len(s), 1, 1, 1))).astype(np.float32)
+  bg = bg * _per_subject(plan, rng.uniform(0.95, 1.05, (len(s), 1, 1, 1))).astype(np.float32)
   videos = render.render(
     bg, shapes, plan['u'].shape[1], a.noise_std, np.random.default_rng([a.seed, _NOISE])
   )
