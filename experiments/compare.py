@@ -2,9 +2,12 @@
 
     python experiments/compare.py runs/width8 runs/width4            # Markdown tables to stdout
     python experiments/compare.py runs/a runs/b --out=ablation.md     # also ablation.md + .json
+    python experiments/compare.py runs/m_fresh runs/m_reuse runs/l_fresh runs/l_reuse --interaction
 
 Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --out.  With two
-or more rows a second table gives each row minus the first, fold by fold (same test subjects).
+or more rows a second table gives each row minus the first, fold by fold (same test subjects);
+with --interaction and four rows A0 A1 B0 B1, a third gives (A1 - A0) - (B1 - B0).  The last
+--window epochs give the held-out mean, the gap and the plateau check.
 """
 
 import json
@@ -19,6 +22,12 @@ from mstrnn_jax import compare
 _OUT = flags.DEFINE_string(
   'out', None, 'Also write the table to this .md file and the rows to .json.'
 )
+_WINDOW = flags.DEFINE_integer(
+  'window', compare.WINDOW, 'Epochs at the end of each run: held-out mean, gap, plateau check.'
+)
+_INTERACTION = flags.DEFINE_bool(
+  'interaction', False, 'Four rows A0 A1 B0 B1: also print (A1 - A0) - (B1 - B0) by fold.'
+)
 
 
 def main(argv):
@@ -26,12 +35,14 @@ def main(argv):
   if not workdirs:
     sys.exit('error: experiments/compare.py: name one or more workdirs.')
   try:
-    rows = compare.rows(workdirs)
+    rows = compare.rows(workdirs, window=_WINDOW.value)
+    text = compare.table(rows)
+    if len(rows) > 1:
+      text += '\n' + compare.paired_table(rows)
+    if _INTERACTION.value:
+      text += '\n' + compare.interaction_table(rows)
   except (OSError, KeyError, ValueError) as e:
     sys.exit(f'error: {e}')
-  text = compare.table(rows)
-  if len(rows) > 1:
-    text += '\n' + compare.paired_table(rows)
   print(text)
   if _OUT.value:
     stem = os.path.splitext(_OUT.value)[0]

@@ -10,6 +10,13 @@ test accuracy under each epoch selection, all read from ``results.json`` (nothin
 Rows that share test subjects are also compared fold by fold (:func:`paired_table`): two models
 on the same folds differ less from each other than their means' standard errors suggest, and
 only the paired difference says whether one is ahead.
+
+Over the last ``window`` epochs (:data:`WINDOW`, section 0za of docs/fidelity.md) each row also
+carries the held-out mean (a selection that neither peeks nor rests on one noisy epoch), the
+generalisation gap (training minus held-out) and the plateau check: how much held-out and
+training accuracy changed from the ``window`` epochs before.  :func:`interaction` is the
+difference of two paired differences, fold by fold: (A1 - A0) - (B1 - B0), e.g. whether a data
+change costs MSTRNN more than it costs LRCN.
 """
 
 from __future__ import annotations
@@ -20,9 +27,16 @@ from typing import Sequence
 
 import numpy as np
 
-from mstrnn_jax import evaluate, results
+from mstrnn_jax import evaluate
 
 LAST_EPOCHS = 5  # training accuracy: mean of the last epochs (noisy per epoch)
+WINDOW = 10  # epochs of the held-out mean, the gap and the plateau check
+# Per-fold quantities that rows carry and paired differences compare (after the selections).
+WINDOW_KEYS = ('window', 'gap')
+WINDOW_LABELS = {
+  'window': 'held-out mean of the last {w} epochs',
+  'gap': 'gap, training - held-out (last {w} epochs)',
+}
 
 
 def _flat(tree: dict, prefix: str = '') -> dict[str, object]:
@@ -61,7 +75,27 @@ def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
   return [{k: f.get(k, '-') for k in differ} for f in flats]
 
 
-def rows(workdirs: Sequence[str]) -> list[dict]:
+def window_stats(test: np.ndarray, train: np.ndarray, window: int = WINDOW) -> dict:
+  """Per fold, over the last ``window`` epochs of joint accuracy ``[folds, epochs]``.
+
+  Returns 'per_fold:window' (held-out mean) and 'per_fold:gap' (training mean minus held-out
+  mean), lists over folds; with at least ``2 * window`` epochs also 'change' and
+  'train_change': (mean, se) over folds of the last window's mean minus the window before."""
+  if window < 1:
+    raise ValueError(f'--window={window} must be >= 1 (epochs averaged at the end of a run).')
+  last_test, last_train = test[:, -window:].mean(1), train[:, -window:].mean(1)
+  out = {
+    'per_fold:window': last_test.tolist(),
+    'per_fold:gap': (last_train - last_test).tolist(),
+  }
+  if test.shape[1] >= 2 * window:
+    before = slice(-2 * window, -window)
+    out['change'] = evaluate.mean_se(last_test - test[:, before].mean(1))
+    out['train_change'] = evaluate.mean_se(last_train - train[:, before].mean(1))
+  return out
+
+
+def rows(workdirs: Sequence[str], window: int = WINDOW) -> list[dict]:
   """One dict per (workdir, model, tau pair) with the comparison's columns (percent, joint)."""
   loaded = [load(w) for w in workdirs]
   settings = differing_settings([r['experiment'] for r in loaded])
@@ -89,6 +123,10 @@ def rows(workdirs: Sequence[str]) -> list[dict]:
         for sel, s in summary['selections'].items():
           row[f'test:{sel}'] = (s['mean'][evaluate.JOINT], s['se'][evaluate.JOINT])
           row[f'per_fold:{sel}'] = s['per_fold'][evaluate.JOINT]
+        row['window'] = window
+        row.update(window_stats(h['test_acc'][idx, :, -1], h['train_acc'][idx, :, -1], window))
+        for key in WINDOW_KEYS:
+          row[f'test:{key}'] = evaluate.mean_se(row[f'per_fold:{key}'])
         out.append(row)
   return out
 
@@ -107,6 +145,17 @@ def table(rows_: Sequence[dict]) -> str:
         lambda r, s=f'test:{sel}': evaluate.fmt(*r[s]) if s in r else '-',
       )
     )
+  w = rows_[0]['window'] if rows_ else WINDOW
+  for key in WINDOW_KEYS:
+    cols.append((WINDOW_LABELS[key].format(w=w), lambda r, k=key: evaluate.fmt(*r[f'test:{k}'])))
+  cols.append(
+    (
+      f'change over the last {w} epochs, held-out / training',
+      lambda r: (
+        f'{_signed(*r["change"])} / {_signed(*r["train_change"])}' if 'change' in r else '-'
+      ),
+    )
+  )
   lines = [
     '| workdir | settings | model | taus | epochs | folds | '
     + ' | '.join(c for c, _ in cols)
@@ -124,23 +173,73 @@ def table(rows_: Sequence[dict]) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def paired(row: dict, reference: dict) -> dict:
-  """``row`` minus ``reference`` on the test subjects both have, per selection (joint, percent).
+def _signed(mean: float, se: float) -> str:
+  """'+1.23±0.45' (a change or a difference)."""
+  return f'{mean:+.2f}±{se:.2f}'
 
-  Returns {'folds': n, selection: {'mean', 'se', 'sd', 'wins'}} where 'wins' counts the folds
-  with ``row >= reference``; a selection is missing when either row lacks it or the rows share
-  no test subject (different --subjects or datasets)."""
+
+def _differences(row: dict, reference: dict) -> dict[str, dict[object, float]]:
+  """Per key of :data:`evaluate.SELECTIONS` + :data:`WINDOW_KEYS` that both rows have,
+  ``{test subject: row - reference}`` over the test subjects both have."""
   ref = {s: j for j, s in enumerate(reference['test_subjects'])}
-  pairs = [(i, ref[s]) for i, s in enumerate(row['test_subjects']) if s in ref]
-  out: dict = {'folds': len(pairs)}
-  for sel in evaluate.SELECTIONS:
+  pairs = [(s, i, ref[s]) for i, s in enumerate(row['test_subjects']) if s in ref]
+  out = {}
+  for sel in evaluate.SELECTIONS + WINDOW_KEYS:
     key = f'per_fold:{sel}'
-    if pairs and key in row and key in reference:
-      d = np.array([row[key][i] - reference[key][j] for i, j in pairs])
+    if key in row and key in reference:
+      out[sel] = {s: row[key][i] - reference[key][j] for s, i, j in pairs}
+  return out
+
+
+def _stats(diffs: dict[str, dict[object, float]], folds: int) -> dict:
+  """{'folds': n, key: {'mean', 'se', 'sd', 'wins'}} of per-subject differences; 'wins' counts
+  the folds with a difference >= 0.  Keys without folds are left out."""
+  out: dict = {'folds': folds}
+  for key, per_subject in diffs.items():
+    if per_subject:
+      d = np.array(list(per_subject.values()))
       mean, se = evaluate.mean_se(d)
       sd = se * float(np.sqrt(d.size))  # mean_se's sample SD (0 for a single fold)
-      out[sel] = {'mean': mean, 'se': se, 'sd': sd, 'wins': int((d >= 0).sum())}
+      out[key] = {'mean': mean, 'se': se, 'sd': sd, 'wins': int((d >= 0).sum())}
   return out
+
+
+def paired(row: dict, reference: dict) -> dict:
+  """``row`` minus ``reference`` on the test subjects both have (joint, percent), per selection
+  and per :data:`WINDOW_KEYS` (held-out mean and gap over the last epochs).
+
+  Returns {'folds': n, key: {'mean', 'se', 'sd', 'wins'}} where 'wins' counts the folds
+  with ``row >= reference``; a key is missing when either row lacks it or the rows share
+  no test subject (different --subjects or datasets)."""
+  diffs = _differences(row, reference)
+  folds = len(set(row['test_subjects']) & set(reference['test_subjects']))
+  return _stats(diffs, folds)
+
+
+def interaction(a0: dict, a1: dict, b0: dict, b1: dict) -> dict:
+  """(a1 - a0) - (b1 - b0) fold by fold over the test subjects all four rows have, in the
+  form of :func:`paired`: does the change from a0 to a1 differ from the change from b0 to b1?"""
+  da, db = _differences(a1, a0), _differences(b1, b0)
+  common = set.intersection(*(set(r['test_subjects']) for r in (a0, a1, b0, b1)))
+  diffs = {
+    key: {s: da[key][s] - db[key][s] for s in sorted(common)} for key in da.keys() & db.keys()
+  }
+  return _stats(diffs, len(common))
+
+
+def _paired_cells(p: dict) -> list[str]:
+  return [
+    f'{p[k]["mean"]:+.2f}±{p[k]["se"]:.2f} (SD {p[k]["sd"]:.1f}; {p[k]["wins"]} of {p["folds"]})'
+    if k in p
+    else '-'
+    for k in evaluate.SELECTIONS + WINDOW_KEYS
+  ]
+
+
+def _paired_header(window: int) -> list[str]:
+  labels = [f'test: {evaluate.SELECTION_LABELS[s]}' for s in evaluate.SELECTIONS]
+  labels += [WINDOW_LABELS[k].format(w=window) for k in WINDOW_KEYS]
+  return [' | '.join(labels) + ' |', '---|' * len(labels)]
 
 
 def paired_table(rows_: Sequence[dict]) -> str:
@@ -156,21 +255,42 @@ def paired_table(rows_: Sequence[dict]) -> str:
     'both have. Cells: mean ± SE of the difference (its SD over folds; the folds where the row '
     'is at least level with the first).',
     '',
-    '| workdir | model | taus | paired folds | '
-    + ' | '.join(f'test: {evaluate.SELECTION_LABELS[s]}' for s in evaluate.SELECTIONS)
-    + ' |',
-    '|---|---|---|---|' + '---|' * len(evaluate.SELECTIONS),
   ]
+  head, rule = _paired_header(first['window'])
+  lines += ['| workdir | model | taus | paired folds | ' + head, '|---|---|---|---|' + rule]
   for r in rows_[1:]:
     p = paired(r, first)
-    cells = [
-      f'{p[s]["mean"]:+.2f}±{p[s]["se"]:.2f} (SD {p[s]["sd"]:.1f}; {p[s]["wins"]} of {p["folds"]})'
-      if s in p
-      else '-'
-      for s in evaluate.SELECTIONS
-    ]
     lines.append(
       f'| {_short(r["workdir"])} | {r["model"]} | '
-      f'{r["taus"] or "-"} | {p["folds"]} | ' + ' | '.join(cells) + ' |'
+      f'{r["taus"] or "-"} | {p["folds"]} | ' + ' | '.join(_paired_cells(p)) + ' |'
     )
   return '\n'.join(lines) + '\n'
+
+
+def interaction_table(rows_: Sequence[dict]) -> str:
+  """Markdown table of :func:`interaction` for exactly four rows A0, A1, B0, B1 (in that
+  order): (A1 - A0) - (B1 - B0) fold by fold."""
+  if len(rows_) != 4:
+    raise ValueError(
+      f'--interaction needs exactly 4 rows (A0 A1 B0 B1), got {len(rows_)}; name the workdirs '
+      'in that order, one model each.'
+    )
+  a0, a1, b0, b1 = rows_
+  name = lambda r: f'{_short(r["workdir"])} {r["model"]}'
+  p = interaction(a0, a1, b0, b1)
+  head, rule = _paired_header(a0['window'])
+  return (
+    '\n'.join(
+      [
+        (
+          f'Interaction, joint accuracy: ({name(a1)} - {name(a0)}) - ({name(b1)} - {name(b0)}), '
+          'fold by fold over the test subjects all four have. Cells as in the paired table.'
+        ),
+        '',
+        '| folds | ' + head,
+        '|---|' + rule,
+        f'| {p["folds"]} | ' + ' | '.join(_paired_cells(p)) + ' |',
+      ]
+    )
+    + '\n'
+  )

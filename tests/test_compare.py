@@ -80,6 +80,54 @@ def test_paired_differences_match_folds_by_test_subject(tmp_path):
   assert compare.paired_table(rows[:1]) == ''
 
 
+def test_window_gives_held_out_mean_gap_and_plateau_change(tmp_path):
+  # Two folds, four epochs, window 2.  Fold 0: held-out 10, 20, 30, 50 -> last 2 mean 40, the
+  # two before 15 (change +25); training 50, 60, 70, 90 -> 80 (gap 40), before 55 (+25).
+  # Fold 1: held-out 60 throughout (change 0); training 100 throughout (gap 40, change 0).
+  test = [[[x, x] for x in (10, 20, 30, 50)], [[60, 60]] * 4]
+  train = [[[x, x] for x in (50, 60, 70, 90)], [[100, 100]] * 4]
+  _workdir(tmp_path / 'a', 0.125, train, test, test)
+  (r,) = compare.rows([str(tmp_path / 'a')], window=2)
+  assert r['per_fold:window'] == pytest.approx([40, 60])
+  assert r['per_fold:gap'] == pytest.approx([40, 40])
+  assert r['test:window'] == pytest.approx((50, 10))  # SE of (40, 60): 14.1 / sqrt(2)
+  assert r['change'] == pytest.approx((12.5, 12.5))
+  assert r['train_change'] == pytest.approx((12.5, 12.5))
+  assert '| 50.00±10.00 | 40.00±0.00 | +12.50±12.50 / +12.50±12.50 |' in compare.table([r])
+  (r,) = compare.rows([str(tmp_path / 'a')], window=3)  # 4 epochs < 2 windows: no change
+  assert 'change' not in r and r['per_fold:window'] == pytest.approx([100 / 3, 60])
+  assert compare.table([r]).rstrip().endswith('| - |')
+  with pytest.raises(ValueError, match='--window=0'):
+    compare.rows([str(tmp_path / 'a')], window=0)
+
+
+def test_interaction_is_the_difference_of_paired_differences_by_subject(tmp_path):
+  # Accuracy per subject (one epoch); A1 - A0 = (50 - 80, 60 - 70, 40 - 90) = (-30, -10, -50)
+  # on subjects (1, 2, 3) and B1 - B0 = (60 - 60, 40 - 50) = (0, -10) on subjects (1, 2); B
+  # lacks subject 3, so the interaction is over subjects 1 and 2: (-30 - 0, -10 + 10) = (-30, 0).
+  runs = {
+    'a0': ([80, 70, 90], [1, 2, 3]),
+    'a1': ([40, 50, 60], [3, 1, 2]),
+    'b0': ([60, 50], [1, 2]),
+    'b1': ([40, 60], [2, 1]),
+  }
+  for name, (acc, subjects) in runs.items():
+    h = [[[a, a]] for a in acc]
+    _workdir(tmp_path / name, 0.125, h, h, h, test_subjects=subjects)
+  rows = compare.rows([str(tmp_path / n) for n in runs])
+  p = compare.interaction(*rows)
+  assert p['folds'] == 2
+  for key in evaluate.SELECTIONS + ('window',):
+    assert p[key]['mean'] == pytest.approx(-15) and p[key]['se'] == pytest.approx(15)
+    assert p[key]['wins'] == 1
+  assert p['gap']['mean'] == pytest.approx(0)  # training equals held-out in every row
+  text = compare.interaction_table(rows)
+  assert '(a1 mstrnn - a0 mstrnn) - (b1 mstrnn - b0 mstrnn)' in text
+  assert '| 2 | -15.00±15.00 (SD 21.2; 1 of 2) |' in text
+  with pytest.raises(ValueError, match='exactly 4 rows'):
+    compare.interaction_table(rows[:3])
+
+
 def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
   test = [[[10, 10]], [[20, 20]]]
   _workdir(tmp_path / 'a', 0.125, test, test, test)
@@ -98,3 +146,8 @@ def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
   proc = run(str(tmp_path / 'a'), f'--out={tmp_path / "new.md"}')
   assert proc.returncode == 0, proc.stderr
   assert json.loads((tmp_path / 'new.json').read_text())[0]['model'] == 'mstrnn'
+  proc = run(str(tmp_path / 'a'), '--interaction')
+  assert proc.returncode != 0 and 'needs exactly 4 rows' in proc.stderr
+  proc = run(*[str(tmp_path / 'a')] * 4, '--interaction', '--window=1')
+  assert proc.returncode == 0, proc.stderr
+  assert 'Interaction, joint accuracy' in proc.stdout and 'last 1 epochs' in proc.stdout
