@@ -3,6 +3,7 @@
     python experiments/compare.py runs/width8 runs/width4            # Markdown tables to stdout
     python experiments/compare.py runs/a runs/b --out=ablation.md     # also ablation.md + .json
     python experiments/compare.py runs/m_fresh runs/m_reuse runs/l_fresh runs/l_reuse --interaction
+    python experiments/compare.py runs/a runs/b --eval_stats=subject   # another BN-statistics mode
 
 Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --out.  With two
 or more rows a second table gives each row minus the first, fold by fold (same test subjects);
@@ -25,6 +26,12 @@ _OUT = flags.DEFINE_string(
 _WINDOW = flags.DEFINE_integer(
   'window', compare.WINDOW, 'Epochs at the end of each run: held-out mean, gap, plateau check.'
 )
+_EVAL_STATS = flags.DEFINE_string(
+  'eval_stats',
+  None,
+  'Batch-norm statistics whose held-out accuracy to read (population, running, subject); '
+  "default: each run's first (config.eval_stats).",
+)
 _INTERACTION = flags.DEFINE_bool(
   'interaction', False, 'Four rows A0 A1 B0 B1: also print (A1 - A0) - (B1 - B0) by fold.'
 )
@@ -35,7 +42,7 @@ def main(argv):
   if not workdirs:
     sys.exit('error: experiments/compare.py: name one or more workdirs.')
   try:
-    rows = compare.rows(workdirs, window=_WINDOW.value)
+    rows = compare.rows(workdirs, window=_WINDOW.value, eval_stats=_EVAL_STATS.value)
     text = compare.table(rows)
     if len(rows) > 1:
       text += '\n' + compare.paired_table(rows)

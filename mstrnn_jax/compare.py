@@ -95,8 +95,28 @@ def window_stats(test: np.ndarray, train: np.ndarray, window: int = WINDOW) -> d
   return out
 
 
-def rows(workdirs: Sequence[str], window: int = WINDOW) -> list[dict]:
-  """One dict per (workdir, model, tau pair) with the comparison's columns (percent, joint)."""
+def _stats_mode(workdir: str, res: dict, summary: dict, mode: str | None) -> tuple:
+  """(mode label, selections, history suffix) of evaluation-statistics ``mode`` (None: the
+  run's first mode, whose numbers are the top-level ones); a one-line error naming the workdir
+  when the run did not evaluate with ``mode``."""
+  modes = res['experiment'].get('eval_stats') or []
+  if mode is None or (modes and mode == modes[0]):
+    return (modes[0] if modes else '-'), summary['selections'], ''
+  if mode not in summary.get('eval_stats', {}):
+    raise ValueError(
+      f'{workdir}: no evaluation with --eval_stats={mode}; this run has '
+      f'{", ".join(modes) or "only its first mode"} (config.eval_stats).'
+    )
+  return mode, summary['eval_stats'][mode]['selections'], f'_{mode}'
+
+
+def rows(
+  workdirs: Sequence[str], window: int = WINDOW, eval_stats: str | None = None
+) -> list[dict]:
+  """One dict per (workdir, model, tau pair) with the comparison's columns (percent, joint).
+
+  ``eval_stats``: which batch-norm statistics' held-out and validation accuracy to read
+  ('population', 'running', 'subject'; docs/model.md); None reads each run's first mode."""
   loaded = [load(w) for w in workdirs]
   settings = differing_settings([r['experiment'] for r in loaded])
   out = []
@@ -104,6 +124,7 @@ def rows(workdirs: Sequence[str], window: int = WINDOW) -> list[dict]:
     for model, entry in res['models'].items():
       h = {k: np.asarray(v) for k, v in entry['history'].items()}
       for key, summary in entry.get('summary', {}).items():
+        mode, selections, suffix = _stats_mode(workdir, res, summary, eval_stats)
         runs = [r for r in entry['runs'] if evaluate.tau_key(r['taus']) == key]
         idx = [r['run'] for r in runs]
         row = {
@@ -111,22 +132,24 @@ def rows(workdirs: Sequence[str], window: int = WINDOW) -> list[dict]:
           'model': model,
           'taus': key,
           'settings': differ,
+          'eval_stats': mode,
           'epochs': entry['epochs_done'],
           'folds': len(idx),
           'test_subjects': [r.get('test_subject', r['run']) for r in runs],
           'train_acc': float(h['train_acc'][idx, -LAST_EPOCHS:, -1].mean()),
         }
-        if 'val_acc' in h:
-          val = h['val_acc'][idx, :, -1]
+        if f'val_acc{suffix}' in h:
+          val = h[f'val_acc{suffix}'][idx, :, -1]
           row['val_best'] = float(val.max(axis=1).mean())
           row['val_last'] = float(val[:, -1].mean())
-        for sel, s in summary['selections'].items():
+        for sel, s in selections.items():
           row[f'test:{sel}'] = (s['mean'][evaluate.JOINT], s['se'][evaluate.JOINT])
           row[f'per_fold:{sel}'] = s['per_fold'][evaluate.JOINT]
         row['window'] = window
-        row.update(window_stats(h['test_acc'][idx, :, -1], h['train_acc'][idx, :, -1], window))
-        for key in WINDOW_KEYS:
-          row[f'test:{key}'] = evaluate.mean_se(row[f'per_fold:{key}'])
+        test = h[f'test_acc{suffix}'][idx, :, -1]
+        row.update(window_stats(test, h['train_acc'][idx, :, -1], window))
+        for k in WINDOW_KEYS:
+          row[f'test:{k}'] = evaluate.mean_se(row[f'per_fold:{k}'])
         out.append(row)
   return out
 
@@ -148,6 +171,7 @@ def table(rows_: Sequence[dict]) -> str:
   w = rows_[0]['window'] if rows_ else WINDOW
   for key in WINDOW_KEYS:
     cols.append((WINDOW_LABELS[key].format(w=w), lambda r, k=key: evaluate.fmt(*r[f'test:{k}'])))
+  cols.append(('eval stats', lambda r: r['eval_stats']))
   cols.append(
     (
       f'change over the last {w} epochs, held-out / training',

@@ -93,12 +93,39 @@ def test_window_gives_held_out_mean_gap_and_plateau_change(tmp_path):
   assert r['test:window'] == pytest.approx((50, 10))  # SE of (40, 60): 14.1 / sqrt(2)
   assert r['change'] == pytest.approx((12.5, 12.5))
   assert r['train_change'] == pytest.approx((12.5, 12.5))
-  assert '| 50.00±10.00 | 40.00±0.00 | +12.50±12.50 / +12.50±12.50 |' in compare.table([r])
+  assert '| 50.00±10.00 | 40.00±0.00 | - | +12.50±12.50 / +12.50±12.50 |' in compare.table([r])
   (r,) = compare.rows([str(tmp_path / 'a')], window=3)  # 4 epochs < 2 windows: no change
   assert 'change' not in r and r['per_fold:window'] == pytest.approx([100 / 3, 60])
   assert compare.table([r]).rstrip().endswith('| - |')
   with pytest.raises(ValueError, match='--window=0'):
     compare.rows([str(tmp_path / 'a')], window=0)
+
+
+def test_eval_stats_reads_another_batch_norm_mode(tmp_path):
+  # population (the run's first mode): 20 then 40 in both folds; subject: 70 then 90 in fold 0,
+  # 50 then 60 in fold 1.  Validation mirrors the test so both selections pick epoch 2.
+  pop = [[[20, 20], [40, 40]]] * 2
+  subj = [[[70, 70], [90, 90]], [[50, 50], [60, 60]]]
+  _workdir(tmp_path / 'a', 0.125, pop, pop, pop, test_subjects=[0, 1])
+  path = tmp_path / 'a' / 'results.json'
+  res = json.loads(path.read_text())
+  entry = res['models']['mstrnn']
+  res['experiment']['eval_stats'] = ['population', 'subject']
+  entry['summary']['2,100']['eval_stats'] = {
+    'population': evaluate.summarize_group(np.array(pop, float), ['action'], np.array(pop, float)),
+    'subject': evaluate.summarize_group(np.array(subj, float), ['action'], np.array(subj, float)),
+  }
+  entry['history'].update(test_acc_subject=subj, val_acc_subject=subj)
+  path.write_text(json.dumps(res))
+  (first,) = compare.rows([str(tmp_path / 'a')], window=1)
+  (other,) = compare.rows([str(tmp_path / 'a')], window=1, eval_stats='subject')
+  assert first['eval_stats'] == 'population' and other['eval_stats'] == 'subject'
+  assert first['test:last'][0] == pytest.approx(40) and first['val_best'] == pytest.approx(40)
+  assert other['test:last'][0] == pytest.approx(75) and other['val_best'] == pytest.approx(75)
+  assert other['per_fold:window'] == pytest.approx([90, 60])
+  assert other['per_fold:gap'] == pytest.approx([40 - 90, 40 - 60])  # training is pop's
+  with pytest.raises(ValueError, match=r'a: no evaluation with --eval_stats=running.*population'):
+    compare.rows([str(tmp_path / 'a')], eval_stats='running')
 
 
 def test_interaction_is_the_difference_of_paired_differences_by_subject(tmp_path):
