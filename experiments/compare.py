@@ -1,7 +1,7 @@
 """Workdirs side by side: settings that differ, training / validation / test accuracy.
 
     python experiments/compare.py runs/width8 runs/width4            # Markdown tables to stdout
-    python experiments/compare.py runs/a runs/b --out=ablation.md     # also ablation.md + .json
+    python experiments/compare.py runs/a runs/b --out=ablation.md     # also .json and .png curves
     python experiments/compare.py runs/m_fresh runs/m_reuse runs/l_fresh runs/l_reuse --interaction
     python experiments/compare.py runs/a runs/b --eval_stats=subject   # another BN-statistics mode
 
@@ -18,10 +18,10 @@ import sys
 from absl import app
 from absl import flags
 
-from mstrnn_jax import compare
+from mstrnn_jax import compare, plots
 
 _OUT = flags.DEFINE_string(
-  'out', None, 'Also write the table to this .md file and the rows to .json.'
+  'out', None, 'Also write the tables to this .md file, the rows to .json, the curves to .png.'
 )
 _WINDOW = flags.DEFINE_integer(
   'window', compare.WINDOW, 'Epochs at the end of each run: held-out mean, gap, plateau check.'
@@ -53,13 +53,14 @@ def main(argv):
   print(text)
   if _OUT.value:
     stem = os.path.splitext(_OUT.value)[0]
-    for path in (stem + '.md', stem + '.json'):
+    for path in (stem + '.md', stem + '.json', stem + '.png'):
       if os.path.exists(path):
         sys.exit(f'error: {path} exists; choose another --out (nothing is overwritten).')
     with open(stem + '.md', 'w') as f:
       f.write(text)
     with open(stem + '.json', 'w') as f:
       json.dump(rows, f, indent=1)
+    plots.save(plots.compare_curves(rows, compare.label), stem + '.png')
 
 
 if __name__ == '__main__':

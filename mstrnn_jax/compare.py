@@ -66,6 +66,11 @@ def _short(workdir: str) -> str:
   return os.path.basename(os.path.normpath(workdir))
 
 
+def label(row: dict) -> str:
+  """'<workdir's last component> <model>': a row's name in captions and plot legends."""
+  return f'{_short(row["workdir"])} {row["model"]}'
+
+
 def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
   """Per experiment config, the flattened fields whose values differ between the configs
   (``workdir`` excluded): ``{'width_scale': '0.25', ...}``."""
@@ -113,7 +118,8 @@ def _stats_mode(workdir: str, res: dict, summary: dict, mode: str | None) -> tup
 def rows(
   workdirs: Sequence[str], window: int = WINDOW, eval_stats: str | None = None
 ) -> list[dict]:
-  """One dict per (workdir, model, tau pair) with the comparison's columns (percent, joint).
+  """One dict per (workdir, model, tau pair) with the comparison's columns (percent, joint),
+  and 'curve:test' / 'curve:train', the mean over folds per epoch (:func:`plots.compare_curves`).
 
   ``eval_stats``: which batch-norm statistics' held-out and validation accuracy to read
   ('population', 'running', 'subject'; docs/model.md); None reads each run's first mode."""
@@ -146,8 +152,9 @@ def rows(
           row[f'test:{sel}'] = (s['mean'][evaluate.JOINT], s['se'][evaluate.JOINT])
           row[f'per_fold:{sel}'] = s['per_fold'][evaluate.JOINT]
         row['window'] = window
-        test = h[f'test_acc{suffix}'][idx, :, -1]
-        row.update(window_stats(test, h['train_acc'][idx, :, -1], window))
+        test, train = h[f'test_acc{suffix}'][idx, :, -1], h['train_acc'][idx, :, -1]
+        row['curve:test'], row['curve:train'] = test.mean(0).tolist(), train.mean(0).tolist()
+        row.update(window_stats(test, train, window))
         for k in WINDOW_KEYS:
           row[f'test:{k}'] = evaluate.mean_se(row[f'per_fold:{k}'])
         out.append(row)
@@ -300,14 +307,13 @@ def interaction_table(rows_: Sequence[dict]) -> str:
       'in that order, one model each.'
     )
   a0, a1, b0, b1 = rows_
-  name = lambda r: f'{_short(r["workdir"])} {r["model"]}'
   p = interaction(a0, a1, b0, b1)
   head, rule = _paired_header(a0['window'])
   return (
     '\n'.join(
       [
         (
-          f'Interaction, joint accuracy: ({name(a1)} - {name(a0)}) - ({name(b1)} - {name(b0)}), '
+          f'Interaction, joint accuracy: ({label(a1)} - {label(a0)}) - ({label(b1)} - {label(b0)}), '
           'fold by fold over the test subjects all four have. Cells as in the paired table.'
         ),
         '',

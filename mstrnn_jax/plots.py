@@ -1,6 +1,7 @@
 """Every figure of the package, as ``matplotlib.figure.Figure`` objects (no pyplot state).
 
 * A LOSO run: accuracy curves per model and Table VI heat-maps per head (``write_figures``).
+* Several runs side by side (:mod:`mstrnn_jax.compare`): their mean curves (``compare_curves``).
 * The analysis of a trained run (:mod:`mstrnn_jax.analysis`): PCA trajectories (Figs. 5, 8)
   and early-recognition curves.
 """
@@ -51,6 +52,33 @@ def accuracy_curves(entry: dict, heads, title: str) -> Figure:
   ax.set_ylabel('training loss (mean over runs)')
   ax.grid(alpha=0.3)
   fig.suptitle(title)
+  return fig
+
+
+def compare_curves(rows: Sequence[dict], label) -> Figure:
+  """Held-out (solid) and training (dashed) joint accuracy against the epoch, mean over folds,
+  one colour per row of :func:`mstrnn_jax.compare.rows`; ``label(row)`` names it."""
+  fig = Figure(figsize=(7.5, 4.2), layout='constrained')
+  ax = fig.subplots()
+  for i, row in enumerate(rows):
+    colour = matplotlib.colormaps['tab10'](i % 10)
+    for key, style, suffix in (('curve:test', '-', 'held-out'), ('curve:train', '--', 'training')):
+      curve = row[key]
+      ax.plot(
+        np.arange(1, len(curve) + 1),
+        curve,
+        style,
+        color=colour,
+        lw=1.8 if style == '-' else 1.0,
+        label=f'{label(row)}: {suffix}',
+      )
+  ax.set_xlabel('epoch')
+  ax.set_ylabel('joint accuracy, mean over folds (%)')
+  ax.set_ylim(0, 100)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc='lower right')
+  modes = ', '.join(dict.fromkeys(r['eval_stats'] for r in rows))
+  ax.set_title(f'held-out accuracy with batch-norm statistics: {modes}', fontsize=9)
   return fig
 
 

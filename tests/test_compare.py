@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from mstrnn_jax import compare, evaluate
+from mstrnn_jax import compare, evaluate, plots
 import subproc
 
 ROOT = subproc.ROOT
@@ -94,6 +94,13 @@ def test_window_gives_held_out_mean_gap_and_plateau_change(tmp_path):
   assert r['change'] == pytest.approx((12.5, 12.5))
   assert r['train_change'] == pytest.approx((12.5, 12.5))
   assert '| 50.00±10.00 | 40.00±0.00 | - | +12.50±12.50 / +12.50±12.50 |' in compare.table([r])
+  assert r['curve:test'] == pytest.approx([35, 40, 45, 55])  # mean over folds per epoch
+  assert r['curve:train'] == pytest.approx([75, 80, 85, 95])
+  fig = plots.compare_curves([r, r], compare.label)
+  assert len(fig.axes[0].lines) == 4  # held-out and training per row
+  assert fig.axes[0].lines[1].get_label() == 'a mstrnn: training'
+  assert fig.axes[0].get_title().endswith('statistics: -')  # the fixture names no mode
+
   (r,) = compare.rows([str(tmp_path / 'a')], window=3)  # 4 epochs < 2 windows: no change
   assert 'change' not in r and r['per_fold:window'] == pytest.approx([100 / 3, 60])
   assert compare.table([r]).rstrip().endswith('| - |')
@@ -173,6 +180,11 @@ def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
   proc = run(str(tmp_path / 'a'), f'--out={tmp_path / "new.md"}')
   assert proc.returncode == 0, proc.stderr
   assert json.loads((tmp_path / 'new.json').read_text())[0]['model'] == 'mstrnn'
+  assert (tmp_path / 'new.png').read_bytes()[:4] == b'\x89PNG'
+  (tmp_path / 'fig.png').write_text('keep')  # any of the three outputs blocks --out
+  proc = run(str(tmp_path / 'a'), f'--out={tmp_path / "fig.md"}')
+  assert proc.returncode != 0 and 'fig.png exists' in proc.stderr
+  assert not (tmp_path / 'fig.md').exists()
   proc = run(str(tmp_path / 'a'), '--interaction')
   assert proc.returncode != 0 and 'needs exactly 4 rows' in proc.stderr
   proc = run(*[str(tmp_path / 'a')] * 4, '--interaction', '--window=1')
