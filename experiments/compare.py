@@ -60,7 +60,8 @@ def main(argv):
       f.write(text)
     with open(stem + '.json', 'w') as f:
       json.dump(rows, f, indent=1)
-    plots.save(plots.compare_curves(rows, compare.label), stem + '.png')
+    title = f'joint accuracy; held-out with batch-norm statistics: {compare.modes(rows)}'
+    plots.save(plots.compare_curves(rows, compare.label, title), stem + '.png')
 
 
 if __name__ == '__main__':

@@ -71,6 +71,11 @@ def label(row: dict) -> str:
   return f'{_short(row["workdir"])} {row["model"]}'
 
 
+def modes(rows_: Sequence[dict]) -> str:
+  """The rows' evaluation-statistics modes, in order, once each: 'population, subject'."""
+  return ', '.join(dict.fromkeys(r['eval_stats'] for r in rows_))
+
+
 def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
   """Per experiment config, the flattened fields whose values differ between the configs
   (``workdir`` excluded): ``{'width_scale': '0.25', ...}``."""
@@ -284,7 +289,7 @@ def paired_table(rows_: Sequence[dict]) -> str:
     f'Paired differences, joint accuracy: each row minus **{_short(first["workdir"])} '
     f'{first["model"]}** (taus {first["taus"] or "-"}), fold by fold over the test subjects '
     'both have. Cells: mean ± SE of the difference (its SD over folds; the folds where the row '
-    'is at least level with the first).',
+    f'is at least level with the first). Batch-norm statistics: {modes(rows_)}.',
     '',
   ]
   head, rule = _paired_header(first['window'])
@@ -314,7 +319,8 @@ def interaction_table(rows_: Sequence[dict]) -> str:
       [
         (
           f'Interaction, joint accuracy: ({label(a1)} - {label(a0)}) - ({label(b1)} - {label(b0)}), '
-          'fold by fold over the test subjects all four have. Cells as in the paired table.'
+          'fold by fold over the test subjects all four have. Cells as in the paired table. '
+          f'Batch-norm statistics: {modes(rows_)}.'
         ),
         '',
         '| folds | ' + head,

@@ -55,7 +55,7 @@ def accuracy_curves(entry: dict, heads, title: str) -> Figure:
   return fig
 
 
-def compare_curves(rows: Sequence[dict], label) -> Figure:
+def compare_curves(rows: Sequence[dict], label, title: str) -> Figure:
   """Held-out (solid) and training (dashed) joint accuracy against the epoch, mean over folds,
   one colour per row of :func:`mstrnn_jax.compare.rows`; ``label(row)`` names it."""
   fig = Figure(figsize=(7.5, 4.2), layout='constrained')
@@ -77,8 +77,7 @@ def compare_curves(rows: Sequence[dict], label) -> Figure:
   ax.set_ylim(0, 100)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc='lower right')
-  modes = ', '.join(dict.fromkeys(r['eval_stats'] for r in rows))
-  ax.set_title(f'held-out accuracy with batch-norm statistics: {modes}', fontsize=9)
+  ax.set_title(title, fontsize=9)
   return fig
 
 

@@ -96,10 +96,11 @@ def test_window_gives_held_out_mean_gap_and_plateau_change(tmp_path):
   assert '| 50.00±10.00 | 40.00±0.00 | - | +12.50±12.50 / +12.50±12.50 |' in compare.table([r])
   assert r['curve:test'] == pytest.approx([35, 40, 45, 55])  # mean over folds per epoch
   assert r['curve:train'] == pytest.approx([75, 80, 85, 95])
-  fig = plots.compare_curves([r, r], compare.label)
+  fig = plots.compare_curves([r, r], compare.label, 'a title')
   assert len(fig.axes[0].lines) == 4  # held-out and training per row
   assert fig.axes[0].lines[1].get_label() == 'a mstrnn: training'
-  assert fig.axes[0].get_title().endswith('statistics: -')  # the fixture names no mode
+  assert fig.axes[0].get_title() == 'a title'
+  assert compare.modes([r, r]) == '-'  # the fixture names no mode: once
 
   (r,) = compare.rows([str(tmp_path / 'a')], window=3)  # 4 epochs < 2 windows: no change
   assert 'change' not in r and r['per_fold:window'] == pytest.approx([100 / 3, 60])
@@ -127,6 +128,7 @@ def test_eval_stats_reads_another_batch_norm_mode(tmp_path):
   (first,) = compare.rows([str(tmp_path / 'a')], window=1)
   (other,) = compare.rows([str(tmp_path / 'a')], window=1, eval_stats='subject')
   assert first['eval_stats'] == 'population' and other['eval_stats'] == 'subject'
+  assert compare.modes([first, other, first]) == 'population, subject'
   assert first['test:last'][0] == pytest.approx(40) and first['val_best'] == pytest.approx(40)
   assert other['test:last'][0] == pytest.approx(75) and other['val_best'] == pytest.approx(75)
   assert other['per_fold:window'] == pytest.approx([90, 60])
