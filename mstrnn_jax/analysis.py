@@ -526,7 +526,7 @@ def _per_fold_selection(
   return np.asarray(rows, np.int32), groups
 
 
-def _load_data(record: dict, data_dir: str | None):
+def load_workdir_data(record: dict, data_dir: str | None):
   """The dataset a workdir was trained on, as its experiment config loads it."""
   from mstrnn_jax import experiment_configs
   from mstrnn_jax import plan
@@ -619,7 +619,7 @@ def analyze_run(
   models = list(record['models']) if models is None else list(models)
   loaded = {m: first if m == models[0] else checkpoint.load_run(workdir, m, epoch) for m in models}
   dataset = first.dataset
-  ds = _load_data(record, data_dir)
+  ds = load_workdir_data(record, data_dir)
   voting_steps = int(record['experiment']['voting_steps'])
   vote_rule = record['experiment'].get('vote_rule', 'vote')
   if not 0 <= fold < len(ds.subject_names):

@@ -81,6 +81,28 @@ def compare_curves(rows: Sequence[dict], label, title: str) -> Figure:
   return fig
 
 
+def bn_splice(result: dict) -> Figure:
+  """Held-out joint accuracy (mean ± SE over folds) with subject statistics at the BN sites up
+  to each one (:func:`mstrnn_jax.bn_probe.probe_workdir`'s result)."""
+  acc = np.array([r['accuracy'] for r in result['runs']])
+  mean = acc.mean(0)
+  se = acc.std(0, ddof=1) / np.sqrt(len(acc)) if len(acc) > 1 else np.zeros_like(mean)
+  x = np.arange(acc.shape[1])
+  fig = Figure(figsize=(7.5, 4.2), layout='constrained')
+  ax = fig.subplots()
+  ax.fill_between(x, mean - se, mean + se, alpha=0.25)
+  ax.plot(x, mean, 'o-')
+  ax.set_xticks(x, ['none'] + list(result['sites']), rotation=30, fontsize=8)
+  ax.set_xlabel('subject statistics at the sites up to (population statistics after)')
+  ax.set_ylabel('held-out joint accuracy, mean over folds (%)')
+  ax.set_ylim(0, 100)
+  ax.grid(alpha=0.3)
+  ax.set_title(
+    f'{result["model"].upper()}, {result["workdir"]}, epoch {result["epoch"]}', fontsize=9
+  )
+  return fig
+
+
 def tau_heatmap(
   summary: dict, tau1s: Sequence[float], tau2s: Sequence[float], category: str, title: str
 ) -> Figure:

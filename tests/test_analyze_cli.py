@@ -1,8 +1,7 @@
 """experiments/analyze.py end to end on a workdir in the training engine's format.
 
-The workdir is written with the engine's own functions (`plan.plan`, `workdir.prepare_workdir`,
-`checkpoint.Checkpointer`) holding freshly initialised (different per run) parameters, so the
-test needs no training; the analysis results are checked against an independent computation
+The workdir (tests/fake_workdir.py) holds random (different per run) parameters in the engine's
+format, so the test needs no training; the analysis results are checked against an independent computation
 with `models.apply`.
 """
 
@@ -19,12 +18,9 @@ import pytest
 from mstrnn_jax import analysis
 from mstrnn_jax import checkpoint
 from mstrnn_jax import evaluate
-from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax import models
-from mstrnn_jax import plan as planning
-from mstrnn_jax import workdir as workdirs
-from mstrnn_jax.model_records import model_config_from_record
 from mstrnn_jax.data import pipeline
+import fake_workdir
 import subproc
 
 MODELS = ('mstrnn', 'lrcn')
@@ -33,37 +29,7 @@ MODELS = ('mstrnn', 'lrcn')
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
   wd = str(tmp_path_factory.mktemp('run'))
-  config = ec.override(
-    ec.get_config('tiny', 'synth3a'),
-    {
-      'data.synth3a.frames_per_primitive': 5,
-      'data.synth3a.num_subjects': 2,
-      'model': ','.join(MODELS),
-    },
-  )
-  plan = planning.plan(config)
-  workdirs.prepare_workdir(wd, plan, {m: planning.run_table(plan, m) for m in MODELS}, resume=False)
-  rng = np.random.default_rng(0)
-  for m in MODELS:
-    cfg = model_config_from_record(plan.model_records[m])
-    n_runs = len(planning.run_table(plan, m))
-    # Random stacked variables of init's structure (a real init is slow to run eagerly).
-    shapes = jax.eval_shape(lambda cfg=cfg: models.init(cfg, jax.random.key(0)))
-    params = jax.tree.map(
-      lambda s: rng.normal(0, 0.4, (n_runs,) + s.shape).astype(np.float32), shapes['params']
-    )
-    stats = jax.tree_util.tree_map_with_path(
-      lambda path, s: (
-        rng.uniform(0.5, 1.5, (n_runs,) + s.shape)
-        if path[-1].key == 'var'
-        else rng.normal(0, 0.1, (n_runs,) + s.shape)
-      ).astype(np.float32),
-      shapes['batch_stats'],
-    )
-    ckpt = checkpoint.Checkpointer(os.path.join(wd, 'checkpoints', m))
-    ckpt.save(1, {'params': params, 'batch_stats': stats}, {'epoch': 1, 'history': {}})
-    ckpt.close()
-  return wd, plan
+  return wd, fake_workdir.make(wd, MODELS)
 
 
 def _reference(wd, plan, m, subject, with_acts):

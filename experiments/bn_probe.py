@@ -1,0 +1,49 @@
+"""Where the held-out subject's batch-norm statistics matter, on a trained workdir.
+
+    python experiments/bn_probe.py --workdir=runs/C1rs3i_mstrnn
+    python experiments/bn_probe.py --workdir=runs/default --model=lrcn --out_dir=/tmp/probe
+
+For every fold (latest checkpoint): the held-out subject's joint accuracy with `subject`
+statistics at the BN sites up to each one and `population` statistics after it, and how far each
+subject's own statistics sit from the population's (mstrnn_jax/bn_probe.py). Writes
+bn_probe.json, bn_probe.md and bn_probe.png to --out_dir (default <workdir>/bn_probe/<model>/),
+never overwriting, and prints bn_probe.md.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from mstrnn_jax import bn_probe, checkpoint, cli, workdir
+
+_WORKDIR = flags.DEFINE_string(
+  'workdir', None, 'A workdir written by experiments/run.py.', required=True
+)
+_MODEL = flags.DEFINE_string('model', None, 'Model of the workdir (default: its first).')
+_DATA_DIR = flags.DEFINE_string(
+  'data_dir', None, 'Where real datasets are prepared (default: data/).'
+)
+_OUT_DIR = flags.DEFINE_string(
+  'out_dir', None, 'Output folder (default: <workdir>/bn_probe/<model>).'
+)
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(cli.usage_error(argv))
+  cli.quiet_logs()
+  try:
+    result = bn_probe.probe_workdir(_WORKDIR.value, _MODEL.value, _DATA_DIR.value)
+    out_dir = _OUT_DIR.value or os.path.join(_WORKDIR.value, 'bn_probe', result['model'])
+    workdir.check_writable(out_dir, '--out_dir')
+    paths = bn_probe.write(result, out_dir)
+  except (ValueError, KeyError, OSError, checkpoint.CheckpointError) as e:
+    sys.exit(f'error: {e}')
+  print(bn_probe.markdown(result))
+  print('Wrote ' + ', '.join(paths))
+
+
+if __name__ == '__main__':
+  app.run(main)

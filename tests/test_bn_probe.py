@@ -1,0 +1,163 @@
+"""mstrnn_jax/bn_probe.py and experiments/bn_probe.py: where the BN statistics matter."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mstrnn_jax import bn_probe, checkpoint, configs, evaluate, models
+from mstrnn_jax.data import pipeline
+import fake_workdir
+import subproc
+
+MODELS = ('mstrnn', 'lrcn')
+
+
+def _cfg(model):
+  return configs.derive_config(model, 32, (('action', 27),), bn_steps=4, width_scale=0.125)
+
+
+def _bn_nodes(stats):
+  return {(m, k) for m, sub in stats.items() for k, node in sub.items() if 'mean' in node}
+
+
+@pytest.mark.parametrize('model', ['mstrnn', 'lrcn', 'mstnn'])
+def test_sites_hold_every_bn_node_once_in_forward_order(model):
+  cfg = _cfg(model)
+  sites = bn_probe.bn_sites(cfg)
+  nodes = [node for _, group in sites for node in group]
+  stats = jax.eval_shape(lambda: models.init(cfg, jax.random.key(0)))['batch_stats']
+  assert len(nodes) == len(set(nodes)) and set(nodes) == _bn_nodes(stats)
+  order = list(configs.layer_shapes(cfg))
+  names = [name for name, _ in sites]
+  assert names == sorted(names, key=order.index)
+  if model == 'mstrnn':
+    assert names == ['conv0', 'feature1', 'context1', 'feature2', 'context2', 'fc1', 'fc2']
+    groups = dict(sites)
+    assert groups['feature2'] == (('context_layer2', 'bn_k'), ('context_layer2', 'bn_z'))
+    assert groups['context1'] == (
+      ('context_layer1', 'bn_k_tilde'),
+      ('context_layer1', 'bn_z_tilde'),
+    )
+  if model == 'lrcn':
+    assert names == ['conv0', 'conv1', 'conv2', 'fc1', 'lstm1', 'lstm2']
+
+
+def _tree(cfg, value):
+  stats = jax.eval_shape(lambda: models.init(cfg, jax.random.key(0)))['batch_stats']
+  return jax.tree.map(lambda s: np.full(s.shape, value, np.float32), stats)
+
+
+def test_splice_takes_the_first_k_sites_from_the_subject():
+  cfg = _cfg('mstrnn')
+  sites = bn_probe.bn_sites(cfg)
+  pop, sub = _tree(cfg, 1.0), _tree(cfg, 2.0)
+  for k in range(len(sites) + 1):
+    out = bn_probe.splice(pop, sub, sites, k)
+    for i, (_, group) in enumerate(sites):
+      for module, key in group:
+        assert float(out[module][key]['mean'][0, 0]) == (2.0 if i < k else 1.0)
+  assert pop['context_layer1']['bn_k']['mean'][0, 0] == 1.0  # the inputs are not changed
+
+
+def test_shift_of_known_statistics():
+  cfg = _cfg('lrcn')
+  sites = bn_probe.bn_sites(cfg)
+  pop = jax.tree_util.tree_map_with_path(
+    lambda p, x: np.full_like(x, 4.0 if p[-1].key == 'var' else 1.0), _tree(cfg, 0.0)
+  )
+  same = bn_probe.shift(pop, pop, sites, steps=3, eps=0.0)
+  assert all(v['mean'] == 0 and v['log_var'] == 0 for v in same.values())
+  # Subject: mean 2 (one population std of 2 away: 0.5), variance 4 e^2 (log ratio 2), but only
+  # on the first 3 of 4 steps; the 4th step (beyond `steps`) must not count.
+  sub = jax.tree_util.tree_map_with_path(
+    lambda p, x: np.concatenate(
+      [np.full_like(x[:3], 4 * np.e**2 if p[-1].key == 'var' else 2.0), x[3:] + 100.0]
+    ),
+    pop,
+  )
+  for v in bn_probe.shift(sub, pop, sites, steps=3, eps=0.0).values():
+    np.testing.assert_allclose([v['mean'], v['log_var']], [0.5, 2.0], rtol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  wd = str(tmp_path_factory.mktemp('run'))
+  plan = fake_workdir.make(wd, MODELS, population=True, validation_subjects=0)
+  return wd, plan
+
+
+def _voted_joint(logits, labels, voting_steps):
+  return 100 * float(np.mean(np.asarray(evaluate.predict(logits[:, -voting_steps:])) == labels))
+
+
+def test_splice_ends_match_models_apply(workdir):
+  """k = 0: eval-mode apply with the population statistics; k = n: a training-mode apply on the
+  held-out subject's videos as one batch (it normalises with their own statistics)."""
+  wd, plan = workdir
+  ds = plan.dataset
+  for m in MODELS:
+    result = bn_probe.probe_workdir(wd, m)
+    run = checkpoint.load_run(wd, m)
+    assert result['sites'] == [name for name, _ in bn_probe.bn_sites(run.model_cfg)]
+    ends = np.zeros((len(run.runs), 2))
+    for r, info in enumerate(run.runs):
+      idx = np.nonzero(ds.subjects == info['test_subject'])[0]
+      x = pipeline.to_float(pipeline.center_crop(jnp.asarray(ds.videos[idx]), ds.crop_size))
+      taus = jnp.asarray(info['taus'], jnp.float32)
+      params = jax.tree.map(lambda a, r=r: a[r], run.params)
+      for stats, train, k in ((run.batch_stats, False, 0), (run.running_stats, True, -1)):
+        stats = jax.tree.map(lambda a, r=r: a[r], stats)
+        logits = models.apply(run.model_cfg, params, stats, x, taus, train=train).logits
+        expect = _voted_joint(logits['action'], ds.labels['action'][idx], plan.config.voting_steps)
+        assert result['runs'][r]['accuracy'][k] == pytest.approx(expect, abs=1e-4)
+        ends[r, k] = expect
+      shifts = result['runs'][r]['shift']
+      assert shifts['validation'] is None and set(shifts['test']) == set(result['sites'])
+      assert all(v['mean'] >= 0 and v['log_var'] >= 0 for v in shifts['test'].values())
+    assert result['reported'] == {}  # no results.json yet
+    # results.json's accuracies at the checkpoint's epoch (1), head and joint: the table says
+    # whether the probe's two ends recompute them.
+    history = {
+      f'test_acc_{mode}': [[[a, a], [0.0, 0.0]] for a in ends[:, col]]
+      for col, mode in ((0, 'population'), (1, 'subject'))
+    }
+    path = os.path.join(wd, 'results.json')
+    with open(path, 'w') as f:
+      json.dump({'models': {m: {'history': history}}}, f)
+    try:
+      table = bn_probe.splice_table(bn_probe.probe_workdir(wd, m))
+    finally:
+      os.remove(path)
+    for mode in ('population', 'subject'):
+      assert f'`{mode}`: ' in table
+    assert table.count('(the probe recomputes it exactly on 2 of 2 folds)') == 2
+
+
+def test_cli_writes_files_and_never_overwrites(workdir):
+  wd, _ = workdir
+  out = os.path.join(wd, 'probe_out')
+  cmd = [
+    sys.executable,
+    os.path.join(subproc.ROOT, 'experiments', 'bn_probe.py'),
+    f'--workdir={wd}',
+    '--model=lrcn',
+    f'--out_dir={out}',
+  ]
+  proc = subprocess.run(cmd, capture_output=True, text=True, env=subproc.cpu_env())
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert '| subject statistics up to | joint accuracy |' in proc.stdout
+  assert '| lstm2 | lstm2.bn_c, lstm2.bn_h, lstm2.bn_x |' in proc.stdout
+  with open(os.path.join(out, 'bn_probe.json')) as f:
+    res = json.load(f)
+  assert res['model'] == 'lrcn' and len(res['runs']) == 2
+  assert all(len(r['accuracy']) == 7 for r in res['runs'])
+  assert os.path.getsize(os.path.join(out, 'bn_probe.png')) > 0
+  again = subprocess.run(cmd, capture_output=True, text=True, env=subproc.cpu_env())
+  assert again.returncode == 1
+  assert 'bn_probe.json exists; choose another --out_dir' in again.stderr
