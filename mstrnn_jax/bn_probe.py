@@ -10,6 +10,8 @@ probe asks where between the two the accuracy changes, on the final weights of e
   for ``k = 0`` (all population) .. ``n`` (all subject). Splicing a prefix keeps the statistics
   consistent: the subject statistics of the first ``k`` sites are exactly those of a pass that
   normalises every earlier site with subject statistics too (the model has no top-down path).
+* **own accuracy**: the validation and the training subjects' joint accuracy with ``population``
+  and with their own ``subject`` statistics (what the held-out subject's two ends compare with).
 * **shift**: per site, how far a subject's own statistics sit from the population's,
   ``|mu_s - mu_P| / sqrt(var_P + eps)`` and ``|log((var_s + eps) / (var_P + eps))|`` averaged
   over steps and channels, for the held-out subject, the validation subjects (also unseen in
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +38,8 @@ from mstrnn_jax import configs, evaluate, models, train
 
 Site = tuple[str, tuple[tuple[str, str], ...]]  # (name, ((module, bn node), ...))
 CONTEXT_KEYS = ('bn_k_tilde', 'bn_z_tilde')  # MSTRNN context units; the other BNs: feature units
+MODES = ('population', 'subject')  # the splice's two ends
+QUANTITIES = ('mean', 'log_var')  # the shift's two measures (:func:`shift`)
 
 
 def _is_bn(node: Any) -> bool:
@@ -110,21 +114,95 @@ def _joint_accuracy(fns, voting_steps, rule, params, stats, videos, labels, rows
   return 100.0 * jnp.sum(flags[:, -1] * mask) / jnp.sum(mask)
 
 
-def _rows(subjects: np.ndarray, subject: int) -> tuple[np.ndarray, np.ndarray]:
-  """Dataset rows of ``subject`` and an all-True mask (``train.subject_statistics``' inputs)."""
-  idx = np.nonzero(subjects == subject)[0].astype(np.int32)
-  return idx, np.ones(len(idx), bool)
+class _Fold(NamedTuple):
+  """One trained run and the data it is evaluated on (leaves without the run axis)."""
+
+  fns: train.ModelFns
+  voting_steps: int
+  rule: str
+  params: Any
+  running: Any
+  taus: jax.Array
+  videos: jax.Array  # uint8 [N, T, H, W, 3], the whole dataset
+  labels: jax.Array  # int32 [N, n_heads]
+  subjects: np.ndarray  # int [N]
+
+  def rows(self, subject: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dataset rows of ``subject`` and an all-True mask."""
+    idx = np.nonzero(self.subjects == subject)[0].astype(np.int32)
+    return idx, np.ones(len(idx), bool)
+
+  def statistics(self, subject: int) -> Any:
+    """``subject``'s own per-step statistics (``train.subject_statistics``)."""
+    rows, mask = self.rows(subject)
+    return _subject_stats(self.fns, self.params, self.running, self.videos, rows, mask, self.taus)
+
+  def accuracy(self, subject: int, stats: Any) -> float:
+    """``subject``'s joint accuracy (%) normalised with ``stats``."""
+    rows, mask = self.rows(subject)
+    args = (self.params, stats, self.videos, self.labels, rows, mask, self.taus)
+    return float(_joint_accuracy(self.fns, self.voting_steps, self.rule, *args))
+
+
+def probe_fold(
+  fold: _Fold, population: Any, sites: Sequence[Site], test: int, val: Sequence[int], eps: float
+) -> dict:
+  """One run: the splice on its held-out subject ``test``, every subject's own accuracy under
+  both statistics and its shifts, averaged over the validation and over the training subjects."""
+  stats_of = {s: fold.statistics(s) for s in np.unique(fold.subjects).tolist()}
+  training = [s for s in stats_of if s != test and s not in val]
+  steps = fold.videos.shape[1]
+  own = {s: (fold.accuracy(s, population), fold.accuracy(s, stats_of[s])) for s in stats_of}
+  shifts = {s: shift(stats_of[s], population, sites, steps, eps) for s in stats_of}
+
+  def accuracy_over(members):
+    return {m: float(np.mean([own[s][i] for s in members])) for i, m in enumerate(MODES)}
+
+  def shift_over(members):
+    return {
+      name: {q: float(np.mean([shifts[s][name][q] for s in members])) for q in QUANTITIES}
+      for name, _ in sites
+    }
+
+  return {
+    'accuracy': [
+      fold.accuracy(test, splice(population, stats_of[test], sites, k))
+      for k in range(len(sites) + 1)
+    ],
+    'own_accuracy': {
+      'validation': accuracy_over(val) if val else None,
+      'training': accuracy_over(training),
+    },
+    'shift': {
+      'test': shift_over([test]),
+      'validation': shift_over(val) if val else None,
+      'training': shift_over(training),
+    },
+  }
+
+
+def _reported(workdir: str, model: str, epoch: int) -> dict:
+  """results.json's joint accuracies at ``epoch`` under ``MODES`` (those it has), per run."""
+  from mstrnn_jax import compare  # pylint: disable=import-outside-toplevel
+
+  if not os.path.exists(os.path.join(workdir, 'results.json')):
+    return {}
+  history = compare.load(workdir)['models'][model]['history']
+  return {
+    mode: [float(a[epoch - 1][-1]) for a in history[f'test_acc_{mode}']]
+    for mode in MODES
+    if f'test_acc_{mode}' in history and len(history[f'test_acc_{mode}'][0]) >= epoch
+  }
 
 
 def probe_workdir(workdir: str, model: str | None = None, data_dir: str | None = None) -> dict:
-  """The prefix splice and the shifts of every fold of ``workdir``'s ``model`` (latest
-  checkpoint). Returns the JSON-ready result (see the module docstring); ``reported`` holds
-  results.json's joint accuracies at the checkpoint's epoch under ``population`` and
-  ``subject`` statistics (when results.json has them), which the splice's two ends recompute."""
-  from mstrnn_jax import analysis, checkpoint, compare  # pylint: disable=import-outside-toplevel
+  """:func:`probe_fold` for every fold of ``workdir``'s ``model`` (latest checkpoint). Returns
+  the JSON-ready result; ``reported`` holds results.json's joint accuracies at the
+  checkpoint's epoch under ``population`` and ``subject`` statistics (when results.json has
+  them), which the splice's two ends recompute."""
+  from mstrnn_jax import analysis, checkpoint  # pylint: disable=import-outside-toplevel
 
   run = checkpoint.load_run(workdir, model)
-  model = run.model_cfg.model
   if run.stats_mode != 'population':
     raise ValueError(
       f'{workdir}: its checkpoint holds no population statistics (config.eval_stats of the run: '
@@ -133,83 +211,44 @@ def probe_workdir(workdir: str, model: str | None = None, data_dir: str | None =
     )
   ds = analysis.load_workdir_data(run.experiment, data_dir)
   exp = run.experiment['experiment']
-  voting_steps, rule = int(exp['voting_steps']), exp.get('vote_rule', 'vote')
   fns = train.model_fns(run.model_cfg)
   sites = bn_sites(run.model_cfg)
+  names = list(ds.subject_names)
   videos = jnp.asarray(ds.videos)
   labels = jnp.asarray(train.stack_labels(ds.labels, fns.heads))
-  steps, eps = ds.videos.shape[1], run.model_cfg.bn_epsilon
-  names = list(ds.subject_names)
   per_run = []
   for r, info in enumerate(run.runs):
-    params = jax.tree.map(lambda x, r=r: x[r], run.params)
-    population = jax.tree.map(lambda x, r=r: x[r], run.batch_stats)
-    running = jax.tree.map(lambda x, r=r: x[r], run.running_stats)
-    taus = jnp.asarray(info['taus'], jnp.float32)
+    at = functools.partial(jax.tree.map, lambda x, r=r: x[r])
+    fold = _Fold(
+      fns,
+      int(exp['voting_steps']),
+      exp.get('vote_rule', 'vote'),
+      at(run.params),
+      at(run.running_stats),
+      jnp.asarray(info['taus'], jnp.float32),
+      videos,
+      labels,
+      np.asarray(ds.subjects),
+    )
     test = int(info['test_subject'])
     val = [names.index(v) for v in info.get('validation_subjects', [])]
-    stats_of = {}
-    for s in range(len(names)):
-      rows, mask = _rows(ds.subjects, s)
-      stats_of[s] = _subject_stats(fns, params, running, videos, rows, mask, taus)
-    rows, mask = _rows(ds.subjects, test)
-    accuracy = [
-      float(
-        _joint_accuracy(
-          fns,
-          voting_steps,
-          rule,
-          params,
-          splice(population, stats_of[test], sites, k),
-          videos,
-          labels,
-          rows,
-          mask,
-          taus,
-        )
-      )
-      for k in range(len(sites) + 1)
-    ]
-    shifts = {s: shift(stats_of[s], population, sites, steps, eps) for s in stats_of}
-    training = [s for s in stats_of if s != test and s not in val]
-
-    def mean_over(members, shifts=shifts):
-      return {
-        name: {
-          q: float(np.mean([shifts[s][name][q] for s in members])) for q in ('mean', 'log_var')
-        }
-        for name, _ in sites
-      }
-
+    result = probe_fold(fold, at(run.batch_stats), sites, test, val, run.model_cfg.bn_epsilon)
     per_run.append(
       {
         'run': r,
         'test_subject': names[test],
         'validation_subjects': [names[v] for v in val],
-        'accuracy': accuracy,
-        'shift': {
-          'test': mean_over([test]),
-          'validation': mean_over(val) if val else None,
-          'training': mean_over(training),
-        },
+        **result,
       }
     )
-  reported = {}
-  if os.path.exists(os.path.join(workdir, 'results.json')):
-    history = compare.load(workdir)['models'][model]['history']
-    reported = {
-      mode: [float(a[run.epoch - 1][-1]) for a in history[f'test_acc_{mode}']]
-      for mode in ('population', 'subject')
-      if f'test_acc_{mode}' in history and len(history[f'test_acc_{mode}'][0]) >= run.epoch
-    }
   return {
     'workdir': workdir,
-    'model': model,
+    'model': run.model_cfg.model,
     'epoch': run.epoch,
     'sites': [name for name, _ in sites],
     'site_nodes': {name: [f'{m}.{k}' for m, k in nodes] for name, nodes in sites},
     'runs': per_run,
-    'reported': reported,
+    'reported': _reported(workdir, run.model_cfg.model, run.epoch),
   }
 
 
@@ -229,6 +268,13 @@ def splice_table(result: dict) -> str:
   for k, name in enumerate(result['sites'], start=1):
     step = evaluate.fmt(*evaluate.mean_se(acc[:, k] - acc[:, k - 1]))
     lines.append(f'| {name} | {evaluate.fmt(*evaluate.mean_se(acc[:, k]))} | {step} |')
+  for group in ('validation', 'training'):
+    own = [r['own_accuracy'][group] for r in result['runs']]
+    if all(o is not None for o in own):
+      cells = ', '.join(
+        f'`{m}` {evaluate.fmt(*evaluate.mean_se([o[m] for o in own]))}' for m in MODES
+      )
+      lines.append(f'\n{group} subjects, their own joint accuracy: {cells}')
   for mode, values in result['reported'].items():
     column = 0 if mode == 'population' else -1
     same = int(np.sum(np.isclose(acc[:, column], values, atol=1e-6)))

@@ -30,9 +30,25 @@ def _stats(rng, n_runs, shapes):
   )
 
 
-def make(wd: str, model_names, population: bool = False, **overrides):
+def _live_bn(params):
+  """Every BN's gamma 1 and beta 0.5: no channel dies in the ReLUs, so no batch variance is 0
+  (random gammas and betas leave whole layers dead, where normalising a zero variance with
+  epsilon turns rounding into large differences)."""
+  return jax.tree_util.tree_map_with_path(
+    lambda path, x: (
+      np.ones_like(x)
+      if path[-1].key == 'gamma'
+      else np.full_like(x, 0.5)
+      if path[-1].key == 'beta'
+      else x
+    ),
+    params,
+  )
+
+
+def make(wd: str, model_names, population: bool = False, live_bn: bool = False, **overrides):
   """Writes the workdir ``wd`` (tiny synth3a, 2 subjects, 5 frames per primitive, ``overrides``
-  on top) for ``model_names``; returns the plan."""
+  on top) for ``model_names``; returns the plan. ``live_bn``: see :func:`_live_bn`."""
   config = ec.override(
     ec.get_config('tiny', 'synth3a'),
     {
@@ -54,6 +70,8 @@ def make(wd: str, model_names, population: bool = False, **overrides):
       lambda s, n=n_runs: rng.normal(0, 0.4, (n,) + s.shape).astype(np.float32),
       shapes['params'],
     )
+    if live_bn:
+      params = _live_bn(params)
     stats = _stats(rng, n_runs, shapes['batch_stats'])
     pop = _stats(rng, n_runs, shapes['batch_stats']) if population else None
     ckpt = checkpoint.Checkpointer(os.path.join(wd, 'checkpoints', m))

@@ -1,5 +1,7 @@
 """mstrnn_jax/bn_probe.py and experiments/bn_probe.py: where the BN statistics matter."""
 
+import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -10,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mstrnn_jax import bn_probe, checkpoint, configs, evaluate, models
+from mstrnn_jax import analysis, bn_probe, checkpoint, configs, evaluate, models
 from mstrnn_jax.data import pipeline
 import fake_workdir
 import subproc
@@ -88,44 +90,62 @@ def test_shift_of_known_statistics():
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
   wd = str(tmp_path_factory.mktemp('run'))
-  plan = fake_workdir.make(wd, MODELS, population=True, validation_subjects=0)
+  plan = fake_workdir.make(wd, MODELS, population=True, live_bn=True, validation_subjects=0)
   return wd, plan
 
 
-def _voted_joint(logits, labels, voting_steps):
-  return 100 * float(np.mean(np.asarray(evaluate.predict(logits[:, -voting_steps:])) == labels))
+def _predictions(ds, run, r, subject, stats, train):
+  """Voted classes of run ``r`` on ``subject``'s videos by ``models.apply``: eval mode with
+  ``stats``, or a training-mode pass on them as one batch (their own statistics)."""
+  idx = np.nonzero(ds.subjects == subject)[0]
+  x = pipeline.to_float(pipeline.center_crop(jnp.asarray(ds.videos[idx]), ds.crop_size))
+  taus = jnp.asarray(run.runs[r]['taus'], jnp.float32)
+  at = functools.partial(jax.tree.map, lambda a: a[r])
+  logits = models.apply(run.model_cfg, at(run.params), at(stats), x, taus, train=train).logits
+  voting_steps = run.experiment['experiment']['voting_steps']
+  return np.asarray(evaluate.predict(logits['action'][:, -voting_steps:]))
 
 
-def test_splice_ends_match_models_apply(workdir):
-  """k = 0: eval-mode apply with the population statistics; k = n: a training-mode apply on the
-  held-out subject's videos as one batch (it normalises with their own statistics)."""
+def test_splice_ends_and_own_accuracy_match_models_apply(workdir, monkeypatch):
+  """Splice k = 0: eval-mode apply with the population statistics; k = n: a training-mode apply
+  on the held-out subject's videos as one batch (it normalises with their own statistics).
+  The training subject's own accuracy likewise. Random weights predict one class for every
+  video under the population statistics, so the labels are replaced by what each fold's run
+  predicts for its held-out subject under its own statistics (k = n must then score 100%)."""
   wd, plan = workdir
-  ds = plan.dataset
   for m in MODELS:
-    result = bn_probe.probe_workdir(wd, m)
     run = checkpoint.load_run(wd, m)
+    labels = np.array(plan.dataset.labels['action'])
+    for r, info in enumerate(run.runs):
+      s = info['test_subject']
+      labels[plan.dataset.subjects == s] = _predictions(
+        plan.dataset, run, r, s, run.running_stats, True
+      )
+    ds = dataclasses.replace(plan.dataset, labels={'action': labels})
+    monkeypatch.setattr(analysis, 'load_workdir_data', lambda record, data_dir, ds=ds: ds)
+    result = bn_probe.probe_workdir(wd, m)
     assert result['sites'] == [name for name, _ in bn_probe.bn_sites(run.model_cfg)]
     ends = np.zeros((len(run.runs), 2))
     for r, info in enumerate(run.runs):
-      idx = np.nonzero(ds.subjects == info['test_subject'])[0]
-      x = pipeline.to_float(pipeline.center_crop(jnp.asarray(ds.videos[idx]), ds.crop_size))
-      taus = jnp.asarray(info['taus'], jnp.float32)
-      params = jax.tree.map(lambda a, r=r: a[r], run.params)
-      for stats, train, k in ((run.batch_stats, False, 0), (run.running_stats, True, -1)):
-        stats = jax.tree.map(lambda a, r=r: a[r], stats)
-        logits = models.apply(run.model_cfg, params, stats, x, taus, train=train).logits
-        expect = _voted_joint(logits['action'], ds.labels['action'][idx], plan.config.voting_steps)
-        assert result['runs'][r]['accuracy'][k] == pytest.approx(expect, abs=1e-4)
-        ends[r, k] = expect
-      shifts = result['runs'][r]['shift']
-      assert shifts['validation'] is None and set(shifts['test']) == set(result['sites'])
-      assert all(v['mean'] >= 0 and v['log_var'] >= 0 for v in shifts['test'].values())
+      test, other = info['test_subject'], 1 - info['test_subject']
+      got = result['runs'][r]
+      for k, (stats, train) in enumerate(((run.batch_stats, False), (run.running_stats, True))):
+        pred = _predictions(ds, run, r, test, stats, train)
+        ends[r, k] = 100 * np.mean(pred == labels[ds.subjects == test])
+        assert got['accuracy'][-k] == pytest.approx(ends[r, k], abs=1e-4)
+        pred = _predictions(ds, run, r, other, stats, train)
+        own = got['own_accuracy']['training'][bn_probe.MODES[k]]
+        assert own == pytest.approx(100 * np.mean(pred == labels[ds.subjects == other]), abs=1e-4)
+      assert ends[r, 1] == 100 and ends[r, 0] < 50
+      assert got['own_accuracy']['validation'] is None and got['shift']['validation'] is None
+      assert set(got['shift']['test']) == set(result['sites'])
+      assert all(v['mean'] >= 0 and v['log_var'] >= 0 for v in got['shift']['test'].values())
     assert result['reported'] == {}  # no results.json yet
     # results.json's accuracies at the checkpoint's epoch (1), head and joint: the table says
     # whether the probe's two ends recompute them.
     history = {
       f'test_acc_{mode}': [[[a, a], [0.0, 0.0]] for a in ends[:, col]]
-      for col, mode in ((0, 'population'), (1, 'subject'))
+      for col, mode in enumerate(bn_probe.MODES)
     }
     path = os.path.join(wd, 'results.json')
     with open(path, 'w') as f:
@@ -134,9 +154,10 @@ def test_splice_ends_match_models_apply(workdir):
       table = bn_probe.splice_table(bn_probe.probe_workdir(wd, m))
     finally:
       os.remove(path)
-    for mode in ('population', 'subject'):
+    for mode in bn_probe.MODES:
       assert f'`{mode}`: ' in table
     assert table.count('(the probe recomputes it exactly on 2 of 2 folds)') == 2
+    assert 'training subjects, their own joint accuracy: `population` ' in table
 
 
 def test_cli_writes_files_and_never_overwrites(workdir):
