@@ -17,7 +17,7 @@ probe asks where between the two the accuracy changes, on the final weights of e
   over steps and channels, for the held-out subject, the validation subjects (also unseen in
   training) and the training subjects (the within-population spread).
 
-    python experiments/bn_probe.py --workdir=runs/C1rs3i_mstrnn     # writes <workdir>/bn_probe/
+    python experiments/bn_probe.py --workdir=runs/C1rs3i_mstrnn   # writes <workdir>/bn_probe/mstrnn/
 
 The pieces compose on any stats trees (``models.init(...)['batch_stats']`` structure):
 ``bn_sites(cfg)``, ``splice(population, subject, sites, k)``, ``shift(subject, population,
@@ -27,6 +27,7 @@ steps, eps)``.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from typing import Any, Mapping, NamedTuple, Sequence
 
@@ -37,7 +38,6 @@ import numpy as np
 from mstrnn_jax import configs, evaluate, models, train
 
 Site = tuple[str, tuple[tuple[str, str], ...]]  # (name, ((module, bn node), ...))
-CONTEXT_KEYS = ('bn_k_tilde', 'bn_z_tilde')  # MSTRNN context units; the other BNs: feature units
 MODES = ('population', 'subject')  # the splice's two ends
 QUANTITIES = ('mean', 'log_var')  # the shift's two measures (:func:`shift`)
 
@@ -56,14 +56,14 @@ def bn_sites(cfg: configs.ModelConfig) -> list[Site]:
   stats = jax.eval_shape(lambda: models.init(cfg, jax.random.PRNGKey(0)))['batch_stats']
   sites = []
   for name in configs.layer_shapes(cfg):
-    module, part = name, None  # part: None (every BN of the module), True / False (context)
+    module, feature = name, None  # feature: None (every BN of the module) or which units
     if cfg.model == 'mstrnn' and name.startswith(('feature', 'context')):
       module = 'context_layer' + name.removeprefix('feature').removeprefix('context')
-      part = name.startswith('context')
+      feature = name.startswith('feature')
     nodes = tuple(
       (module, key)
       for key, node in sorted(stats.get(module, {}).items())
-      if _is_bn(node) and (part is None or (key in CONTEXT_KEYS) == part)
+      if _is_bn(node) and (feature is None or (key in models.FEATURE_KEYS) == feature)
     )
     if nodes:
       sites.append((name, nodes))
@@ -326,8 +326,6 @@ def markdown(result: dict) -> str:
 
 def write(result: dict, out_dir: str) -> list[str]:
   """bn_probe.json, bn_probe.md and bn_probe.png in ``out_dir``; never overwrites."""
-  import json  # pylint: disable=import-outside-toplevel
-
   from mstrnn_jax import plots, workdir as workdirs  # pylint: disable=import-outside-toplevel
 
   paths = [os.path.join(out_dir, f'bn_probe.{ext}') for ext in ('json', 'md', 'png')]

@@ -384,7 +384,8 @@ def step(
 
 
 # ----------------------------------------------------------------------------- summary
-_FEATURE_KEYS = ('k', 'b', 'bn_k', 'z', 'bn_z')
+# An MSTRNN context layer's feature-unit parameters; the others are its context units'.
+FEATURE_KEYS = ('k', 'b', 'bn_k', 'z', 'bn_z')
 
 
 def _count(tree: Any) -> int:
@@ -403,7 +404,7 @@ def layer_parameter_counts(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...],
     if name.startswith(('feature', 'context')) and cfg.model == 'mstrnn':
       layer = params['context_layer' + name.removeprefix('feature').removeprefix('context')]
       feature = name.startswith('feature')
-      count = _count({k: v for k, v in layer.items() if (k in _FEATURE_KEYS) == feature})
+      count = _count({k: v for k, v in layer.items() if (k in FEATURE_KEYS) == feature})
     else:
       count = _count(params.get(name, {}))
     rows.append((name, shape, count))
