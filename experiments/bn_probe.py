@@ -35,9 +35,11 @@ def main(argv):
     sys.exit(cli.usage_error(argv))
   cli.quiet_logs()
   try:
-    result = bn_probe.probe_workdir(_WORKDIR.value, _MODEL.value, _DATA_DIR.value)
-    out_dir = _OUT_DIR.value or os.path.join(_WORKDIR.value, 'bn_probe', result['model'])
+    model = _MODEL.value or next(iter(workdir.read_record(_WORKDIR.value)['models']))
+    out_dir = _OUT_DIR.value or os.path.join(_WORKDIR.value, 'bn_probe', model)
     workdir.check_writable(out_dir, '--out_dir')
+    bn_probe.output_paths(out_dir)  # before the work: nothing is overwritten
+    result = bn_probe.probe_workdir(_WORKDIR.value, model, _DATA_DIR.value)
     paths = bn_probe.write(result, out_dir)
   except (ValueError, KeyError, OSError, checkpoint.CheckpointError) as e:
     sys.exit(f'error: {e}')

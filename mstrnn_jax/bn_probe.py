@@ -324,14 +324,20 @@ def markdown(result: dict) -> str:
   )
 
 
-def write(result: dict, out_dir: str) -> list[str]:
-  """bn_probe.json, bn_probe.md and bn_probe.png in ``out_dir``; never overwrites."""
-  from mstrnn_jax import plots, workdir as workdirs  # pylint: disable=import-outside-toplevel
-
+def output_paths(out_dir: str) -> list[str]:
+  """bn_probe.json, .md and .png in ``out_dir``; FileExistsError (one line) if any exists."""
   paths = [os.path.join(out_dir, f'bn_probe.{ext}') for ext in ('json', 'md', 'png')]
   for path in paths:
     if os.path.exists(path):
       raise FileExistsError(f'{path} exists; choose another --out_dir (nothing is overwritten).')
+  return paths
+
+
+def write(result: dict, out_dir: str) -> list[str]:
+  """bn_probe.json, bn_probe.md and bn_probe.png in ``out_dir``; never overwrites."""
+  from mstrnn_jax import plots, workdir as workdirs  # pylint: disable=import-outside-toplevel
+
+  paths = output_paths(out_dir)
   os.makedirs(out_dir, exist_ok=True)
   workdirs.write_atomic(paths[0], json.dumps(result, indent=1))
   workdirs.write_atomic(paths[1], markdown(result))

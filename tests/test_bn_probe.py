@@ -182,3 +182,7 @@ def test_cli_writes_files_and_never_overwrites(workdir):
   again = subprocess.run(cmd, capture_output=True, text=True, env=subproc.cpu_env())
   assert again.returncode == 1
   assert 'bn_probe.json exists; choose another --out_dir' in again.stderr
+  bad = subprocess.run(
+    [cmd[0], cmd[1], f'--workdir={out}'], capture_output=True, text=True, env=subproc.cpu_env()
+  )
+  assert bad.returncode == 1 and 'is not a workdir written by' in bad.stderr
