@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -40,10 +40,6 @@ from mstrnn_jax import configs, evaluate, models, train
 Site = tuple[str, tuple[tuple[str, str], ...]]  # (name, ((module, bn node), ...))
 MODES = ('population', 'subject')  # the splice's two ends
 QUANTITIES = ('mean', 'log_var')  # the shift's two measures (:func:`shift`)
-
-
-def _is_bn(node: Any) -> bool:
-  return isinstance(node, Mapping) and set(node) == {'mean', 'var'}
 
 
 def bn_sites(cfg: configs.ModelConfig) -> list[Site]:
@@ -63,12 +59,12 @@ def bn_sites(cfg: configs.ModelConfig) -> list[Site]:
     nodes = tuple(
       (module, key)
       for key, node in sorted(stats.get(module, {}).items())
-      if _is_bn(node) and (feature is None or (key in models.FEATURE_KEYS) == feature)
+      if train.is_bn(node) and (feature is None or (key in models.FEATURE_KEYS) == feature)
     )
     if nodes:
       sites.append((name, nodes))
   listed = {node for _, nodes in sites for node in nodes}
-  every = {(m, k) for m, sub in stats.items() for k, node in sub.items() if _is_bn(node)}
+  every = {(m, k) for m, sub in stats.items() for k, node in sub.items() if train.is_bn(node)}
   if listed != every:
     raise ValueError(
       f'mstrnn_jax/bn_probe.py: BN nodes {sorted(every - listed)} of {cfg.model} are in no '

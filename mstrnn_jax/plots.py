@@ -85,8 +85,7 @@ def bn_splice(result: dict) -> Figure:
   """Held-out joint accuracy (mean ± SE over folds) with subject statistics at the BN sites up
   to each one (:func:`mstrnn_jax.bn_probe.probe_workdir`'s result)."""
   acc = np.array([r['accuracy'] for r in result['runs']])
-  mean = acc.mean(0)
-  se = acc.std(0, ddof=1) / np.sqrt(len(acc)) if len(acc) > 1 else np.zeros_like(mean)
+  mean, se = np.array([evaluate.mean_se(column) for column in acc.T]).T
   x = np.arange(acc.shape[1])
   fig = Figure(figsize=(7.5, 4.2), layout='constrained')
   ax = fig.subplots()

@@ -316,6 +316,11 @@ def check_eval_stats(eval_stats: tuple[str, ...], model: ModelFns | None = None)
     )
 
 
+def is_bn(node: Any) -> bool:
+  """Whether ``node`` of a batch-stats tree is one BN's statistics ``{'mean', 'var'}``."""
+  return isinstance(node, Mapping) and set(node) == {'mean', 'var'}
+
+
 def pool_statistics(stats: PyTree) -> PyTree:
   """Per-step BN statistics of K equally sized batches -> those of their union.
 
@@ -326,9 +331,6 @@ def pool_statistics(stats: PyTree) -> PyTree:
     The tree without the K axis: ``mean = mean_k(mean_k)``, ``var = mean_k(var_k + mean_k^2) -
     mean^2`` (the law of total variance, clamped at 0); other leaves their mean over K.
   """
-
-  def is_bn(node):
-    return isinstance(node, Mapping) and set(node) == {'mean', 'var'}
 
   def pool(node):
     if not is_bn(node):
