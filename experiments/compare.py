@@ -4,6 +4,7 @@
     python experiments/compare.py runs/a runs/b --out=ablation.md     # also .json and .png curves
     python experiments/compare.py runs/m_fresh runs/m_reuse runs/l_fresh runs/l_reuse --interaction
     python experiments/compare.py runs/a runs/b --eval_stats=subject   # another BN-statistics mode
+    python experiments/compare.py runs/a runs/b --head=ado             # one head instead of joint
 
 Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --out.  With two
 or more rows a second table gives each row minus the first, fold by fold (same test subjects);
@@ -32,6 +33,12 @@ _EVAL_STATS = flags.DEFINE_string(
   'Batch-norm statistics whose held-out accuracy to read (population, running, subject); '
   "default: each run's first (config.eval_stats).",
 )
+_HEAD = flags.DEFINE_string(
+  'head',
+  'joint',
+  "Category whose accuracy to compare: 'joint' or a head of the dataset (e.g. ado, action); "
+  'epochs are still selected on the joint accuracy.',
+)
 _INTERACTION = flags.DEFINE_bool(
   'interaction', False, 'Four rows A0 A1 B0 B1: also print (A1 - A0) - (B1 - B0) by fold.'
 )
@@ -42,7 +49,9 @@ def main(argv):
   if not workdirs:
     sys.exit('error: experiments/compare.py: name one or more workdirs.')
   try:
-    rows = compare.rows(workdirs, window=_WINDOW.value, eval_stats=_EVAL_STATS.value)
+    rows = compare.rows(
+      workdirs, window=_WINDOW.value, eval_stats=_EVAL_STATS.value, head=_HEAD.value
+    )
     text = compare.table(rows)
     if len(rows) > 1:
       text += '\n' + compare.paired_table(rows)
@@ -60,8 +69,11 @@ def main(argv):
       f.write(text)
     with open(stem + '.json', 'w') as f:
       json.dump(rows, f, indent=1)
-    title = f'joint accuracy; held-out with batch-norm statistics: {compare.modes(rows)}'
-    plots.save(plots.compare_curves(rows, compare.label, title), stem + '.png')
+    title = (
+      f'{compare.accuracy_name(rows)}; held-out with batch-norm statistics: {compare.modes(rows)}'
+    )
+    fig = plots.compare_curves(rows, compare.label, title, compare.accuracy_name(rows))
+    plots.save(fig, stem + '.png')
 
 
 if __name__ == '__main__':

@@ -76,6 +76,16 @@ def modes(rows_: Sequence[dict]) -> str:
   return ', '.join(dict.fromkeys(r['eval_stats'] for r in rows_))
 
 
+def head(rows_: Sequence[dict]) -> str:
+  """The category the rows read (:func:`rows`' ``head``): 'joint' or a head's name."""
+  return rows_[0].get('head', evaluate.JOINT) if rows_ else evaluate.JOINT
+
+
+def accuracy_name(rows_: Sequence[dict]) -> str:
+  """'joint accuracy' or '<head> accuracy', for captions and plot labels."""
+  return f'{head(rows_)} accuracy'
+
+
 def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
   """Per experiment config, the flattened fields whose values differ between the configs
   (``workdir`` excluded): ``{'width_scale': '0.25', ...}``."""
@@ -86,7 +96,7 @@ def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
 
 
 def window_stats(test: np.ndarray, train: np.ndarray, window: int = WINDOW) -> dict:
-  """Per fold, over the last ``window`` epochs of joint accuracy ``[folds, epochs]``.
+  """Per fold, over the last ``window`` epochs of accuracy ``[folds, epochs]`` (one category).
 
   Returns 'per_fold:window' (held-out mean) and 'per_fold:gap' (training mean minus held-out
   mean), lists over folds; with at least ``2 * window`` epochs also 'change' and
@@ -120,14 +130,29 @@ def _stats_mode(workdir: str, res: dict, summary: dict, mode: str | None) -> tup
   return mode, summary['eval_stats'][mode]['selections'], f'_{mode}'
 
 
+def _head_column(workdir: str, selections: dict, head: str) -> int:
+  """Index of category ``head`` in the histories' last axis (the heads in order, joint last);
+  a one-line error naming the workdir and its categories when it has no such head."""
+  cats = list(next(iter(selections.values()))['mean'])
+  if head not in cats:
+    raise ValueError(f'{workdir}: no head {head!r}; this run has {", ".join(cats)} (--head).')
+  return cats.index(head)
+
+
 def rows(
-  workdirs: Sequence[str], window: int = WINDOW, eval_stats: str | None = None
+  workdirs: Sequence[str],
+  window: int = WINDOW,
+  eval_stats: str | None = None,
+  head: str = evaluate.JOINT,
 ) -> list[dict]:
-  """One dict per (workdir, model, tau pair) with the comparison's columns (percent, joint),
-  and 'curve:test' / 'curve:train', the mean over folds per epoch (:func:`plots.compare_curves`).
+  """One dict per (workdir, model, tau pair) with the comparison's columns (percent), and
+  'curve:test' / 'curve:train', the mean over folds per epoch (:func:`plots.compare_curves`).
 
   ``eval_stats``: which batch-norm statistics' held-out and validation accuracy to read
-  ('population', 'running', 'subject'; docs/model.md); None reads each run's first mode."""
+  ('population', 'running', 'subject'; docs/model.md); None reads each run's first mode.
+  ``head``: the category whose accuracy every column reads ('joint', the default, or a head of
+  the dataset such as 'ado'); epochs are selected on the joint accuracy whatever the head, as
+  the paper's protocol does (:func:`evaluate.select_epochs`)."""
   loaded = [load(w) for w in workdirs]
   settings = differing_settings([r['experiment'] for r in loaded])
   out = []
@@ -136,28 +161,31 @@ def rows(
       h = {k: np.asarray(v) for k, v in entry['history'].items()}
       for key, summary in entry.get('summary', {}).items():
         mode, selections, suffix = _stats_mode(workdir, res, summary, eval_stats)
+        c = _head_column(workdir, selections, head)
         runs = [r for r in entry['runs'] if evaluate.tau_key(r['taus']) == key]
         idx = [r['run'] for r in runs]
         row = {
           'workdir': workdir,
           'model': model,
+          'head': head,
           'taus': key,
           'settings': differ,
           'eval_stats': mode,
           'epochs': entry['epochs_done'],
           'folds': len(idx),
           'test_subjects': [r.get('test_subject', r['run']) for r in runs],
-          'train_acc': float(h['train_acc'][idx, -LAST_EPOCHS:, -1].mean()),
+          'train_acc': float(h['train_acc'][idx, -LAST_EPOCHS:, c].mean()),
         }
         if f'val_acc{suffix}' in h:
-          val = h[f'val_acc{suffix}'][idx, :, -1]
-          row['val_best'] = float(val.max(axis=1).mean())
-          row['val_last'] = float(val[:, -1].mean())
+          val = h[f'val_acc{suffix}'][idx]  # [folds, epochs, heads + 1]
+          best = evaluate.select_best_epochs(val)  # on the joint validation accuracy
+          row['val_best'] = float(val[np.arange(len(idx)), best, c].mean())
+          row['val_last'] = float(val[:, -1, c].mean())
         for sel, s in selections.items():
-          row[f'test:{sel}'] = (s['mean'][evaluate.JOINT], s['se'][evaluate.JOINT])
-          row[f'per_fold:{sel}'] = s['per_fold'][evaluate.JOINT]
+          row[f'test:{sel}'] = (s['mean'][head], s['se'][head])
+          row[f'per_fold:{sel}'] = s['per_fold'][head]
         row['window'] = window
-        test, train = h[f'test_acc{suffix}'][idx, :, -1], h['train_acc'][idx, :, -1]
+        test, train = h[f'test_acc{suffix}'][idx, :, c], h['train_acc'][idx, :, c]
         row['curve:test'], row['curve:train'] = test.mean(0).tolist(), train.mean(0).tolist()
         row.update(window_stats(test, train, window))
         for k in WINDOW_KEYS:
@@ -192,7 +220,13 @@ def table(rows_: Sequence[dict]) -> str:
       ),
     )
   )
-  lines = [
+  category = head(rows_)
+  caption = (
+    []
+    if category == evaluate.JOINT
+    else [f'Accuracy of head {category!r} (epochs selected on the joint accuracy).', '']
+  )
+  lines = caption + [
     '| workdir | settings | model | taus | epochs | folds | '
     + ' | '.join(c for c, _ in cols)
     + ' |',
@@ -241,8 +275,8 @@ def _stats(diffs: dict[str, dict[object, float]], folds: int) -> dict:
 
 
 def paired(row: dict, reference: dict) -> dict:
-  """``row`` minus ``reference`` on the test subjects both have (joint, percent), per selection
-  and per :data:`WINDOW_KEYS` (held-out mean and gap over the last epochs).
+  """``row`` minus ``reference`` on the test subjects both have (their category, percent), per
+  selection and per :data:`WINDOW_KEYS` (held-out mean and gap over the last epochs).
 
   Returns {'folds': n, key: {'mean', 'se', 'sd', 'wins'}} where 'wins' counts the folds
   with ``row >= reference``; a key is missing when either row lacks it or the rows share
@@ -286,7 +320,7 @@ def paired_table(rows_: Sequence[dict]) -> str:
     return ''
   first = rows_[0]
   lines = [
-    f'Paired differences, joint accuracy: each row minus **{_short(first["workdir"])} '
+    f'Paired differences, {accuracy_name(rows_)}: each row minus **{_short(first["workdir"])} '
     f'{first["model"]}** (taus {first["taus"] or "-"}), fold by fold over the test subjects '
     'both have. Cells: mean ± SE of the difference (its SD over folds; the folds where the row '
     f'is at least level with the first). Batch-norm statistics: {modes(rows_)}.',
@@ -318,7 +352,7 @@ def interaction_table(rows_: Sequence[dict]) -> str:
     '\n'.join(
       [
         (
-          f'Interaction, joint accuracy: ({label(a1)} - {label(a0)}) - ({label(b1)} - {label(b0)}), '
+          f'Interaction, {accuracy_name(rows_)}: ({label(a1)} - {label(a0)}) - ({label(b1)} - {label(b0)}), '
           'fold by fold over the test subjects all four have. Cells as in the paired table. '
           f'Batch-norm statistics: {modes(rows_)}.'
         ),

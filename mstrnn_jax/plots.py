@@ -55,9 +55,12 @@ def accuracy_curves(entry: dict, heads, title: str) -> Figure:
   return fig
 
 
-def compare_curves(rows: Sequence[dict], label, title: str) -> Figure:
-  """Held-out (solid) and training (dashed) joint accuracy against the epoch, mean over folds,
-  one colour per row of :func:`mstrnn_jax.compare.rows`; ``label(row)`` names it."""
+def compare_curves(
+  rows: Sequence[dict], label, title: str, accuracy: str = 'joint accuracy'
+) -> Figure:
+  """Held-out (solid) and training (dashed) accuracy against the epoch, mean over folds, one
+  colour per row of :func:`mstrnn_jax.compare.rows`; ``label(row)`` names it, ``accuracy``
+  the category the rows read (:func:`mstrnn_jax.compare.accuracy_name`)."""
   fig = Figure(figsize=(7.5, 4.2), layout='constrained')
   ax = fig.subplots()
   for i, row in enumerate(rows):
@@ -73,7 +76,7 @@ def compare_curves(rows: Sequence[dict], label, title: str) -> Figure:
         label=f'{label(row)}: {suffix}',
       )
   ax.set_xlabel('epoch')
-  ax.set_ylabel('joint accuracy, mean over folds (%)')
+  ax.set_ylabel(f'{accuracy}, mean over folds (%)')
   ax.set_ylim(0, 100)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc='lower right')

@@ -14,11 +14,11 @@ import subproc
 ROOT = subproc.ROOT
 
 
-def _workdir(path, width, train, test, val, test_subjects=None):
-  """A results.json of one MSTRNN, one run per fold: histories [folds, epochs, 2] (head, joint);
-  without ``test_subjects`` the runs carry none (results of older versions)."""
+def _workdir(path, width, train, test, val, test_subjects=None, heads=('action',)):
+  """A results.json of one MSTRNN, one run per fold: histories [folds, epochs, len(heads) + 1]
+  (the heads, joint last); without ``test_subjects`` the runs carry none (older versions)."""
   test, val = np.asarray(test, float), np.asarray(val, float)
-  summary = evaluate.summarize_group(test, ['action'], val)
+  summary = evaluate.summarize_group(test, list(heads), val)
   runs = [{'run': i, 'taus': [2.0, 100.0]} for i in range(test.shape[0])]
   for r, s in zip(runs, test_subjects or ()):
     r['test_subject'] = s
@@ -135,6 +135,38 @@ def test_eval_stats_reads_another_batch_norm_mode(tmp_path):
   assert other['per_fold:gap'] == pytest.approx([40 - 90, 40 - 60])  # training is pop's
   with pytest.raises(ValueError, match=r'a: no evaluation with --eval_stats=running.*population'):
     compare.rows([str(tmp_path / 'a')], eval_stats='running')
+
+
+def test_head_reads_one_category_at_the_epochs_the_joint_selects(tmp_path):
+  # Columns (ado, action, joint).  Fold 0: joint peaks at epoch 1 (ado 90 there, 20 at the last
+  # epoch); fold 1: joint peaks at epoch 2, the last (ado 60).  Training ado 80 then 100.
+  a = [[[90, 10, 50], [20, 80, 40]], [[30, 30, 10], [60, 70, 60]]]
+  b = [[[70, 10, 50], [40, 80, 40]], [[30, 30, 10], [20, 70, 60]]]
+  train = [[[80, 0, 0], [100, 0, 0]]] * 2
+  val = [[[90, 10, 50], [95, 80, 40]], [[30, 30, 10], [60, 70, 60]]]  # ado's own best: 95
+  for name, test in (('a', a), ('b', b)):
+    _workdir(
+      tmp_path / name, 0.125, train, test, val, test_subjects=[0, 1], heads=('ado', 'action')
+    )
+  workdirs = [str(tmp_path / 'a'), str(tmp_path / 'b')]
+  ra, rb = compare.rows(workdirs, window=1, head='ado')
+  assert ra['head'] == 'ado'
+  assert ra['per_fold:test_best'] == [90, 60]  # ado at the best joint epoch, not ado's best
+  assert ra['test:last'][0] == pytest.approx(40)  # (20 + 60) / 2
+  assert ra['val_best'] == pytest.approx(75)  # at the joint-selected epochs: (90 + 60) / 2
+  assert ra['val_last'] == pytest.approx(77.5)  # (95 + 60) / 2
+  assert ra['train_acc'] == pytest.approx(90)
+  p = compare.paired(rb, ra)  # b - a: fold 0 -20 at best, +20 last; fold 1 -40 both
+  assert p['test_best']['mean'] == pytest.approx(-30) and p['last']['mean'] == pytest.approx(-10)
+  assert compare.table([ra, rb]).startswith("Accuracy of head 'ado' (epochs selected on the joint")
+  assert 'Paired differences, ado accuracy: each row minus' in compare.paired_table([ra, rb])
+  (joint,) = compare.rows(workdirs[:1], window=1)
+  assert joint['head'] == 'joint' and joint['per_fold:test_best'] == [50, 60]
+  assert compare.table([joint]).startswith('| workdir |')
+  with pytest.raises(ValueError, match=r"a: no head 'modifier'; this run has ado, action, joint"):
+    compare.rows(workdirs[:1], head='modifier')
+  fig = plots.compare_curves([ra], compare.label, 't', compare.accuracy_name([ra]))
+  assert fig.axes[0].get_ylabel() == 'ado accuracy, mean over folds (%)'
 
 
 def test_interaction_is_the_difference_of_paired_differences_by_subject(tmp_path):
