@@ -76,14 +76,14 @@ def modes(rows_: Sequence[dict]) -> str:
   return ', '.join(dict.fromkeys(r['eval_stats'] for r in rows_))
 
 
-def head(rows_: Sequence[dict]) -> str:
+def category_of(rows_: Sequence[dict]) -> str:
   """The category the rows read (:func:`rows`' ``head``): 'joint' or a head's name."""
   return rows_[0].get('head', evaluate.JOINT) if rows_ else evaluate.JOINT
 
 
 def accuracy_name(rows_: Sequence[dict]) -> str:
   """'joint accuracy' or '<head> accuracy', for captions and plot labels."""
-  return f'{head(rows_)} accuracy'
+  return f'{category_of(rows_)} accuracy'
 
 
 def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
@@ -220,7 +220,7 @@ def table(rows_: Sequence[dict]) -> str:
       ),
     )
   )
-  category = head(rows_)
+  category = category_of(rows_)
   caption = (
     []
     if category == evaluate.JOINT
