@@ -35,7 +35,8 @@ def main(argv):
     sys.exit(cli.usage_error(argv))
   cli.quiet_logs()
   try:
-    model = _MODEL.value or next(iter(workdir.read_record(_WORKDIR.value)['models']))
+    record = workdir.read_record(_WORKDIR.value)
+    model = workdir.record_model(record, _WORKDIR.value, _MODEL.value)
     out_dir = _OUT_DIR.value or os.path.join(_WORKDIR.value, 'bn_probe', model)
     workdir.check_writable(out_dir, '--out_dir')
     bn_probe.output_paths(out_dir)  # before the work: nothing is overwritten

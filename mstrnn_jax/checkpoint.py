@@ -253,10 +253,7 @@ def load_run(workdir: str, model: str | None = None, epoch: int | None = None) -
   from mstrnn_jax import model_records, workdir as workdirs  # pylint: disable=import-outside-toplevel
 
   record = workdirs.read_record(workdir)
-  names = list(record['models'])
-  model = names[0] if model is None else model
-  if model not in record['models']:
-    raise KeyError(f'{workdir}: no model {model!r}; it holds {names}.')
+  model = workdirs.record_model(record, workdir, model)
   ckpt = Checkpointer(os.path.join(workdir, 'checkpoints', model))
   try:
     if epoch is None:

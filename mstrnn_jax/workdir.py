@@ -89,6 +89,16 @@ def read_record(workdir: str) -> dict:
   return record
 
 
+def record_model(record: dict, workdir: str, model: str | None = None) -> str:
+  """``model`` if ``record`` (a :func:`read_record` of ``workdir``) holds it, else a one-line
+  KeyError naming the models it holds; None picks its first model."""
+  names = list(record['models'])
+  model = names[0] if model is None else model
+  if model not in record['models']:
+    raise KeyError(f'{workdir}: no model {model!r}; it holds {names}.')
+  return model
+
+
 def read_config(workdir: str) -> config_dict.ConfigDict:
   """The experiment config a workdir was run with."""
   return ec.from_dict(read_record(workdir)['experiment'])
