@@ -295,3 +295,11 @@ def test_read_only_folders_are_refused_first(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match='--out_dir=.*not a writable folder'):
     analysis.analyze_run(str(tmp_path / 'no_run'), 0, out_dir=str(tmp_path / 'out'))
   assert os.listdir(tmp_path) == []
+
+
+def test_record_model_picks_the_first_and_names_the_models_held():
+  record = {'experiment': {}, 'models': {'mstrnn': {}, 'lrcn': {}}}
+  assert workdirs.record_model(record, 'runs/x') == 'mstrnn'
+  assert workdirs.record_model(record, 'runs/x', 'lrcn') == 'lrcn'
+  with pytest.raises(KeyError, match=r"runs/x: no model 'mstnn'; it holds \['mstrnn', 'lrcn'\]"):
+    workdirs.record_model(record, 'runs/x', 'mstnn')
