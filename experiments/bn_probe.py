@@ -4,8 +4,10 @@
     python experiments/bn_probe.py --workdir=runs/default --model=lrcn --out_dir=/tmp/probe
 
 For every fold (latest checkpoint): the held-out subject's joint accuracy with `subject`
-statistics at the BN sites up to each one and `population` statistics after it, and how far each
-subject's own statistics sit from the population's (mstrnn_jax/bn_probe.py). Writes
+statistics at the BN sites up to each one and `population` statistics after it, how far each
+subject's own statistics sit from the population's, and, when the run had validation subjects,
+the held-out subject under their statistics (`unseen`: another subject unseen in training, no
+held-out data) and the mirror (mstrnn_jax/bn_probe.py). Writes
 bn_probe.json, bn_probe.md and bn_probe.png to --out_dir (default <workdir>/bn_probe/<model>/),
 never overwriting, and prints bn_probe.md.
 """

@@ -12,6 +12,10 @@ probe asks where between the two the accuracy changes, on the final weights of e
   normalises every earlier site with subject statistics too (the model has no top-down path).
 * **own accuracy**: the validation and the training subjects' joint accuracy with ``population``
   and with their own ``subject`` statistics (what the held-out subject's two ends compare with).
+* **unseen** (with validation subjects): the held-out subject normalised with the statistics of
+  the validation subjects' videos as one batch, another subject unseen in training, which uses
+  no held-out data (non-transductive); and the mirror, each validation subject normalised with
+  the held-out subject's statistics, which uses no held-out label.
 * **shift**: per site, how far a subject's own statistics sit from the population's,
   ``|mu_s - mu_P| / sqrt(var_P + eps)`` and ``|log((var_s + eps) / (var_P + eps))|`` averaged
   over steps and channels, for the held-out subject, the validation subjects (also unseen in
@@ -39,6 +43,9 @@ from mstrnn_jax import configs, evaluate, models, train
 
 Site = tuple[str, tuple[tuple[str, str], ...]]  # (name, ((module, bn node), ...))
 MODES = ('population', 'subject')  # the splice's two ends
+# Statistics of another subject unseen in training: the held-out subject normalised with the
+# validation subjects' statistics, and each validation subject with the held-out subject's.
+UNSEEN = 'unseen'
 QUANTITIES = ('mean', 'log_var')  # the shift's two measures (:func:`shift`)
 
 
@@ -123,14 +130,15 @@ class _Fold(NamedTuple):
   labels: jax.Array  # int32 [N, n_heads]
   subjects: np.ndarray  # int [N]
 
-  def rows(self, subject: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dataset rows of ``subject`` and an all-True mask."""
-    idx = np.nonzero(self.subjects == subject)[0].astype(np.int32)
+  def rows(self, *subjects: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dataset rows of ``subjects`` and an all-True mask."""
+    idx = np.nonzero(np.isin(self.subjects, subjects))[0].astype(np.int32)
     return idx, np.ones(len(idx), bool)
 
-  def statistics(self, subject: int) -> Any:
-    """``subject``'s own per-step statistics (``train.subject_statistics``)."""
-    rows, mask = self.rows(subject)
+  def statistics(self, *subjects: int) -> Any:
+    """The per-step statistics of ``subjects``' videos as one batch
+    (``train.subject_statistics``; one subject: its own)."""
+    rows, mask = self.rows(*subjects)
     return _subject_stats(self.fns, self.params, self.running, self.videos, rows, mask, self.taus)
 
   def accuracy(self, subject: int, stats: Any) -> float:
@@ -144,7 +152,10 @@ def probe_fold(
   fold: _Fold, population: Any, sites: Sequence[Site], test: int, val: Sequence[int], eps: float
 ) -> dict:
   """One run: the splice on its held-out subject ``test``, every subject's own accuracy under
-  both statistics and its shifts, averaged over the validation and over the training subjects."""
+  both statistics and its shifts, averaged over the validation and over the training subjects,
+  and (with validation subjects ``val``) the accuracies under another unseen subject's
+  statistics: ``unseen[group][mode]`` for group ``test`` / ``validation`` and mode in
+  ``MODES + (UNSEEN,)``."""
   stats_of = {s: fold.statistics(s) for s in np.unique(fold.subjects).tolist()}
   training = [s for s in stats_of if s != test and s not in val]
   steps = fold.videos.shape[1]
@@ -153,6 +164,16 @@ def probe_fold(
 
   def accuracy_over(members):
     return {m: float(np.mean([own[s][i] for s in members])) for i, m in enumerate(MODES)}
+
+  unseen = None  # another unseen subject's statistics, both ways (no held-out label needed)
+  if val:
+    unseen = {
+      'test': {**accuracy_over([test]), UNSEEN: fold.accuracy(test, fold.statistics(*val))},
+      'validation': {
+        **accuracy_over(val),
+        UNSEEN: float(np.mean([fold.accuracy(v, stats_of[test]) for v in val])),
+      },
+    }
 
   def shift_over(members):
     return {
@@ -169,6 +190,7 @@ def probe_fold(
       'validation': accuracy_over(val) if val else None,
       'training': accuracy_over(training),
     },
+    'unseen': unseen,
     'shift': {
       'test': shift_over([test]),
       'validation': shift_over(val) if val else None,
@@ -282,6 +304,35 @@ def splice_table(result: dict) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def unseen_table(result: dict) -> str:
+  """Markdown: the held-out and the validation subjects' joint accuracy under ``population``
+  statistics, another unseen subject's and their own (mean ± SE over folds), and the paired
+  change from ``population``; empty when the runs had no validation subjects."""
+  runs = [r['unseen'] for r in result['runs']]
+  if not runs or any(u is None for u in runs):
+    return ''
+  rows = {
+    'test': "held-out subject, with the validation subjects' statistics",
+    'validation': "validation subjects, each with the held-out subject's statistics",
+  }
+  lines = [
+    f"{result['model'].upper()}: joint accuracy (%) under another unseen subject's statistics "
+    '(`unseen`; no held-out data for the held-out row, no held-out label for the mirror)',
+    '',
+    '| subject evaluated | `population` | `unseen` | `subject` (own) | `unseen` - `population` '
+    '(paired) | `subject` - `population` (paired) |',
+    '|---|---|---|---|---|---|',
+  ]
+  for group, label in rows.items():
+    acc = {m: np.array([u[group][m] for u in runs]) for m in (*MODES, UNSEEN)}
+    cells = [evaluate.fmt(*evaluate.mean_se(acc[m])) for m in ('population', UNSEEN, 'subject')]
+    cells += [
+      evaluate.fmt(*evaluate.mean_se(acc[m] - acc['population'])) for m in (UNSEEN, 'subject')
+    ]
+    lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
 def shift_table(result: dict, quantity: str = 'mean') -> str:
   """Markdown: per site, the shift of the held-out, validation and training subjects'
   statistics from the population's (mean ± SE over folds) and held-out minus training."""
@@ -316,7 +367,12 @@ def shift_table(result: dict, quantity: str = 'mean') -> str:
 
 def markdown(result: dict) -> str:
   return '\n'.join(
-    [splice_table(result), shift_table(result, 'mean'), shift_table(result, 'log_var')]
+    [
+      splice_table(result),
+      unseen_table(result),
+      shift_table(result, 'mean'),
+      shift_table(result, 'log_var'),
+    ]
   )
 
 

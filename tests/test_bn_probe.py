@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mstrnn_jax import analysis, bn_probe, checkpoint, configs, evaluate, models
+from mstrnn_jax import analysis, bn_probe, checkpoint, configs, evaluate, models, train
 from mstrnn_jax.data import pipeline
 import fake_workdir
 import subproc
@@ -94,14 +94,16 @@ def workdir(tmp_path_factory):
   return wd, plan
 
 
-def _predictions(ds, run, r, subject, stats, train):
+def _predictions(ds, run, r, subject, stats, train, stats_run=None):
   """Voted classes of run ``r`` on ``subject``'s videos by ``models.apply``: eval mode with
-  ``stats``, or a training-mode pass on them as one batch (their own statistics)."""
+  ``stats`` (its run ``stats_run``, default ``r``), or a training-mode pass on them as one
+  batch (their own statistics)."""
   idx = np.nonzero(ds.subjects == subject)[0]
   x = pipeline.to_float(pipeline.center_crop(jnp.asarray(ds.videos[idx]), ds.crop_size))
   taus = jnp.asarray(run.runs[r]['taus'], jnp.float32)
   at = functools.partial(jax.tree.map, lambda a: a[r])
-  logits = models.apply(run.model_cfg, at(run.params), at(stats), x, taus, train=train).logits
+  stats = jax.tree.map(lambda a: a[r if stats_run is None else stats_run], stats)
+  logits = models.apply(run.model_cfg, at(run.params), stats, x, taus, train=train).logits
   voting_steps = run.experiment['experiment']['voting_steps']
   return np.asarray(evaluate.predict(logits['action'][:, -voting_steps:]))
 
@@ -138,6 +140,7 @@ def test_splice_ends_and_own_accuracy_match_models_apply(workdir, monkeypatch):
         assert own == pytest.approx(100 * np.mean(pred == labels[ds.subjects == other]), abs=1e-4)
       assert ends[r, 1] == 100 and ends[r, 0] < 50
       assert got['own_accuracy']['validation'] is None and got['shift']['validation'] is None
+      assert got['unseen'] is None
       assert set(got['shift']['test']) == set(result['sites'])
       assert all(v['mean'] >= 0 and v['log_var'] >= 0 for v in got['shift']['test'].values())
     assert result['reported'] == {}  # no results.json yet
@@ -158,6 +161,64 @@ def test_splice_ends_and_own_accuracy_match_models_apply(workdir, monkeypatch):
       assert f'`{mode}`: ' in table
     assert table.count('(the probe recomputes it exactly on 2 of 2 folds)') == 2
     assert 'training subjects, their own joint accuracy: `population` ' in table
+
+
+def test_unseen_statistics_are_the_other_unseen_subjects(tmp_path, monkeypatch):
+  """Three subjects per fold (held-out, validation, training). Each subject's labels are what
+  the run holding it out predicts for it under its validation subject's statistics, computed
+  here with `train.subject_statistics` and an eval-mode `models.apply`: the held-out row under
+  `unseen` statistics must score 100, and differ from what its own (`subject`) statistics
+  score somewhere. The mirror, each validation subject under the held-out subject's statistics,
+  is recomputed the same way."""
+  wd = str(tmp_path / 'run')
+  plan = fake_workdir.make(
+    wd,
+    MODELS,
+    population=True,
+    live_bn=True,
+    validation_subjects=1,
+    **{'data.synth3a.num_subjects': 3},
+  )
+  ds = plan.dataset
+  names = list(ds.subject_names)
+  videos = jnp.asarray(ds.videos)
+  for m in MODELS:
+    run = checkpoint.load_run(wd, m)
+    fns = train.model_fns(run.model_cfg)
+
+    def predict(r, subject, stats_of, run=run, fns=fns):
+      """Run r's voted classes on ``subject`` normalised with ``stats_of``'s statistics."""
+      at = functools.partial(jax.tree.map, lambda a: a[r])
+      params, taus = at(run.params), jnp.asarray(run.runs[r]['taus'], jnp.float32)
+      rows = jnp.asarray(np.nonzero(ds.subjects == stats_of)[0], jnp.int32)
+      stats = train.subject_statistics(
+        fns, params, at(run.running_stats), videos, rows, jnp.ones(len(rows), bool), taus
+      )
+      return _predictions(
+        ds, run, r, subject, jax.tree.map(lambda a: a[None], stats), False, stats_run=0
+      )
+
+    pairs = [(int(i['test_subject']), names.index(i['validation_subjects'][0])) for i in run.runs]
+    assert sorted(t for t, _ in pairs) == [0, 1, 2] and all(t != v for t, v in pairs)
+    labels = np.array(ds.labels['action'])
+    for r, (test, val) in enumerate(pairs):
+      labels[ds.subjects == test] = predict(r, test, val)
+    labelled = dataclasses.replace(ds, labels={'action': labels})
+    monkeypatch.setattr(analysis, 'load_workdir_data', lambda record, data_dir, d=labelled: d)
+    result = bn_probe.probe_workdir(wd, m)
+    for r, (test, val) in enumerate(pairs):
+      u = result['runs'][r]['unseen']
+      assert u['test']['unseen'] == pytest.approx(100.0, abs=1e-4)
+      assert u['test']['subject'] == pytest.approx(result['runs'][r]['accuracy'][-1], abs=1e-4)
+      assert u['test']['population'] == pytest.approx(result['runs'][r]['accuracy'][0], abs=1e-4)
+      mirror = 100 * np.mean(predict(r, val, test) == labels[ds.subjects == val])
+      assert u['validation']['unseen'] == pytest.approx(mirror, abs=1e-4)
+      own = result['runs'][r]['own_accuracy']['validation']
+      assert {k: u['validation'][k] for k in bn_probe.MODES} == own
+    assert min(r['unseen']['test']['subject'] for r in result['runs']) < 100
+    table = bn_probe.unseen_table(result)
+    assert "| held-out subject, with the validation subjects' statistics | " in table
+    assert table in bn_probe.markdown(result)
 
 
 def test_cli_writes_files_and_never_overwrites(workdir):
