@@ -166,9 +166,10 @@ def probe_fold(
     return {m: float(np.mean([own[s][i] for s in members])) for i, m in enumerate(MODES)}
 
   unseen = None  # another unseen subject's statistics, both ways (no held-out label needed)
+  val_stats = fold.statistics(*val) if val else None
   if val:
     unseen = {
-      'test': {**accuracy_over([test]), UNSEEN: fold.accuracy(test, fold.statistics(*val))},
+      'test': {**accuracy_over([test]), UNSEEN: fold.accuracy(test, val_stats)},
       'validation': {
         **accuracy_over(val),
         UNSEEN: float(np.mean([fold.accuracy(v, stats_of[test]) for v in val])),
@@ -195,6 +196,14 @@ def probe_fold(
       'test': shift_over([test]),
       'validation': shift_over(val) if val else None,
       'training': shift_over(training),
+      # the held-out subject's statistics measured from the validation subjects' (as if they
+      # were the population): how far apart two unseen subjects sit
+      'test_from_validation': {
+        name: {q: float(v) for q, v in d.items()}
+        for name, d in shift(stats_of[test], val_stats, sites, steps, eps).items()
+      }
+      if val
+      else None,
     },
   }
 
@@ -335,7 +344,8 @@ def unseen_table(result: dict) -> str:
 
 def shift_table(result: dict, quantity: str = 'mean') -> str:
   """Markdown: per site, the shift of the held-out, validation and training subjects'
-  statistics from the population's (mean ± SE over folds) and held-out minus training."""
+  statistics from the population's (mean ± SE over folds) and held-out minus training; with
+  validation subjects also the held-out subject's shift from their statistics instead."""
   what = {
     'mean': '|mu_s - mu_P| / sqrt(var_P + eps)',
     'log_var': '|log((var_s + eps) / (var_P + eps))|',
@@ -345,22 +355,26 @@ def shift_table(result: dict, quantity: str = 'mean') -> str:
     'mean over steps and channels; mean ± SE over folds',
     '',
     '| site | BN nodes | held-out subject | validation subjects | training subjects '
-    '| held-out - training (paired) |',
-    '|---|---|---|---|---|---|',
+    "| held-out - training (paired) | held-out, from the validation subjects' statistics |",
+    '|---|---|---|---|---|---|---|',
   ]
+  has_val = all(r['shift']['validation'] is not None for r in result['runs'])
   for name in result['sites']:
 
     def of(group, name=name):
       return np.array([r['shift'][group][name][quantity] for r in result['runs']])
 
     test, training = of('test'), of('training')
-    has_val = all(r['shift']['validation'] is not None for r in result['runs'])
-    val = evaluate.fmt(*evaluate.mean_se(of('validation'))) if has_val else '-'
+    val, apart = (
+      (evaluate.fmt(*evaluate.mean_se(of(g))) for g in ('validation', 'test_from_validation'))
+      if has_val
+      else ('-', '-')
+    )
     lines.append(
       f'| {name} | {", ".join(result["site_nodes"][name])} | '
       f'{evaluate.fmt(*evaluate.mean_se(test))} | {val} | '
       f'{evaluate.fmt(*evaluate.mean_se(training))} | '
-      f'{evaluate.fmt(*evaluate.mean_se(test - training))} |'
+      f'{evaluate.fmt(*evaluate.mean_se(test - training))} | {apart} |'
     )
   return '\n'.join(lines) + '\n'
 

@@ -140,7 +140,7 @@ def test_splice_ends_and_own_accuracy_match_models_apply(workdir, monkeypatch):
         assert own == pytest.approx(100 * np.mean(pred == labels[ds.subjects == other]), abs=1e-4)
       assert ends[r, 1] == 100 and ends[r, 0] < 50
       assert got['own_accuracy']['validation'] is None and got['shift']['validation'] is None
-      assert got['unseen'] is None
+      assert got['unseen'] is None and got['shift']['test_from_validation'] is None
       assert set(got['shift']['test']) == set(result['sites'])
       assert all(v['mean'] >= 0 and v['log_var'] >= 0 for v in got['shift']['test'].values())
     assert result['reported'] == {}  # no results.json yet
@@ -186,17 +186,19 @@ def test_unseen_statistics_are_the_other_unseen_subjects(tmp_path, monkeypatch):
     run = checkpoint.load_run(wd, m)
     fns = train.model_fns(run.model_cfg)
 
-    def predict(r, subject, stats_of, run=run, fns=fns):
-      """Run r's voted classes on ``subject`` normalised with ``stats_of``'s statistics."""
+    def statistics(r, subject, run=run, fns=fns):
+      """Run r's per-step statistics of ``subject``'s videos as one batch."""
       at = functools.partial(jax.tree.map, lambda a: a[r])
       params, taus = at(run.params), jnp.asarray(run.runs[r]['taus'], jnp.float32)
-      rows = jnp.asarray(np.nonzero(ds.subjects == stats_of)[0], jnp.int32)
-      stats = train.subject_statistics(
+      rows = jnp.asarray(np.nonzero(ds.subjects == subject)[0], jnp.int32)
+      return train.subject_statistics(
         fns, params, at(run.running_stats), videos, rows, jnp.ones(len(rows), bool), taus
       )
-      return _predictions(
-        ds, run, r, subject, jax.tree.map(lambda a: a[None], stats), False, stats_run=0
-      )
+
+    def predict(r, subject, stats_of, run=run):
+      """Run r's voted classes on ``subject`` normalised with ``stats_of``'s statistics."""
+      stats = jax.tree.map(lambda a: a[None], statistics(r, stats_of))
+      return _predictions(ds, run, r, subject, stats, False, stats_run=0)
 
     pairs = [(int(i['test_subject']), names.index(i['validation_subjects'][0])) for i in run.runs]
     assert sorted(t for t, _ in pairs) == [0, 1, 2] and all(t != v for t, v in pairs)
@@ -215,6 +217,20 @@ def test_unseen_statistics_are_the_other_unseen_subjects(tmp_path, monkeypatch):
       assert u['validation']['unseen'] == pytest.approx(mirror, abs=1e-4)
       own = result['runs'][r]['own_accuracy']['validation']
       assert {k: u['validation'][k] for k in bn_probe.MODES} == own
+      apart = bn_probe.shift(
+        statistics(r, test),
+        statistics(r, val),
+        bn_probe.bn_sites(run.model_cfg),
+        ds.videos.shape[1],
+        run.model_cfg.bn_epsilon,
+      )
+      for name, got in result['runs'][r]['shift']['test_from_validation'].items():
+        np.testing.assert_allclose(
+          [got['mean'], got['log_var']],
+          [apart[name]['mean'], apart[name]['log_var']],
+          rtol=1e-4,
+          atol=1e-6,
+        )
     assert min(r['unseen']['test']['subject'] for r in result['runs']) < 100
     table = bn_probe.unseen_table(result)
     assert "| held-out subject, with the validation subjects' statistics | " in table
