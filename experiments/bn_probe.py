@@ -42,7 +42,7 @@ def main(argv):
     out_dir = _OUT_DIR.value or os.path.join(_WORKDIR.value, 'bn_probe', model)
     workdir.check_writable(out_dir, '--out_dir')
     bn_probe.output_paths(out_dir)  # before the work: nothing is overwritten
-    result = bn_probe.probe_workdir(_WORKDIR.value, model, _DATA_DIR.value)
+    result = bn_probe.probe_workdir(_WORKDIR.value, model, _DATA_DIR.value, progress=True)
     paths = bn_probe.write(result, out_dir)
   except (ValueError, KeyError, OSError, checkpoint.CheckpointError) as e:
     sys.exit(f'error: {e}')

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -222,11 +223,16 @@ def _reported(workdir: str, model: str, epoch: int) -> dict:
   }
 
 
-def probe_workdir(workdir: str, model: str | None = None, data_dir: str | None = None) -> dict:
+def probe_workdir(
+  workdir: str, model: str | None = None, data_dir: str | None = None, progress: bool = False
+) -> dict:
   """:func:`probe_fold` for every fold of ``workdir``'s ``model`` (latest checkpoint). Returns
   the JSON-ready result; ``reported`` holds results.json's joint accuracies at the
   checkpoint's epoch under ``population`` and ``subject`` statistics (when results.json has
-  them), which the splice's two ends recompute."""
+  them), which the splice's two ends recompute. ``progress``: a progress bar over the folds
+  (stderr)."""
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   from mstrnn_jax import analysis, checkpoint  # pylint: disable=import-outside-toplevel
 
   run = checkpoint.load_run(workdir, model)
@@ -244,7 +250,15 @@ def probe_workdir(workdir: str, model: str | None = None, data_dir: str | None =
   videos = jnp.asarray(ds.videos)
   labels = jnp.asarray(train.stack_labels(ds.labels, fns.heads))
   per_run = []
-  for r, info in enumerate(run.runs):
+  folds = tqdm(
+    run.runs,
+    desc=f'bn probe {run.model_cfg.model}',
+    unit='fold',
+    file=sys.stderr,
+    disable=not progress,
+    dynamic_ncols=True,
+  )
+  for r, info in enumerate(folds):
     at = functools.partial(jax.tree.map, lambda x, r=r: x[r])
     fold = _Fold(
       fns,

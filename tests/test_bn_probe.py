@@ -249,6 +249,7 @@ def test_cli_writes_files_and_never_overwrites(workdir):
   ]
   proc = subprocess.run(cmd, capture_output=True, text=True, env=subproc.cpu_env())
   assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'bn probe lrcn' in proc.stderr and '2/2' in proc.stderr  # the progress bar over folds
   assert '| subject statistics up to | joint accuracy |' in proc.stdout
   assert '| lstm2 | lstm2.bn_c, lstm2.bn_h, lstm2.bn_x |' in proc.stdout
   with open(os.path.join(out, 'bn_probe.json')) as f:
