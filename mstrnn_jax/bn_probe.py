@@ -166,9 +166,9 @@ def probe_fold(
   def accuracy_over(members):
     return {m: float(np.mean([own[s][i] for s in members])) for i, m in enumerate(MODES)}
 
-  unseen = None  # another unseen subject's statistics, both ways (no held-out label needed)
-  val_stats = fold.statistics(*val) if val else None
+  unseen = val_stats = None  # another unseen subject's statistics, both ways (no held-out label)
   if val:
+    val_stats = fold.statistics(*val)
     unseen = {
       'test': {**accuracy_over([test]), UNSEEN: fold.accuracy(test, val_stats)},
       'validation': {
