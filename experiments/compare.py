@@ -5,11 +5,14 @@
     python experiments/compare.py runs/m_fresh runs/m_reuse runs/l_fresh runs/l_reuse --interaction
     python experiments/compare.py runs/a runs/b --eval_stats=subject   # another BN-statistics mode
     python experiments/compare.py runs/a runs/b --head=ado             # one head instead of joint
+    python experiments/compare.py runs/m_s0,runs/m_s1 runs/l_s0,runs/l_s1  # seeds pooled per row
 
 Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --out.  With two
 or more rows a second table gives each row minus the first, fold by fold (same test subjects);
 with --interaction and four rows A0 A1 B0 B1, a third gives (A1 - A0) - (B1 - B0).  The last
---window epochs give the held-out mean, the gap and the plateau check.
+--window epochs give the held-out mean, the gap and the plateau check.  Workdirs joined by a
+comma pool runs that differ only in their seeds into one row of (seed, fold) pairs; two pooled
+rows pair the folds of the same seeds and test subject.
 """
 
 import json

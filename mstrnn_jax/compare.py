@@ -62,8 +62,8 @@ def load(workdir: str) -> dict:
 
 
 def _short(workdir: str) -> str:
-  """The workdir's last path component (the table's row label)."""
-  return os.path.basename(os.path.normpath(workdir))
+  """The workdir's last path component (the table's row label); 'a,b' for pooled workdirs."""
+  return ','.join(os.path.basename(os.path.normpath(w)) for w in workdir.split(','))
 
 
 def label(row: dict) -> str:
@@ -139,6 +139,75 @@ def _head_column(workdir: str, selections: dict, head: str) -> int:
   return cats.index(head)
 
 
+def seed_tag(experiment: dict) -> str:
+  """'data 0, init 1, batches 1': the seeds a run's numbers depend on (the dataset's data seed
+  and the training seeds as :func:`experiment_configs.run_seeds` resolves them), the key that
+  pairs the folds of pooled rows (:func:`rows`)."""
+  data = experiment.get('data', {}).get(experiment.get('dataset'), {}).get('seed', '-')
+  seeds = experiment.get('seeds') or {}
+  init = experiment.get('seed', 0) if seeds.get('init') is None else seeds['init']
+  batches = 'from init' if seeds.get('batches') is None else seeds['batches']
+  return f'data {data}, init {init}, batches {batches}'
+
+
+def _is_seed(flat_key: str) -> bool:
+  """Whether a flattened experiment field (:func:`differing_settings`) is a seed, the one kind
+  of field that may differ between pooled workdirs."""
+  return flat_key == 'seed' or flat_key.startswith('seeds.') or flat_key.endswith('.seed')
+
+
+def _member(workdir: str, res: dict, model: str, key: str, eval_stats, head: str) -> dict:
+  """One workdir's runs of (model, tau pair ``key``): per-fold arrays of category ``head``."""
+  entry = res['models'][model]
+  h = {k: np.asarray(v) for k, v in entry['history'].items()}
+  summary = entry['summary'][key]
+  mode, selections, suffix = _stats_mode(workdir, res, summary, eval_stats)
+  c = _head_column(workdir, selections, head)
+  runs = [r for r in entry['runs'] if evaluate.tau_key(r['taus']) == key]
+  idx = [r['run'] for r in runs]
+  val = h[f'val_acc{suffix}'][idx] if f'val_acc{suffix}' in h else None  # [folds, epochs, cats]
+  return {
+    'mode': mode,
+    'epochs': entry['epochs_done'],
+    'test_subjects': [r.get('test_subject', r['run']) for r in runs],
+    'per_fold': {sel: list(s['per_fold'][head]) for sel, s in selections.items()},
+    'test': h[f'test_acc{suffix}'][idx, :, c],
+    'train': h['train_acc'][idx, :, c],
+    'val_best': None
+    if val is None
+    else val[np.arange(len(idx)), evaluate.select_best_epochs(val), c],
+    'val_last': None if val is None else val[:, -1, c],
+  }
+
+
+def _pool(spec: str, members: Sequence[dict], tags: Sequence[str]) -> dict:
+  """``members`` (one per workdir of ``spec``) as one: folds concatenated; with more than one
+  member each fold is keyed '<seed tag>: <subject>' so that pooled rows pair (seed, fold)."""
+  if len({m['epochs'] for m in members}) > 1 or len({m['mode'] for m in members}) > 1:
+    raise ValueError(
+      f'{spec}: pooled workdirs differ in epochs done or statistics mode '
+      f'({", ".join(str(m["epochs"]) + " " + m["mode"] for m in members)}); pool runs of one '
+      'budget (--resume the shorter ones).'
+    )
+  if len(members) == 1:
+    return dict(members[0])
+  cat = lambda k: np.concatenate([m[k] for m in members])
+  return {
+    'mode': members[0]['mode'],
+    'epochs': members[0]['epochs'],
+    'test_subjects': [f'{t}: {s}' for m, t in zip(members, tags) for s in m['test_subjects']],
+    'per_fold': {
+      sel: [v for m in members for v in m['per_fold'][sel]]
+      for sel in members[0]['per_fold']
+      if all(sel in m['per_fold'] for m in members)
+    },
+    'test': cat('test'),
+    'train': cat('train'),
+    'val_best': None if members[0]['val_best'] is None else cat('val_best'),
+    'val_last': None if members[0]['val_last'] is None else cat('val_last'),
+  }
+
+
 def rows(
   workdirs: Sequence[str],
   window: int = WINDOW,
@@ -148,46 +217,66 @@ def rows(
   """One dict per (workdir, model, tau pair) with the comparison's columns (percent), and
   'curve:test' / 'curve:train', the mean over folds per epoch (:func:`plots.compare_curves`).
 
+  A workdir given as 'runs/a,runs/b' pools the runs of several seeds into one row: its folds
+  are the (seed, fold) pairs, keyed by :func:`seed_tag` and the test subject, so two pooled rows
+  pair the folds of the same seeds and subject (mean ± SE over the pairs, taken as
+  independent); the workdirs must have the same epochs done and different seeds.
+
   ``eval_stats``: which batch-norm statistics' held-out and validation accuracy to read
   ('population', 'running', 'subject'; docs/model.md); None reads each run's first mode.
   ``head``: the category whose accuracy every column reads ('joint', the default, or a head of
   the dataset such as 'ado'); epochs are selected on the joint accuracy whatever the head, as
   the paper's protocol does (:func:`evaluate.select_epochs`)."""
-  loaded = [load(w) for w in workdirs]
-  settings = differing_settings([r['experiment'] for r in loaded])
+  groups = [spec.split(',') for spec in workdirs]
+  loaded = {w: load(w) for g in groups for w in g}
+  flat = dict(zip(loaded, differing_settings([r['experiment'] for r in loaded.values()])))
   out = []
-  for workdir, res, differ in zip(workdirs, loaded, settings):
-    for model, entry in res['models'].items():
-      h = {k: np.asarray(v) for k, v in entry['history'].items()}
-      for key, summary in entry.get('summary', {}).items():
-        mode, selections, suffix = _stats_mode(workdir, res, summary, eval_stats)
-        c = _head_column(workdir, selections, head)
-        runs = [r for r in entry['runs'] if evaluate.tau_key(r['taus']) == key]
-        idx = [r['run'] for r in runs]
+  for spec, group in zip(workdirs, groups):
+    tags = [seed_tag(loaded[w]['experiment']) for w in group]
+    besides = [
+      k for k in differing_settings([loaded[w]['experiment'] for w in group])[0] if not _is_seed(k)
+    ]
+    if besides:
+      raise ValueError(
+        f'{spec}: pooled workdirs differ in {", ".join(besides)} besides the seeds; pool runs '
+        'of one experiment.'
+      )
+    if len(set(tags)) < len(tags):
+      raise ValueError(
+        f'{spec}: pooled workdirs share seeds ({"; ".join(tags)}); pool other seeds.'
+      )
+    differ = {k: '|'.join(dict.fromkeys(flat[w][k] for w in group)) for k in flat[group[0]]}
+    res0 = loaded[group[0]]
+    for model, entry in res0['models'].items():
+      for key in entry.get('summary', {}):
+        for w in group[1:]:
+          if key not in loaded[w]['models'].get(model, {}).get('summary', {}):
+            raise ValueError(f'{w}: no {model} runs with taus {key} to pool with {group[0]}.')
+        m = _pool(spec, [_member(w, loaded[w], model, key, eval_stats, head) for w in group], tags)
         row = {
-          'workdir': workdir,
+          'workdir': spec,
           'model': model,
           'head': head,
           'taus': key,
           'settings': differ,
-          'eval_stats': mode,
-          'epochs': entry['epochs_done'],
-          'folds': len(idx),
-          'test_subjects': [r.get('test_subject', r['run']) for r in runs],
-          'train_acc': float(h['train_acc'][idx, -LAST_EPOCHS:, c].mean()),
+          'eval_stats': m['mode'],
+          'epochs': m['epochs'],
+          'folds': len(m['test_subjects']),
+          'test_subjects': m['test_subjects'],
+          'train_acc': float(m['train'][:, -LAST_EPOCHS:].mean()),
         }
-        if f'val_acc{suffix}' in h:
-          val = h[f'val_acc{suffix}'][idx]  # [folds, epochs, heads + 1]
-          best = evaluate.select_best_epochs(val)  # on the joint validation accuracy
-          row['val_best'] = float(val[np.arange(len(idx)), best, c].mean())
-          row['val_last'] = float(val[:, -1, c].mean())
-        for sel, s in selections.items():
-          row[f'test:{sel}'] = (s['mean'][head], s['se'][head])
-          row[f'per_fold:{sel}'] = s['per_fold'][head]
+        if m['val_best'] is not None:
+          row['val_best'] = float(m['val_best'].mean())
+          row['val_last'] = float(m['val_last'].mean())
+        for sel, per_fold in m['per_fold'].items():
+          row[f'test:{sel}'] = evaluate.mean_se(per_fold)
+          row[f'per_fold:{sel}'] = per_fold
         row['window'] = window
-        test, train = h[f'test_acc{suffix}'][idx, :, c], h['train_acc'][idx, :, c]
-        row['curve:test'], row['curve:train'] = test.mean(0).tolist(), train.mean(0).tolist()
-        row.update(window_stats(test, train, window))
+        row['curve:test'], row['curve:train'] = (
+          m['test'].mean(0).tolist(),
+          m['train'].mean(0).tolist(),
+        )
+        row.update(window_stats(m['test'], m['train'], window))
         for k in WINDOW_KEYS:
           row[f'test:{k}'] = evaluate.mean_se(row[f'per_fold:{k}'])
         out.append(row)

@@ -14,16 +14,17 @@ import subproc
 ROOT = subproc.ROOT
 
 
-def _workdir(path, width, train, test, val, test_subjects=None, heads=('action',)):
+def _workdir(path, width, train, test, val, test_subjects=None, heads=('action',), **experiment):
   """A results.json of one MSTRNN, one run per fold: histories [folds, epochs, len(heads) + 1]
-  (the heads, joint last); without ``test_subjects`` the runs carry none (older versions)."""
+  (the heads, joint last); without ``test_subjects`` the runs carry none (older versions);
+  ``experiment`` adds config fields (e.g. seed=1)."""
   test, val = np.asarray(test, float), np.asarray(val, float)
   summary = evaluate.summarize_group(test, list(heads), val)
   runs = [{'run': i, 'taus': [2.0, 100.0]} for i in range(test.shape[0])]
   for r, s in zip(runs, test_subjects or ()):
     r['test_subject'] = s
   res = {
-    'experiment': {'model': 'mstrnn', 'width_scale': width, 'optim': {'clip': 12.0}},
+    'experiment': {'model': 'mstrnn', 'width_scale': width, 'optim': {'clip': 12.0}, **experiment},
     'models': {
       'mstrnn': {
         'runs': runs,
@@ -194,6 +195,41 @@ def test_interaction_is_the_difference_of_paired_differences_by_subject(tmp_path
   assert '| 2 | -15.00±15.00 (SD 21.2; 1 of 2) |' in text
   with pytest.raises(ValueError, match='exactly 4 rows'):
     compare.interaction_table(rows[:3])
+
+
+def test_pooled_rows_pair_folds_of_the_same_seed_and_subject(tmp_path):
+  # Model A (width 0.125) and B (width 0.25) at seeds 0 and 1 on subjects 1, 2 (one epoch).
+  # B's seed-1 workdir lists its subjects in the other order.  B - A per (seed, subject):
+  # seed 0: 60 - 50, 20 - 40; seed 1: 90 - 70, 40 - 80  ->  (+10, -20, +20, -40), mean -7.5.
+  runs = {
+    'a0': (0.125, 0, [50, 40], [1, 2]),
+    'a1': (0.125, 1, [70, 80], [1, 2]),
+    'b0': (0.25, 0, [60, 20], [1, 2]),
+    'b1': (0.25, 1, [40, 90], [2, 1]),
+  }
+  for name, (width, seed, acc, subjects) in runs.items():
+    h = [[[a, a]] for a in acc]
+    _workdir(tmp_path / name, width, h, h, h, test_subjects=subjects, seed=seed)
+  w = lambda *names: ','.join(str(tmp_path / n) for n in names)  # noqa: E731
+  a, b = compare.rows([w('a0', 'a1'), w('b0', 'b1')])
+  assert a['folds'] == 4 and a['test_subjects'][2] == 'data -, init 1, batches from init: 1'
+  assert a['per_fold:last'] == [50, 40, 70, 80] and a['test:last'][0] == pytest.approx(60)
+  assert a['settings'] == {'seed': '0|1', 'width_scale': '0.125'}
+  assert a['curve:test'] == pytest.approx([60])
+  p = compare.paired(b, a)
+  assert p['folds'] == 4 and p['last']['mean'] == pytest.approx(-7.5)
+  assert p['last']['wins'] == 2
+  assert '| a0,a1 | seed=0|1, width_scale=0.125 | mstrnn |' in compare.table([a, b])
+  single = compare.rows([w('b0')])[0]  # keyed by subject alone: no pairs with a pooled row
+  assert compare.paired(single, a) == {'folds': 0}
+  with pytest.raises(ValueError, match='share seeds'):
+    compare.rows([w('a0', 'a0')])
+  with pytest.raises(ValueError, match='differ in width_scale besides the seeds'):
+    compare.rows([w('a0', 'b1')])
+  longer = [[[50, 50], [60, 60]], [[40, 40], [30, 30]]]
+  _workdir(tmp_path / 'a2', 0.125, longer, longer, longer, test_subjects=[1, 2], seed=2)
+  with pytest.raises(ValueError, match='differ in epochs done'):
+    compare.rows([w('a0', 'a2')])
 
 
 def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
