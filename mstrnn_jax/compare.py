@@ -232,55 +232,56 @@ def rows(
   flat = dict(zip(loaded, differing_settings([r['experiment'] for r in loaded.values()])))
   out = []
   for spec, group in zip(workdirs, groups):
-    tags = [seed_tag(loaded[w]['experiment']) for w in group]
-    besides = [
-      k for k in differing_settings([loaded[w]['experiment'] for w in group])[0] if not _is_seed(k)
-    ]
-    if besides:
-      raise ValueError(
-        f'{spec}: pooled workdirs differ in {", ".join(besides)} besides the seeds; pool runs '
-        'of one experiment.'
-      )
-    if len(set(tags)) < len(tags):
-      raise ValueError(
-        f'{spec}: pooled workdirs share seeds ({"; ".join(tags)}); pool other seeds.'
-      )
+    tags = _pool_tags(spec, [loaded[w]['experiment'] for w in group])
     differ = {k: '|'.join(dict.fromkeys(flat[w][k] for w in group)) for k in flat[group[0]]}
-    res0 = loaded[group[0]]
-    for model, entry in res0['models'].items():
+    for model, entry in loaded[group[0]]['models'].items():
       for key in entry.get('summary', {}):
         for w in group[1:]:
           if key not in loaded[w]['models'].get(model, {}).get('summary', {}):
             raise ValueError(f'{w}: no {model} runs with taus {key} to pool with {group[0]}.')
-        m = _pool(spec, [_member(w, loaded[w], model, key, eval_stats, head) for w in group], tags)
-        row = {
-          'workdir': spec,
-          'model': model,
-          'head': head,
-          'taus': key,
-          'settings': differ,
-          'eval_stats': m['mode'],
-          'epochs': m['epochs'],
-          'folds': len(m['test_subjects']),
-          'test_subjects': m['test_subjects'],
-          'train_acc': float(m['train'][:, -LAST_EPOCHS:].mean()),
-        }
-        if m['val_best'] is not None:
-          row['val_best'] = float(m['val_best'].mean())
-          row['val_last'] = float(m['val_last'].mean())
-        for sel, per_fold in m['per_fold'].items():
-          row[f'test:{sel}'] = evaluate.mean_se(per_fold)
-          row[f'per_fold:{sel}'] = per_fold
-        row['window'] = window
-        row['curve:test'], row['curve:train'] = (
-          m['test'].mean(0).tolist(),
-          m['train'].mean(0).tolist(),
-        )
-        row.update(window_stats(m['test'], m['train'], window))
-        for k in WINDOW_KEYS:
-          row[f'test:{k}'] = evaluate.mean_se(row[f'per_fold:{k}'])
-        out.append(row)
+        members = [_member(w, loaded[w], model, key, eval_stats, head) for w in group]
+        row = {'workdir': spec, 'model': model, 'head': head, 'taus': key, 'settings': differ}
+        out.append(_row(row, _pool(spec, members, tags), window))
   return out
+
+
+def _pool_tags(spec: str, experiments: Sequence[dict]) -> list[str]:
+  """The :func:`seed_tag` of each pooled workdir's experiment; a one-line error naming
+  ``spec`` when they differ in anything but seeds or share seeds."""
+  besides = [k for k in differing_settings(experiments)[0] if not _is_seed(k)]
+  if besides:
+    raise ValueError(
+      f'{spec}: pooled workdirs differ in {", ".join(besides)} besides the seeds; pool runs '
+      'of one experiment.'
+    )
+  tags = [seed_tag(e) for e in experiments]
+  if len(set(tags)) < len(tags):
+    raise ValueError(f'{spec}: pooled workdirs share seeds ({"; ".join(tags)}); pool other seeds.')
+  return tags
+
+
+def _row(row: dict, m: dict, window: int) -> dict:
+  """``row`` (its labels) completed with the columns of pooled member ``m`` (:func:`_pool`)."""
+  row.update(
+    eval_stats=m['mode'],
+    epochs=m['epochs'],
+    folds=len(m['test_subjects']),
+    test_subjects=m['test_subjects'],
+    train_acc=float(m['train'][:, -LAST_EPOCHS:].mean()),
+  )
+  if m['val_best'] is not None:
+    row['val_best'] = float(m['val_best'].mean())
+    row['val_last'] = float(m['val_last'].mean())
+  for sel, per_fold in m['per_fold'].items():
+    row[f'test:{sel}'] = evaluate.mean_se(per_fold)
+    row[f'per_fold:{sel}'] = per_fold
+  row['window'] = window
+  row['curve:test'] = m['test'].mean(0).tolist()
+  row['curve:train'] = m['train'].mean(0).tolist()
+  row.update(window_stats(m['test'], m['train'], window))
+  for k in WINDOW_KEYS:
+    row[f'test:{k}'] = evaluate.mean_se(row[f'per_fold:{k}'])
+  return row
 
 
 def table(rows_: Sequence[dict]) -> str:
