@@ -156,7 +156,9 @@ def _is_seed(flat_key: str) -> bool:
   return flat_key == 'seed' or flat_key.startswith('seeds.') or flat_key.endswith('.seed')
 
 
-def _member(workdir: str, res: dict, model: str, key: str, eval_stats, head: str) -> dict:
+def _member(
+  workdir: str, res: dict, model: str, key: str, eval_stats: str | None, head: str
+) -> dict:
   """One workdir's runs of (model, tau pair ``key``): per-fold arrays of category ``head``."""
   entry = res['models'][model]
   h = {k: np.asarray(v) for k, v in entry['history'].items()}
