@@ -26,8 +26,10 @@ import os
 from typing import Sequence
 
 import numpy as np
+from ml_collections import config_dict
 
 from mstrnn_jax import evaluate
+from mstrnn_jax import experiment_configs as ec
 
 LAST_EPOCHS = 5  # training accuracy: mean of the last epochs (noisy per epoch)
 WINDOW = 10  # epochs of the held-out mean, the gap and the plateau check
@@ -144,10 +146,11 @@ def seed_tag(experiment: dict) -> str:
   and the training seeds as :func:`experiment_configs.run_seeds` resolves them), the key that
   pairs the folds of pooled rows (:func:`rows`)."""
   data = experiment.get('data', {}).get(experiment.get('dataset'), {}).get('seed', '-')
-  seeds = experiment.get('seeds') or {}
-  init = experiment.get('seed', 0) if seeds.get('init') is None else seeds['init']
-  batches = 'from init' if seeds.get('batches') is None else seeds['batches']
-  return f'data {data}, init {init}, batches {batches}'
+  seeds = {'init': None, 'batches': None, **(experiment.get('seeds') or {})}
+  init, batches = ec.run_seeds(
+    config_dict.ConfigDict({'seed': experiment.get('seed', 0), 'seeds': seeds})
+  )
+  return f'data {data}, init {init}, batches {"from init" if batches is None else batches}'
 
 
 def _is_seed(flat_key: str) -> bool:
