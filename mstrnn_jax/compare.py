@@ -14,7 +14,10 @@ only the paired difference says whether one is ahead.
 Over the last ``window`` epochs (:data:`WINDOW`, section 0za of docs/fidelity.md) each row also
 carries the held-out mean (a selection that neither peeks nor rests on one noisy epoch), the
 generalisation gap (training minus held-out) and the plateau check: how much held-out and
-training accuracy changed from the ``window`` epochs before.  :func:`interaction` is the
+training accuracy changed from the ``window`` epochs before, and whether that meets section
+0za's plateau criterion (:func:`plateau`).  Each paired row also carries the reading rule of
+sections 0zg-0zj (:func:`verdict`): ahead, behind, level or mixed at the epochs that do not
+peek.  :func:`interaction` is the
 difference of two paired differences, fold by fold: (A1 - A0) - (B1 - B0), e.g. whether a data
 change costs MSTRNN more than it costs LRCN.
 """
@@ -39,6 +42,16 @@ WINDOW_LABELS = {
   'window': 'held-out mean of the last {w} epochs',
   'gap': 'gap, training - held-out (last {w} epochs)',
 }
+# Section 0za's plateau criterion: over the last window, training accuracy rises by less than
+# this many points and held-out accuracy changes by less than one SE (over folds).
+PLATEAU_TRAIN_RISE = 2.0
+# The selections the reading rule of sections 0zg-0zj reads (neither looks at the test subject).
+RULE_SELECTIONS = ('validation', 'last')
+_VERDICT_NOTE = (
+  'a model is ahead when its difference is beyond one SE in its favour at both the '
+  'validation-selected and the last epoch (the last alone without validation subjects), level '
+  'when both are within one SE, otherwise mixed (sections 0zg-0zj of docs/fidelity.md).'
+)
 
 
 def _flat(tree: dict, prefix: str = '') -> dict[str, object]:
@@ -115,6 +128,17 @@ def window_stats(test: np.ndarray, train: np.ndarray, window: int = WINDOW) -> d
     out['change'] = evaluate.mean_se(last_test - test[:, before].mean(1))
     out['train_change'] = evaluate.mean_se(last_train - train[:, before].mean(1))
   return out
+
+
+def plateau(row: dict) -> bool | None:
+  """Section 0za's criterion on a row of :func:`rows`: over its last window, training accuracy
+  rose by less than :data:`PLATEAU_TRAIN_RISE` points and held-out accuracy changed by less than
+  one SE (both means over folds, from the window before).  None when the run has fewer than two
+  windows of epochs."""
+  if 'change' not in row:
+    return None
+  (held_out, se), (training, _) = row['change'], row['train_change']
+  return bool(training < PLATEAU_TRAIN_RISE and abs(held_out) < se)
 
 
 def _stats_mode(workdir: str, res: dict, summary: dict, mode: str | None) -> tuple:
@@ -286,6 +310,7 @@ def _row(row: dict, m: dict, window: int) -> dict:
   row.update(window_stats(m['test'], m['train'], window))
   for k in WINDOW_KEYS:
     row[f'test:{k}'] = evaluate.mean_se(row[f'per_fold:{k}'])
+  row['plateau'] = plateau(row)
   return row
 
 
@@ -313,6 +338,12 @@ def table(rows_: Sequence[dict]) -> str:
       lambda r: (
         f'{_signed(*r["change"])} / {_signed(*r["train_change"])}' if 'change' in r else '-'
       ),
+    )
+  )
+  cols.append(
+    (
+      f'plateau (training +<{PLATEAU_TRAIN_RISE:g}, held-out within 1 SE)',
+      lambda r: {True: 'yes', False: 'no', None: '-'}[r.get('plateau')],
     )
   )
   category = category_of(rows_)
@@ -381,6 +412,21 @@ def paired(row: dict, reference: dict) -> dict:
   return _stats(diffs, folds)
 
 
+def verdict(p: dict, row: dict, reference: dict) -> str:
+  """The reading rule of sections 0zg-0zj on ``p = paired(row, reference)``: '<row> ahead' when
+  the paired difference is positive beyond one SE at every selection of :data:`RULE_SELECTIONS`
+  that ``p`` has, '<reference> ahead' when negative beyond one SE at all, 'level' when within
+  one SE at all, otherwise 'mixed'; '-' when ``p`` has none of them."""
+  signs = {
+    int(np.sign(p[k]['mean'])) if abs(p[k]['mean']) > p[k]['se'] else 0
+    for k in RULE_SELECTIONS
+    if k in p
+  }
+  if len(signs) != 1:
+    return 'mixed' if signs else '-'
+  return {1: f'{label(row)} ahead', -1: f'{label(reference)} ahead', 0: 'level'}[signs.pop()]
+
+
 def interaction(a0: dict, a1: dict, b0: dict, b1: dict) -> dict:
   """(a1 - a0) - (b1 - b0) fold by fold over the test subjects all four rows have, in the
   form of :func:`paired`: does the change from a0 to a1 differ from the change from b0 to b1?"""
@@ -401,9 +447,11 @@ def _paired_cells(p: dict) -> list[str]:
   ]
 
 
-def _paired_header(window: int) -> list[str]:
+def _paired_header(window: int, rule: bool = False) -> list[str]:
   labels = [f'test: {evaluate.SELECTION_LABELS[s]}' for s in evaluate.SELECTIONS]
   labels += [WINDOW_LABELS[k].format(w=window) for k in WINDOW_KEYS]
+  if rule:
+    labels.append('verdict (validation-selected and last epoch, 1 SE)')
   return [' | '.join(labels) + ' |', '---|' * len(labels)]
 
 
@@ -418,16 +466,18 @@ def paired_table(rows_: Sequence[dict]) -> str:
     f'Paired differences, {accuracy_name(rows_)}: each row minus **{_short(first["workdir"])} '
     f'{first["model"]}** (taus {first["taus"] or "-"}), fold by fold over the test subjects '
     'both have. Cells: mean ± SE of the difference (its SD over folds; the folds where the row '
-    f'is at least level with the first). Batch-norm statistics: {modes(rows_)}.',
+    f'is at least level with the first). Verdict: {_VERDICT_NOTE} Batch-norm statistics: '
+    f'{modes(rows_)}.',
     '',
   ]
-  head, rule = _paired_header(first['window'])
+  head, rule = _paired_header(first['window'], rule=True)
   lines += ['| workdir | model | taus | paired folds | ' + head, '|---|---|---|---|' + rule]
   for r in rows_[1:]:
     p = paired(r, first)
+    cells = _paired_cells(p) + [verdict(p, r, first)]
     lines.append(
       f'| {_short(r["workdir"])} | {r["model"]} | '
-      f'{r["taus"] or "-"} | {p["folds"]} | ' + ' | '.join(_paired_cells(p)) + ' |'
+      f'{r["taus"] or "-"} | {p["folds"]} | ' + ' | '.join(cells) + ' |'
     )
   return '\n'.join(lines) + '\n'
 

@@ -94,7 +94,18 @@ def test_window_gives_held_out_mean_gap_and_plateau_change(tmp_path):
   assert r['test:window'] == pytest.approx((50, 10))  # SE of (40, 60): 14.1 / sqrt(2)
   assert r['change'] == pytest.approx((12.5, 12.5))
   assert r['train_change'] == pytest.approx((12.5, 12.5))
-  assert '| 50.00±10.00 | 40.00±0.00 | - | +12.50±12.50 / +12.50±12.50 |' in compare.table([r])
+  assert '| 50.00±10.00 | 40.00±0.00 | - | +12.50±12.50 / +12.50±12.50 | no |' in compare.table([r])
+  # Section 0za's criterion: training +12.5 is not < 2, so no plateau; flat curves meet it.
+  assert r['plateau'] is False
+  flat = [[[60, 60]] * 4, [[70, 70]] * 4]
+  _workdir(tmp_path / 'flat', 0.125, flat, test, test)
+  assert compare.rows([str(tmp_path / 'flat')], window=2)[0]['plateau'] is False  # 12.5 > SE
+  _workdir(tmp_path / 'still', 0.125, flat, flat, flat)  # held-out change 0±0: not < one SE
+  assert compare.rows([str(tmp_path / 'still')], window=2)[0]['plateau'] is False
+  wobble = [[[60, 60], [62, 62], [61, 61], [61, 61]], [[70, 70], [70, 70], [70, 70], [72, 72]]]
+  _workdir(tmp_path / 'wobble', 0.125, flat, wobble, wobble)  # change (0, +1) -> +0.5±0.5
+  (w,) = compare.rows([str(tmp_path / 'wobble')], window=2)
+  assert w['change'] == pytest.approx((0.5, 0.5)) and w['plateau'] is False  # not < one SE
   assert r['curve:test'] == pytest.approx([35, 40, 45, 55])  # mean over folds per epoch
   assert r['curve:train'] == pytest.approx([75, 80, 85, 95])
   fig = plots.compare_curves([r, r], compare.label, 'a title')
@@ -105,7 +116,8 @@ def test_window_gives_held_out_mean_gap_and_plateau_change(tmp_path):
 
   (r,) = compare.rows([str(tmp_path / 'a')], window=3)  # 4 epochs < 2 windows: no change
   assert 'change' not in r and r['per_fold:window'] == pytest.approx([100 / 3, 60])
-  assert compare.table([r]).rstrip().endswith('| - |')
+  assert r['plateau'] is None
+  assert compare.table([r]).rstrip().endswith('| - | - |')
   with pytest.raises(ValueError, match='--window=0'):
     compare.rows([str(tmp_path / 'a')], window=0)
 
@@ -260,3 +272,33 @@ def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
   proc = run(*[str(tmp_path / 'a')] * 4, '--interaction', '--window=1')
   assert proc.returncode == 0, proc.stderr
   assert 'Interaction, joint accuracy' in proc.stdout and 'last 1 epochs' in proc.stdout
+
+
+@pytest.mark.parametrize(
+  'last, val, expected, last_only',
+  [
+    ([10, 12, 14], [20, 22, 24], 'b mstrnn ahead', 'b mstrnn ahead'),  # +12±1.2, +22±1.2
+    ([-10, -12, -14], [-20, -22, -24], 'a mstrnn ahead', 'a mstrnn ahead'),
+    ([-1, 1, 0], [2, -2, 0], 'level', 'level'),  # 0±0.6 and 0±1.2
+    ([10, 12, 14], [-1, 1, 0], 'mixed', 'b mstrnn ahead'),  # ahead at the last epoch only
+    ([10, 12, 14], [-20, -22, -24], 'mixed', 'b mstrnn ahead'),  # opposite signs
+  ],
+)
+def test_verdict_applies_the_reading_rule_at_validation_and_last_epoch(
+  tmp_path, last, val, expected, last_only
+):
+  # Two epochs: validation accuracy 90 then 0 selects the first, the last selection the second.
+  ref = [[[50, 50], [50, 50]]] * 3
+  other = [[[50 + v, 50 + v], [50 + x, 50 + x]] for v, x in zip(val, last)]
+  peek = [[[90, 90], [0, 0]]] * 3
+  _workdir(tmp_path / 'a', 0.125, ref, ref, peek, test_subjects=[1, 2, 3])
+  _workdir(tmp_path / 'b', 0.25, ref, other, peek, test_subjects=[1, 2, 3])
+  a, b = compare.rows([str(tmp_path / 'a'), str(tmp_path / 'b')])
+  p = compare.paired(b, a)
+  assert p['validation']['mean'] == pytest.approx(np.mean(val))
+  assert p['last']['mean'] == pytest.approx(np.mean(last))
+  assert compare.verdict(p, b, a) == expected
+  assert compare.paired_table([a, b]).rstrip().endswith(f'| {expected} |')
+  # Without validation subjects the rule reads the last epoch alone; with neither, nothing.
+  assert compare.verdict({'folds': 3, 'last': p['last']}, b, a) == last_only
+  assert compare.verdict({'folds': 0}, b, a) == '-'
