@@ -302,3 +302,43 @@ def test_reuse_clips_makes_a_subjects_videos_orderings_of_the_same_three_clips()
   np.testing.assert_array_equal(
     fresh.videos, synthetic.synth3a(reuse_clips=False, **cuts, **small).videos
   )
+
+
+@pytest.mark.parametrize('k', [1, 2, 3, 27])
+def test_clips_per_primitive_gives_each_subject_k_clips_used_in_turn(k):
+  args = dict(num_subjects=2, min_cycles=1.5, max_cycles=3.5, clip_cuts=True, reuse_clips=True)
+  plan = synthetic._synth3a_plan(synthetic.Synth3aArgs(clips_per_primitive=k, **args))
+  one = synthetic._synth3a_plan(synthetic.Synth3aArgs(**args))
+  for s in range(2):
+    rows = plan['subjects'] == s
+    for p in range(3):
+      used = plan['primitive'][rows] == p  # the subject's 27 slots of primitive p
+      cycles = plan['cycles'][rows][used]  # in video order, then slot order
+      assert len(np.unique(cycles)) == k  # continuous draws: k clips, k values
+      np.testing.assert_array_equal(cycles, np.resize(cycles[:k], cycles.size))  # in turn
+      assert cycles[0] == one['cycles'][rows][used][0]  # clip 0 is the one-clip draw
+  # Whole videos: a subject's two slots that show the same clip show the same frames.
+  small = dict(frame_size=20, crop_margin=2, frames_per_primitive=8, noise_std=0.0)
+  if k == 2:
+    data = synthetic.synth3a(clips_per_primitive=2, **args, **small)
+    seg = synthetic._synth3a_plan(synthetic.Synth3aArgs(clips_per_primitive=2, **args, **small))[
+      'seg'
+    ]
+
+    def clip(video, slot):
+      n = data.lengths[video]
+      return data.videos[video, :n][seg[video, :n] == slot]
+
+    # JP-JP-JP (video 0) shows JP clips 0, 1, 0; JP-JP-OH (video 1) then JP clips 1, 0.
+    np.testing.assert_array_equal(clip(0, 0), clip(0, 2))
+    np.testing.assert_array_equal(clip(0, 1), clip(1, 0))
+    np.testing.assert_array_equal(clip(0, 0), clip(1, 1))
+    assert clip(0, 0).shape != clip(0, 1).shape or not np.array_equal(clip(0, 0), clip(0, 1))
+
+
+def test_clips_per_primitive_is_checked():
+  with pytest.raises(ValueError, match='needs reuse_clips=True'):
+    synthetic.Synth3aArgs(clips_per_primitive=2)
+  for k in (0, 28):
+    with pytest.raises(ValueError, match=f'clips_per_primitive={k} must be in 1..27'):
+      synthetic.Synth3aArgs(reuse_clips=True, clips_per_primitive=k)

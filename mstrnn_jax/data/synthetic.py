@@ -20,7 +20,8 @@ In synth3a every primitive is, by default, two cycles from rest pose to rest pos
 the real clips. Either way its duration does not depend on its type, so the end of a video
 carries no information about its first primitive. With `reuse_clips` a subject has one clip per
 primitive, and its 27 videos are the 27 orderings of those three clips, as in the real 3ACWD
-(the paper's Sec. III.B: one Weizmann clip per action and subject).
+(the paper's Sec. III.B: one Weizmann clip per action and subject); `clips_per_primitive=k`
+gives it k clips per primitive instead, used in turn, between that and a fresh clip per slot.
 """
 
 from __future__ import annotations
@@ -206,6 +207,9 @@ class Synth3aArgs:
   (subject, primitive), as the real 3ACWD has: timing (cycles, phase, jitter) is drawn per
   subject and primitive, position, amplitude and brightness per subject, so a subject's videos
   differ only in the order of the same three clips (and in pixel noise, drawn per video).
+  clips_per_primitive: with reuse_clips, k clips per (subject, primitive) instead of one (1 to
+  27): a subject's slots of a primitive use its k clips in turn (video order, then slot order),
+  so each is used 27/k times (rounded); k = 1 is the real 3ACWD.
   """
 
   seed: int = 0
@@ -220,6 +224,7 @@ class Synth3aArgs:
   max_cycles: float = 2.0
   clip_cuts: bool = False
   reuse_clips: bool = False
+  clips_per_primitive: int = 1
 
   def __post_init__(self):
     if not self.subject_spread > 0:
@@ -232,6 +237,18 @@ class Synth3aArgs:
         f'synth3a needs 0 < min_cycles <= max_cycles, got min_cycles={self.min_cycles}, '
         f'max_cycles={self.max_cycles} (set both, e.g. 1.5 and 3.5).',
       )
+    if not 1 <= self.clips_per_primitive <= len(SYNTH3A_CLASSES):
+      raise ArgError(
+        'clips_per_primitive',
+        f'clips_per_primitive={self.clips_per_primitive} must be in 1..{len(SYNTH3A_CLASSES)} '
+        '(clips per subject and primitive; 1 = one clip, as the real 3ACWD has).',
+      )
+    if self.clips_per_primitive > 1 and not self.reuse_clips:
+      raise ArgError(
+        'clips_per_primitive',
+        f'clips_per_primitive={self.clips_per_primitive} needs reuse_clips=True (without it '
+        'every slot has a fresh clip).',
+      )
 
 
 def _first_video(subjects: np.ndarray) -> np.ndarray:
@@ -239,10 +256,23 @@ def _first_video(subjects: np.ndarray) -> np.ndarray:
   return np.unique(subjects, return_index=True)[1][subjects]
 
 
-def _per_clip(values: np.ndarray, subjects: np.ndarray, primitive: np.ndarray) -> np.ndarray:
-  """`[n, 3]` per-slot draws -> one value per (subject, primitive): slot `p` of the
-  subject's first video is its clip of primitive `p` wherever that primitive appears."""
-  return values[_first_video(subjects)[:, None], primitive]
+def _clip_index(subjects: np.ndarray, primitive: np.ndarray, k: int) -> np.ndarray:
+  """`[n, 3]` which of its subject's `k` clips of that primitive each slot shows: the slots of
+  one (subject, primitive), in video order then slot order, take clips 0, 1, .., k-1, 0, ..."""
+  key = (subjects[:, None] * len(PRIMITIVES) + primitive).ravel()
+  order = np.argsort(key, kind='stable')  # slots grouped by key, in video-then-slot order
+  rank = np.empty_like(order)
+  starts = np.searchsorted(key[order], key[order])  # first position of each slot's key
+  rank[order] = np.arange(key.size) - starts
+  return (rank % k).reshape(primitive.shape)
+
+
+def _per_clip(
+  values: np.ndarray, subjects: np.ndarray, primitive: np.ndarray, k: int = 1
+) -> np.ndarray:
+  """`[n, 3]` per-slot draws -> one value per (subject, primitive, clip): clip `c` of primitive
+  `p` is slot `p` of the subject's `c`-th video, wherever that clip appears (:func:`_clip_index`)."""
+  return values[_first_video(subjects)[:, None] + _clip_index(subjects, primitive, k), primitive]
 
 
 def _synth3a_plan(a: Synth3aArgs) -> dict:
@@ -260,8 +290,10 @@ def _synth3a_plan(a: Synth3aArgs) -> dict:
   cycles = cycle_rng.uniform(a.min_cycles, a.max_cycles, (n, 3))
   start = cycle_rng.uniform(0, 1, (n, 3)) if a.clip_cuts else np.zeros((n, 3))
   primitive = triples[labels]
-  if a.reuse_clips:  # the same draws, then one clip per (subject, primitive)
-    jitter, cycles, start = (_per_clip(x, subjects, primitive) for x in (jitter, cycles, start))
+  if a.reuse_clips:  # the same draws, then k clips per (subject, primitive)
+    jitter, cycles, start = (
+      _per_clip(x, subjects, primitive, a.clips_per_primitive) for x in (jitter, cycles, start)
+    )
   durations = np.round(a.frames_per_primitive * speed[subjects, None] * jitter * (cycles / 2))
   durations = np.maximum(durations, 2).astype(np.int32)
   lengths, seg, u = timeline(durations)
