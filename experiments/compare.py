@@ -8,7 +8,8 @@
     python experiments/compare.py runs/m_s0,runs/m_s1 runs/l_s0,runs/l_s1  # seeds pooled per row
 
 Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --out.  With two
-or more rows a second table gives each row minus the first, fold by fold (same test subjects);
+or more rows a second table gives each row minus the first, fold by fold (same test subjects),
+with the reading rule's verdict (also in the .json, under each row's 'paired');
 with --interaction and four rows A0 A1 B0 B1, a third gives (A1 - A0) - (B1 - B0).  The last
 --window epochs give the held-out mean, the gap and the plateau check.  Workdirs joined by a
 comma pool runs that differ only in their seeds into one row of (seed, fold) pairs; two pooled
@@ -71,7 +72,7 @@ def main(argv):
     with open(stem + '.md', 'w') as f:
       f.write(text)
     with open(stem + '.json', 'w') as f:
-      json.dump(rows, f, indent=1)
+      json.dump(compare.with_paired(rows), f, indent=1)
     title = (
       f'{compare.accuracy_name(rows)}; held-out with batch-norm statistics: {compare.modes(rows)}'
     )

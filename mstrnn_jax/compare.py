@@ -427,6 +427,17 @@ def verdict(p: dict, row: dict, reference: dict) -> str:
   return {1: f'{label(row)} ahead', -1: f'{label(reference)} ahead', 0: 'level'}[signs.pop()]
 
 
+def with_paired(rows_: Sequence[dict]) -> list[dict]:
+  """The rows as :func:`rows` gives them, each after the first with ``'paired'``: its
+  :func:`paired` difference from the first plus ``'verdict'`` (:func:`verdict`), the paired
+  table's content for ``--out``'s JSON."""
+  out = [dict(r) for r in rows_]
+  for r in out[1:]:
+    p = paired(r, out[0])
+    r['paired'] = {**p, 'verdict': verdict(p, r, out[0]), 'reference': label(out[0])}
+  return out
+
+
 def interaction(a0: dict, a1: dict, b0: dict, b1: dict) -> dict:
   """(a1 - a0) - (b1 - b0) fold by fold over the test subjects all four rows have, in the
   form of :func:`paired`: does the change from a0 to a1 differ from the change from b0 to b1?"""

@@ -302,3 +302,8 @@ def test_verdict_applies_the_reading_rule_at_validation_and_last_epoch(
   # Without validation subjects the rule reads the last epoch alone; with neither, nothing.
   assert compare.verdict({'folds': 3, 'last': p['last']}, b, a) == last_only
   assert compare.verdict({'folds': 0}, b, a) == '-'
+  first, second = compare.with_paired([a, b])
+  assert 'paired' not in first and 'paired' not in a and 'paired' not in b
+  assert second['paired']['verdict'] == expected and second['paired']['reference'] == 'a mstrnn'
+  assert second['paired']['last']['mean'] == pytest.approx(np.mean(last))
+  json.dumps(second)  # --out writes these rows as JSON
