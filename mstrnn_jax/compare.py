@@ -483,9 +483,9 @@ def paired_table(rows_: Sequence[dict]) -> str:
   ]
   head, rule = _paired_header(first['window'], rule=True)
   lines += ['| workdir | model | taus | paired folds | ' + head, '|---|---|---|---|' + rule]
-  for r in rows_[1:]:
-    p = paired(r, first)
-    cells = _paired_cells(p) + [verdict(p, r, first)]
+  for r in with_paired(rows_)[1:]:
+    p = r['paired']
+    cells = _paired_cells(p) + [p['verdict']]
     lines.append(
       f'| {_short(r["workdir"])} | {r["model"]} | '
       f'{r["taus"] or "-"} | {p["folds"]} | ' + ' | '.join(cells) + ' |'
