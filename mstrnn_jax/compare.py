@@ -101,10 +101,27 @@ def accuracy_name(rows_: Sequence[dict]) -> str:
   return f'{category_of(rows_)} accuracy'
 
 
+def _flat_with_defaults(experiment: dict) -> dict[str, object]:
+  """``experiment`` flattened (:func:`_flat`), completed with the fields it lacks from its
+  preset's current config: a field added after a run was written counts at its default, which
+  by this project's rule reproduces the behaviour from before the field (e.g.
+  ``data.synth3a.clips_per_primitive=1``).  Without a dataset (hand-made files) nothing is
+  added."""
+  flat = _flat(experiment)
+  if 'dataset' not in experiment:
+    return flat
+  try:
+    defaults = ec.get_config(experiment.get('preset'), experiment['dataset']).to_dict()
+  except ValueError:  # a preset or dataset this version no longer knows
+    return flat
+  return {**_flat(defaults), **flat}
+
+
 def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:
   """Per experiment config, the flattened fields whose values differ between the configs
-  (``workdir`` excluded): ``{'width_scale': '0.25', ...}``."""
-  flats = [_flat(e) for e in experiments]
+  (``workdir`` excluded): ``{'width_scale': '0.25', ...}``; a field one config lacks counts at
+  its default (:func:`_flat_with_defaults`)."""
+  flats = [_flat_with_defaults(e) for e in experiments]
   keys = sorted(set().union(*flats))
   differ = [k for k in keys if len({f.get(k) for f in flats}) > 1]
   return [{k: f.get(k, '-') for k in differ} for f in flats]

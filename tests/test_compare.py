@@ -244,6 +244,24 @@ def test_pooled_rows_pair_folds_of_the_same_seed_and_subject(tmp_path):
     compare.rows([w('a0', 'a2')])
 
 
+def test_a_field_added_after_a_run_counts_at_its_default(tmp_path):
+  # 'old' was written before data.synth3a.clips_per_primitive existed: it pools with a newer run
+  # at the default (1) and differs from one at 2, shown as the default's value, not '-'.
+  h = [[[50, 50]], [[60, 60]]]
+  synth = lambda **kw: {'synth3a': {'seed': 0, **kw}}  # noqa: E731
+  common = dict(test_subjects=[1, 2], dataset='synth3a', preset='quick')
+  _workdir(tmp_path / 'old', 0.125, h, h, h, data=synth(), **common)
+  _workdir(tmp_path / 'new', 0.125, h, h, h, data=synth(clips_per_primitive=1), seed=1, **common)
+  _workdir(tmp_path / 'k2', 0.125, h, h, h, data=synth(clips_per_primitive=2), seed=2, **common)
+  w = lambda *names: ','.join(str(tmp_path / n) for n in names)  # noqa: E731
+  assert compare.rows([w('old', 'new')])[0]['folds'] == 4
+  old, k2 = compare.rows([w('old'), w('k2')])
+  assert old['settings'] == {'data.synth3a.clips_per_primitive': '1', 'seed': '0'}
+  assert k2['settings'] == {'data.synth3a.clips_per_primitive': '2', 'seed': '2'}
+  with pytest.raises(ValueError, match='differ in data.synth3a.clips_per_primitive besides'):
+    compare.rows([w('old', 'k2')])
+
+
 def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
   test = [[[10, 10]], [[20, 20]]]
   _workdir(tmp_path / 'a', 0.125, test, test, test)
