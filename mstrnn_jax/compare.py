@@ -102,19 +102,17 @@ def accuracy_name(rows_: Sequence[dict]) -> str:
 
 
 def _flat_with_defaults(experiment: dict) -> dict[str, object]:
-  """``experiment`` flattened (:func:`_flat`), completed with the fields it lacks from its
-  preset's current config: a field added after a run was written counts at its default, which
-  by this project's rule reproduces the behaviour from before the field (e.g.
-  ``data.synth3a.clips_per_primitive=1``).  Without a dataset (hand-made files) nothing is
-  added."""
-  flat = _flat(experiment)
+  """``experiment`` flattened (:func:`_flat`) as the engine reads a stored config
+  (:func:`experiment_configs.from_dict`): a field added after the run was written takes its
+  ``ADDED_FIELDS`` value (the behaviour the run had, e.g. ``data.synthcl2.count_timing``), else
+  its preset's default (e.g. ``data.synth3a.clips_per_primitive=1``).  A hand-made file without
+  a dataset, or one this version cannot read, is taken as it is."""
   if 'dataset' not in experiment:
-    return flat
+    return _flat(experiment)
   try:
-    defaults = ec.get_config(experiment.get('preset'), experiment['dataset']).to_dict()
-  except ValueError:  # a preset or dataset this version no longer knows
-    return flat
-  return {**_flat(defaults), **flat}
+    return _flat(ec.to_dict(ec.from_dict(experiment)))
+  except (ValueError, KeyError, TypeError):  # a preset, dataset or field this version lacks
+    return _flat(experiment)
 
 
 def differing_settings(experiments: Sequence[dict]) -> list[dict[str, str]]:

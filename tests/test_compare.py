@@ -260,6 +260,15 @@ def test_a_field_added_after_a_run_counts_at_its_default(tmp_path):
   assert k2['settings'] == {'data.synth3a.clips_per_primitive': '2', 'seed': '2'}
   with pytest.raises(ValueError, match='differ in data.synth3a.clips_per_primitive besides'):
     compare.rows([w('old', 'k2')])
+  # A field whose default changed when it was added reads as the behaviour the run had
+  # (experiment_configs.ADDED_FIELDS): synthcl2 runs from before count_timing used equal_total.
+  cl2 = dict(test_subjects=[1, 2], dataset='synthcl2', preset='quick')
+  _workdir(tmp_path / 'cl2_old', 0.125, h, h, h, data={'synthcl2': {'seed': 0}}, **cl2)
+  new_cl2 = {'synthcl2': {'seed': 0, 'count_timing': 'per_stroke'}}
+  _workdir(tmp_path / 'cl2_new', 0.125, h, h, h, data=new_cl2, **cl2)
+  old, new = compare.rows([w('cl2_old'), w('cl2_new')])
+  assert old['settings'] == {'data.synthcl2.count_timing': '"equal_total"'}
+  assert new['settings'] == {'data.synthcl2.count_timing': '"per_stroke"'}
 
 
 def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
