@@ -331,6 +331,34 @@ def confusion(
   return out
 
 
+def accuracy_by_class(
+  logits: Mapping[str, jax.Array | np.ndarray],
+  labels: Mapping[str, np.ndarray],
+  voting_steps: int,
+  rule: str = 'vote',
+) -> dict[str, dict[str, list[float]]]:
+  """Each head's accuracy among the videos of each true class of every other head: where a
+  model's accuracy on one head comes from, e.g. synthcl2's modifier on the 'move' and 'drag'
+  videos (a direction) against 'touch' and 'sweep' (a stroke count).
+
+  logits: head -> [videos, time, classes]; labels: head -> int [videos].
+  Returns {'<head> by <other head>': [accuracy in [0, 1] per class of the other head, NaN for a
+  class without videos]}, for every ordered pair of heads (empty with one head).
+  """
+  right = {h: voted(lg, voting_steps, rule) == np.asarray(labels[h]) for h, lg in logits.items()}
+  out = {}
+  for head in logits:
+    for other, lg in logits.items():
+      if other == head:
+        continue
+      true = np.asarray(labels[other])
+      out[f'{head} by {other}'] = [
+        float(right[head][true == c].mean()) if (true == c).any() else float('nan')
+        for c in range(lg.shape[-1])
+      ]
+  return out
+
+
 def loso_ridge_accuracy(
   features: np.ndarray, targets: np.ndarray, subjects: np.ndarray, classes: int, l2: float = 10.0
 ) -> float:
@@ -711,15 +739,16 @@ def analyze_run(
     held_out_labels = {h: labels[h][idx[mask]] for h in logits}
     curve = early_recognition(held_out, held_out_labels)
     matrices = confusion(held_out, held_out_labels, dict(ds.heads), voting_steps, vote_rule)
+    fold_logits = [
+      {h: np.asarray(lg)[r][mask[r]] for h, lg in logits.items()} for r in range(len(runs))
+    ]
+    fold_labels = [{h: labels[h][idx[r][mask[r]]] for h in logits} for r in range(len(runs))]
     per_fold_parts = [
-      part_accuracy(
-        {h: np.asarray(lg)[r][mask[r]] for h, lg in logits.items()},
-        {h: labels[h][idx[r][mask[r]]] for h in logits},
-        ds.class_names,
-        voting_steps,
-        vote_rule,
-      )
-      for r in range(len(runs))
+      part_accuracy(lg, lb, ds.class_names, voting_steps, vote_rule)
+      for lg, lb in zip(fold_logits, fold_labels)
+    ]
+    per_fold_by_class = [
+      accuracy_by_class(lg, lb, voting_steps, vote_rule) for lg, lb in zip(fold_logits, fold_labels)
     ]
     title = MODEL_TITLES.get(m, m)
     projections[title], explained[title], curves[title] = proj, pca.explained_variance_ratio, curve
@@ -740,6 +769,10 @@ def analyze_run(
         part: over_folds([f[part] for f in per_fold_parts]) for part in per_fold_parts[0]
       },
       'confusion': {h: c.tolist() for h, c in matrices.items()},
+      'accuracy_by_class': {
+        pair: [_over_folds_present([f[pair][c] for f in per_fold_by_class]) for c in range(len(v))]
+        for pair, v in (per_fold_by_class[0].items() if per_fold_by_class else ())
+      },
     }
 
   os.makedirs(out_dir, exist_ok=True)
@@ -780,6 +813,14 @@ def over_folds(per_fold: Sequence[float]) -> dict:
 
   mean, se = evaluate.mean_se(per_fold)
   return {'mean': mean, 'se': se, 'per_fold': list(per_fold)}
+
+
+def _over_folds_present(per_fold: Sequence[float]) -> dict:
+  """`over_folds` of the folds where the measure exists (not NaN); mean and SE NaN if none."""
+  present = [v for v in per_fold if not np.isnan(v)]
+  if not present:
+    return {'mean': float('nan'), 'se': float('nan'), 'per_fold': list(per_fold)}
+  return {**over_folds(present), 'per_fold': list(per_fold)}
 
 
 def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray]]) -> str:
@@ -835,6 +876,7 @@ def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray
     '',
     early_recognition_table(curves, result['voting_steps']),
     part_accuracy_table(result),
+    accuracy_by_class_table(result),
     confusion_table(result),
   ]
   return '\n'.join(out)
@@ -863,6 +905,35 @@ def part_accuracy_table(result: dict) -> str:
       + ' | '.join(f'{100 * acc[p]["mean"]:.1f} ± {100 * acc[p]["se"]:.1f}' for p in parts)
       + ' |'
     )
+  return '\n'.join(lines) + '\n'
+
+
+def accuracy_by_class_table(result: dict) -> str:
+  """Markdown section of `analyze_run`'s `accuracy_by_class`: per pair of heads, one row per class
+  of the second, each model's accuracy on the first (mean ± SE over folds); '' with one head."""
+  models = list(result['models'])
+  pairs = list(result['models'][models[0]].get('accuracy_by_class', {}))
+  if not pairs:
+    return ''
+  titles = [MODEL_TITLES.get(m, m) for m in models]
+  lines = [
+    '## Accuracy of each head by the true class of another (held-out videos, mean ± SE over folds)',
+    '',
+    "Where a head's accuracy comes from: e.g. the modifier on the videos of each action. Full "
+    'per-fold values: `accuracy_by_class` in analysis.json.',
+    '',
+    '| head | videos of | ' + ' | '.join(titles) + ' |',
+    '|---|---|' + '---|' * len(titles),
+  ]
+  for pair in pairs:
+    head, other = pair.split(' by ')
+    for c, name in enumerate(result['class_names'][other]):
+      cells = [result['models'][m]['accuracy_by_class'][pair][c] for m in models]
+      lines.append(
+        f'| {head} | {other} = {name} | '
+        + ' | '.join(f'{100 * x["mean"]:.1f} ± {100 * x["se"]:.1f}' for x in cells)
+        + ' |'
+      )
   return '\n'.join(lines) + '\n'
 
 

@@ -141,6 +141,37 @@ def test_confusion_counts_voted_predictions_per_true_class():
   np.testing.assert_array_equal(last, [[0, 1, 0], [1, 1, 0], [0, 1, 0]])
 
 
+def test_accuracy_by_class_splits_a_head_by_the_true_class_of_another():
+  # 4 videos, one step; head 'a' (2 classes) right on videos 0, 1, 3; head 'b' (3 classes, class 2
+  # absent) right on videos 0, 2.  True a: 0, 0, 1, 1; true b: 0, 1, 1, 0.
+  one = lambda k, *classes: np.eye(k, dtype=np.float32)[list(classes)][:, None]  # noqa: E731
+  logits = {'a': one(2, 0, 0, 0, 1), 'b': one(3, 0, 0, 1, 1)}
+  labels = {'a': np.array([0, 0, 1, 1]), 'b': np.array([0, 1, 1, 0])}
+  got = analysis.accuracy_by_class(logits, labels, voting_steps=1)
+  assert list(got) == ['a by b', 'b by a']
+  # 'a' right on videos 0, 1, 3: among b = 0 (videos 0, 3) 2 of 2, b = 1 (videos 1, 2) 1 of 2.
+  np.testing.assert_allclose(got['a by b'][:2], [1.0, 0.5])
+  assert np.isnan(got['a by b'][2])
+  # 'b' right on videos 0, 2: among a = 0 (videos 0, 1) 1 of 2, a = 1 (videos 2, 3) 1 of 2.
+  np.testing.assert_allclose(got['b by a'], [0.5, 0.5])
+  assert analysis.accuracy_by_class({'a': logits['a']}, {'a': labels['a']}, 1) == {}
+
+
+def test_accuracy_by_class_table_rows_per_class_of_the_other_head():
+  cell = lambda mean, se: {'mean': mean, 'se': se, 'per_fold': [mean]}  # noqa: E731
+  by_class = {'a by b': [cell(1.0, 0.0), cell(0.5, 0.1)], 'b by a': [cell(0.25, 0.05)]}
+  result = {
+    'class_names': {'a': ['x'], 'b': ['p', 'q']},
+    'models': {'mstrnn': {'accuracy_by_class': by_class}},
+  }
+  text = analysis.accuracy_by_class_table(result)
+  assert '| head | videos of | MSTRNN |' in text
+  assert '| a | b = p | 100.0 ± 0.0 |' in text and '| a | b = q | 50.0 ± 10.0 |' in text
+  assert '| b | a = x | 25.0 ± 5.0 |' in text
+  one_head = {'class_names': {'a': ['x']}, 'models': {'lrcn': {'accuracy_by_class': {}}}}
+  assert analysis.accuracy_by_class_table(one_head) == ''
+
+
 def test_earliest_stable_step_and_table():
   curve = np.array([0.1, 0.9, 0.5, 0.95, 1.0])
   assert analysis.earliest_stable_step(curve, 0.9) == 3
