@@ -900,12 +900,17 @@ def part_accuracy_table(result: dict) -> str:
   ]
   for m in models:
     acc = result['models'][m]['part_accuracy']
-    lines.append(
-      f'| {MODEL_TITLES.get(m, m)} | '
-      + ' | '.join(f'{100 * acc[p]["mean"]:.1f} ± {100 * acc[p]["se"]:.1f}' for p in parts)
-      + ' |'
-    )
+    lines.append(_row([MODEL_TITLES.get(m, m)], [acc[p] for p in parts]))
   return '\n'.join(lines) + '\n'
+
+
+def _row(labels: Sequence[str], cells: Sequence[dict]) -> str:
+  """A Markdown table row: ``labels``, then each `over_folds` cell as 'mean ± SE' in percent."""
+  return (
+    '| '
+    + ' | '.join([*labels, *(f'{100 * x["mean"]:.1f} ± {100 * x["se"]:.1f}' for x in cells)])
+    + ' |'
+  )
 
 
 def accuracy_by_class_table(result: dict) -> str:
@@ -929,11 +934,7 @@ def accuracy_by_class_table(result: dict) -> str:
     head, other = pair.split(' by ')
     for c, name in enumerate(result['class_names'][other]):
       cells = [result['models'][m]['accuracy_by_class'][pair][c] for m in models]
-      lines.append(
-        f'| {head} | {other} = {name} | '
-        + ' | '.join(f'{100 * x["mean"]:.1f} ± {100 * x["se"]:.1f}' for x in cells)
-        + ' |'
-      )
+      lines.append(_row([head, f'{other} = {name}'], cells))
   return '\n'.join(lines) + '\n'
 
 
