@@ -221,12 +221,9 @@ def early_recognition_table(
   accuracy stays >= `knows_level` x its final value.
   """
   cols = [f't={f:.0%}' for f in fractions]
-  lines = [
-    '| model | head | '
-    + ' | '.join(cols)
-    + f' | voting period (last {voting_steps}) | knows from step |',
-    '|---|---|' + '---|' * (len(cols) + 2),
-  ]
+  lines = _header(
+    ['model', 'head', *cols, f'voting period (last {voting_steps})', 'knows from step']
+  )
   for model, heads in curves.items():
     for head, curve in heads.items():
       curve = np.asarray(curve)
@@ -851,8 +848,7 @@ def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray
     "forgotten). First for the figure's fold, then over the held-out subjects of all folds "
     "(the trajectories of each fold's own model).",
     '',
-    '| sequence | ' + ' | '.join(titles) + ' |',
-    '|---|' + '---|' * len(titles),
+    *_header(['sequence', *titles]),
   ]
   for seq in result['sequences'][1:]:
     cells = [
@@ -895,13 +891,17 @@ def part_accuracy_table(result: dict) -> str:
     "'OH-JP-JP') each position is scored alone: a model that keeps only the last primitive is at "
     'chance on the first.',
     '',
-    '| model | ' + ' | '.join(parts) + ' |',
-    '|---|' + '---|' * len(parts),
+    *_header(['model', *parts]),
   ]
   for m in models:
     acc = result['models'][m]['part_accuracy']
     lines.append(_row([MODEL_TITLES.get(m, m)], [acc[p] for p in parts]))
   return '\n'.join(lines) + '\n'
+
+
+def _header(columns: Sequence[str]) -> list[str]:
+  """A Markdown table's first two lines: the column names and the separator."""
+  return ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
 
 
 def _row(labels: Sequence[str], cells: Sequence[dict]) -> str:
@@ -927,8 +927,7 @@ def accuracy_by_class_table(result: dict) -> str:
     "Where a head's accuracy comes from: e.g. the modifier on the videos of each action. Full "
     'per-fold values: `accuracy_by_class` in analysis.json.',
     '',
-    '| head | videos of | ' + ' | '.join(titles) + ' |',
-    '|---|---|' + '---|' * len(titles),
+    *_header(['head', 'videos of', *titles]),
   ]
   for pair in pairs:
     head, other = pair.split(' by ')
@@ -952,8 +951,7 @@ def confusion_table(result: dict) -> str:
   ]
   for head, names in result['class_names'].items():
     mats = [np.asarray(result['models'][m]['confusion'][head]) for m in models]
-    lines += ['', f'**{head}**', '', '| true class | videos | ' + ' | '.join(titles) + ' |']
-    lines.append('|---|---|' + '---|' * len(titles))
+    lines += ['', f'**{head}**', '', *_header(['true class', 'videos', *titles])]
     for c, name in enumerate(names):
       cells = []
       for mat in mats:
