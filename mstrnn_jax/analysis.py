@@ -333,7 +333,7 @@ def accuracy_by_class(
   labels: Mapping[str, np.ndarray],
   voting_steps: int,
   rule: str = 'vote',
-) -> dict[str, dict[str, list[float]]]:
+) -> dict[str, list[float]]:
   """Each head's accuracy among the videos of each true class of every other head: where a
   model's accuracy on one head comes from, e.g. synthcl2's modifier on the 'move' and 'drag'
   videos (a direction) against 'touch' and 'sweep' (a stroke count).
@@ -768,7 +768,7 @@ def analyze_run(
       'confusion': {h: c.tolist() for h, c in matrices.items()},
       'accuracy_by_class': {
         pair: [_over_folds_present([f[pair][c] for f in per_fold_by_class]) for c in range(len(v))]
-        for pair, v in (per_fold_by_class[0].items() if per_fold_by_class else ())
+        for pair, v in per_fold_by_class[0].items()
       },
     }
 
