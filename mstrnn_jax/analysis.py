@@ -333,26 +333,53 @@ def accuracy_by_class(
   labels: Mapping[str, np.ndarray],
   voting_steps: int,
   rule: str = 'vote',
+  groups: Mapping[str, Sequence[Sequence[int]]] | None = None,
 ) -> dict[str, list[float]]:
   """Each head's accuracy among the videos of each true class of every other head: where a
   model's accuracy on one head comes from, e.g. synthcl2's modifier on the 'move' and 'drag'
   videos (a direction) against 'touch' and 'sweep' (a stroke count).
 
-  logits: head -> [videos, time, classes]; labels: head -> int [videos].
-  Returns {'<head> by <other head>': [accuracy in [0, 1] per class of the other head, NaN for a
-  class without videos]}, for every ordered pair of heads (empty with one head).
+  logits: head -> [videos, time, classes]; labels: head -> int [videos]; groups (optional, e.g.
+  `class_groups`): '<head> by <other head>' -> groups of the other head's classes, to measure
+  the accuracy among the videos of each group instead of each class, for those pairs only.
+  Returns {'<head> by <other head>': [accuracy in [0, 1] per class (group) of the other head,
+  NaN where there are no videos]}, for every ordered pair of heads (empty with one head).
   """
   right = {h: voted(lg, voting_steps, rule) == np.asarray(labels[h]) for h, lg in logits.items()}
   out = {}
   for head in logits:
     for other, lg in logits.items():
-      if other == head:
+      pair = f'{head} by {other}'
+      if other == head or (groups is not None and pair not in groups):
         continue
       true = np.asarray(labels[other])
-      out[f'{head} by {other}'] = [
-        float(right[head][true == c].mean()) if (true == c).any() else float('nan')
-        for c in range(lg.shape[-1])
-      ]
+      sets = [[c] for c in range(lg.shape[-1])] if groups is None else groups[pair]
+      among = [np.isin(true, s) for s in sets]
+      out[pair] = [float(right[head][a].mean()) if a.any() else float('nan') for a in among]
+  return out
+
+
+def class_groups(labels: Mapping[str, np.ndarray]) -> dict[str, list[list[int]]]:
+  """Each other head's classes grouped by which classes of a head their videos carry: synthcl2's
+  actions 'move' and 'drag' (modifier a direction) against 'touch' and 'sweep' (a stroke count),
+  and its modifiers the other way round.
+
+  labels: head -> int [videos] (a whole dataset). Returns {'<head> by <other head>': [sorted
+  classes of the other head, per group, groups in order of their first class]}, only for pairs
+  whose grouping says more than the classes one by one (at least two groups, one of them with
+  two or more classes).
+  """
+  out = {}
+  for head, a in labels.items():
+    for other, b in labels.items():
+      if other == head:
+        continue
+      carried: dict[frozenset, list[int]] = {}
+      for c in np.unique(np.asarray(b)).tolist():
+        carried.setdefault(frozenset(np.unique(np.asarray(a)[b == c]).tolist()), []).append(c)
+      sets = list(carried.values())
+      if len(sets) > 1 and any(len(s) > 1 for s in sets):
+        out[f'{head} by {other}'] = sets
   return out
 
 
@@ -681,6 +708,7 @@ def analyze_run(
     'voting_steps': voting_steps,
     'reference': sequences[0],
     'class_names': {h: [str(n) for n in ds.class_names[h]] for h, _ in ds.heads},
+    'class_groups': class_groups(labels),
     'models': {},
   }
   projections, explained, curves = {}, {}, {}
@@ -747,6 +775,10 @@ def analyze_run(
     per_fold_by_class = [
       accuracy_by_class(lg, lb, voting_steps, vote_rule) for lg, lb in zip(fold_logits, fold_labels)
     ]
+    per_fold_by_group = [
+      accuracy_by_class(lg, lb, voting_steps, vote_rule, result['class_groups'])
+      for lg, lb in zip(fold_logits, fold_labels)
+    ]
     title = MODEL_TITLES.get(m, m)
     projections[title], explained[title], curves[title] = proj, pca.explained_variance_ratio, curve
     result['videos'] = {seq: sel_idx[k][g].tolist() for seq, g in groups.items()}
@@ -766,10 +798,8 @@ def analyze_run(
         part: over_folds([f[part] for f in per_fold_parts]) for part in per_fold_parts[0]
       },
       'confusion': {h: c.tolist() for h, c in matrices.items()},
-      'accuracy_by_class': {
-        pair: [_over_folds_present([f[pair][c] for f in per_fold_by_class]) for c in range(len(v))]
-        for pair, v in per_fold_by_class[0].items()
-      },
+      'accuracy_by_class': _by_class_over_folds(per_fold_by_class),
+      'accuracy_by_group': _by_class_over_folds(per_fold_by_group),
     }
 
   os.makedirs(out_dir, exist_ok=True)
@@ -818,6 +848,14 @@ def _over_folds_present(per_fold: Sequence[float]) -> dict:
   if not present:
     return {'mean': float('nan'), 'se': float('nan'), 'per_fold': list(per_fold)}
   return {**over_folds(present), 'per_fold': list(per_fold)}
+
+
+def _by_class_over_folds(per_fold: Sequence[dict[str, list[float]]]) -> dict[str, list[dict]]:
+  """`accuracy_by_class` of every fold -> per pair and class (group), `_over_folds_present`."""
+  return {
+    pair: [_over_folds_present([f[pair][c] for f in per_fold]) for c in range(len(v))]
+    for pair, v in per_fold[0].items()
+  }
 
 
 def analysis_markdown(result: dict, curves: Mapping[str, Mapping[str, np.ndarray]]) -> str:
@@ -924,16 +962,21 @@ def accuracy_by_class_table(result: dict) -> str:
   lines = [
     '## Accuracy of each head by the true class of another (held-out videos, mean ± SE over folds)',
     '',
-    "Where a head's accuracy comes from: e.g. the modifier on the videos of each action. Full "
-    'per-fold values: `accuracy_by_class` in analysis.json.',
+    "Where a head's accuracy comes from: e.g. the modifier on the videos of each action. Rows "
+    "'in' pool the classes whose videos carry the same classes of the first head (`class_groups`). "
+    'Full per-fold values: `accuracy_by_class` and `accuracy_by_group` in analysis.json.',
     '',
     *_header(['head', 'videos of', *titles]),
   ]
+  names = result['class_names']
   for pair in pairs:
     head, other = pair.split(' by ')
-    for c, name in enumerate(result['class_names'][other]):
+    for c, name in enumerate(names[other]):
       cells = [result['models'][m]['accuracy_by_class'][pair][c] for m in models]
       lines.append(_row([head, f'{other} = {name}'], cells))
+    for g, group in enumerate(result.get('class_groups', {}).get(pair, [])):
+      cells = [result['models'][m]['accuracy_by_group'][pair][g] for m in models]
+      lines.append(_row([head, f'{other} in {", ".join(names[other][c] for c in group)}'], cells))
   return '\n'.join(lines) + '\n'
 
 

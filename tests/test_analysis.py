@@ -157,6 +157,35 @@ def test_accuracy_by_class_splits_a_head_by_the_true_class_of_another():
   assert analysis.accuracy_by_class({'a': logits['a']}, {'a': labels['a']}, 1) == {}
 
 
+def test_class_groups_pool_the_classes_that_carry_the_same_classes_of_a_head():
+  # synthcl2's shape: actions 0, 1 (move, drag) carry directions 0-1, actions 2, 3 (touch,
+  # sweep) counts 2-3; 'ado' is carried by every action, so it gives no grouping.
+  action = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+  modifier = np.array([0, 1, 0, 1, 2, 3, 2, 3])
+  ado = np.array([0, 1, 1, 0, 0, 1, 1, 0])
+  groups = analysis.class_groups({'ado': ado, 'action': action, 'modifier': modifier})
+  assert groups == {
+    'action by modifier': [[0, 1], [2, 3]],
+    'modifier by action': [[0, 1], [2, 3]],
+  }
+  # Classes one by one already say it all: two classes, each carrying its own, give no groups.
+  assert analysis.class_groups({'a': np.array([0, 1]), 'b': np.array([0, 1])}) == {}
+
+
+def test_accuracy_by_class_with_groups_pools_the_videos_of_each_group():
+  one = lambda k, *classes: np.eye(k, dtype=np.float32)[list(classes)][:, None]  # noqa: E731
+  # 'a' right on videos 0, 1, 2 (of 0-4); true b: 0, 1, 2, 2, 1.
+  logits = {'a': one(2, 0, 1, 0, 0, 0), 'b': one(3, 0, 1, 2, 2, 1)}
+  labels = {'a': np.array([0, 1, 0, 1, 1]), 'b': np.array([0, 1, 2, 2, 1])}
+  got = analysis.accuracy_by_class(logits, labels, 1, groups={'a by b': [[0, 1], [2]]})
+  # Group {0, 1}: videos 0, 1, 4, right on 0 and 1; group {2}: videos 2, 3, right on 2.
+  assert list(got) == ['a by b']
+  np.testing.assert_allclose(got['a by b'], [2 / 3, 0.5])
+  # Singleton groups repeat the per-class numbers.
+  singletons = analysis.accuracy_by_class(logits, labels, 1, groups={'a by b': [[0], [1], [2]]})
+  assert singletons['a by b'] == analysis.accuracy_by_class(logits, labels, 1)['a by b']
+
+
 def test_accuracy_by_class_table_rows_per_class_of_the_other_head():
   cell = lambda mean, se: {'mean': mean, 'se': se, 'per_fold': [mean]}  # noqa: E731
   by_class = {'a by b': [cell(1.0, 0.0), cell(0.5, 0.1)], 'b by a': [cell(0.25, 0.05)]}
@@ -168,6 +197,15 @@ def test_accuracy_by_class_table_rows_per_class_of_the_other_head():
   assert '| head | videos of | MSTRNN |' in text
   assert '| a | b = p | 100.0 ± 0.0 |' in text and '| a | b = q | 50.0 ± 10.0 |' in text
   assert '| b | a = x | 25.0 ± 5.0 |' in text
+  assert '| a | b in' not in text  # no class groups, no group rows
+  grouped = {
+    **result,
+    'class_groups': {'a by b': [[0, 1]]},
+    'models': {
+      'mstrnn': {'accuracy_by_class': by_class, 'accuracy_by_group': {'a by b': [cell(0.75, 0.02)]}}
+    },
+  }
+  assert '| a | b in p, q | 75.0 ± 2.0 |' in analysis.accuracy_by_class_table(grouped)
   one_head = {'class_names': {'a': ['x']}, 'models': {'lrcn': {'accuracy_by_class': {}}}}
   assert analysis.accuracy_by_class_table(one_head) == ''
 
