@@ -708,7 +708,7 @@ def analyze_run(
     'voting_steps': voting_steps,
     'reference': sequences[0],
     'class_names': {h: [str(n) for n in ds.class_names[h]] for h, _ in ds.heads},
-    'class_groups': class_groups(labels),
+    'class_groups': class_groups({h: labels[h] for h, _ in ds.heads}),
     'models': {},
   }
   projections, explained, curves = {}, {}, {}
