@@ -6,8 +6,10 @@
     python experiments/compare.py runs/a runs/b --eval_stats=subject   # another BN-statistics mode
     python experiments/compare.py runs/a runs/b --head=ado             # one head instead of joint
     python experiments/compare.py runs/m_s0,runs/m_s1 runs/l_s0,runs/l_s1  # seeds pooled per row
+    python experiments/compare.py kept/a.json.gz kept/b.json   # stored copies of results.json
 
-Reads each workdir's results.json (mstrnn_jax/compare.py); never overwrites --out.  With two
+Reads each workdir's results.json, or a results file named in its place (a .json or .json.gz
+copy; mstrnn_jax/compare.py); never overwrites --out.  With two
 or more rows a second table gives each row minus the first, fold by fold (same test subjects),
 with the reading rule's verdict (also in the .json, under each row's 'paired');
 with --interaction and four rows A0 A1 B0 B1, a third gives (A1 - A0) - (B1 - B0).  The last

@@ -24,6 +24,7 @@ change costs MSTRNN more than it costs LRCN.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from typing import Sequence
@@ -64,21 +65,33 @@ def _flat(tree: dict, prefix: str = '') -> dict[str, object]:
   return out
 
 
+# A results file given instead of a workdir: a workdir's results.json kept elsewhere, e.g. the
+# gzipped copies of finished runs that docs/fidelity.md's sections read.
+RESULTS_SUFFIXES = ('.json.gz', '.json')
+
+
 def load(workdir: str) -> dict:
-  """``workdir``'s results.json; a one-line error naming the file when there is none."""
-  path = os.path.join(workdir, 'results.json')
+  """``workdir``'s results.json, or ``workdir`` itself when it names a results file
+  (:data:`RESULTS_SUFFIXES`; gzipped or not); a one-line error naming the file when there is
+  none."""
+  stored = workdir.endswith(RESULTS_SUFFIXES)
+  path = workdir if stored else os.path.join(workdir, 'results.json')
   if not os.path.exists(path):
     raise FileNotFoundError(
-      f'{path}: no results yet; run experiments/run.py --workdir={workdir} first '
+      f'{path}: no such results file.'
+      if stored
+      else f'{path}: no results yet; run experiments/run.py --workdir={workdir} first '
       '(results.json is written after every epoch).'
     )
-  with open(path) as f:
+  with (gzip.open if path.endswith('.gz') else open)(path, 'rt') as f:
     return json.load(f)
 
 
 def _short(workdir: str) -> str:
-  """The workdir's last path component (the table's row label); 'a,b' for pooled workdirs."""
-  return ','.join(os.path.basename(os.path.normpath(w)) for w in workdir.split(','))
+  """The workdir's last path component, a results file's name without its suffix (the table's
+  row label); 'a,b' for pooled workdirs."""
+  names = [os.path.basename(os.path.normpath(w)) for w in workdir.split(',')]
+  return ','.join(next((n[: -len(s)] for s in RESULTS_SUFFIXES if n.endswith(s)), n) for n in names)
 
 
 def label(row: dict) -> str:

@@ -1,5 +1,6 @@
 """mstrnn_jax/compare.py and experiments/compare.py: workdirs side by side."""
 
+import gzip
 import json
 import os
 import subprocess
@@ -269,6 +270,23 @@ def test_a_field_added_after_a_run_counts_at_its_default(tmp_path):
   old, new = compare.rows([w('cl2_old'), w('cl2_new')])
   assert old['settings'] == {'data.synthcl2.count_timing': '"equal_total"'}
   assert new['settings'] == {'data.synthcl2.count_timing': '"per_stroke"'}
+
+
+def test_a_stored_results_file_reads_as_its_workdir(tmp_path):
+  # A gzipped copy of a workdir's results.json (<name>.json.gz) gives the same row,
+  # labelled with the file's name.
+  test = [[[10, 10], [50, 50]], [[40, 40], [20, 20]]]
+  _workdir(tmp_path / 'H1_mstrnn', 0.125, test, test, test)
+  stored = tmp_path / 'runs' / 'H1_mstrnn.json.gz'
+  stored.parent.mkdir()
+  with gzip.open(stored, 'wt') as f:
+    f.write((tmp_path / 'H1_mstrnn' / 'results.json').read_text())
+  from_dir, from_file = compare.rows([str(tmp_path / 'H1_mstrnn')] + [str(stored)])
+  assert compare.label(from_dir) == compare.label(from_file) == 'H1_mstrnn mstrnn'
+  for key in ('test:test_best', 'test:last', 'val_best', 'train_acc'):
+    assert from_file[key] == from_dir[key]
+  with pytest.raises(FileNotFoundError, match='missing.json.gz: no such results file'):
+    compare.load(str(tmp_path / 'missing.json.gz'))
 
 
 def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
