@@ -84,7 +84,13 @@ def load(workdir: str) -> dict:
       '(results.json is written after every epoch).'
     )
   with (gzip.open if path.endswith('.gz') else open)(path, 'rt') as f:
-    return json.load(f)
+    results = json.load(f)
+  if not isinstance(results, dict) or not {'experiment', 'models'} <= results.keys():
+    raise ValueError(
+      f"{path}: not a run's results.json (no 'experiment' and 'models'); name a workdir or a "
+      'copy of its results.json.'
+    )
+  return results
 
 
 def _short(workdir: str) -> str:

@@ -287,6 +287,12 @@ def test_a_stored_results_file_reads_as_its_workdir(tmp_path):
     assert from_file[key] == from_dir[key]
   with pytest.raises(FileNotFoundError, match='missing.json.gz: no such results file'):
     compare.load(str(tmp_path / 'missing.json.gz'))
+  # Another JSON file (e.g. analyze.py's analysis.json kept beside it) is named, not a KeyError.
+  other = tmp_path / 'runs' / 'H1_mstrnn_analysis.json.gz'
+  with gzip.open(other, 'wt') as f:
+    f.write('{"workdir": "runs/H1_mstrnn", "models": {}}')
+  with pytest.raises(ValueError, match="H1_mstrnn_analysis.json.gz: not a run's results.json"):
+    compare.load(str(other))
 
 
 def test_cli_refuses_to_overwrite_and_names_missing_results(tmp_path):
