@@ -152,7 +152,7 @@ def test_splice_ends_and_own_accuracy_match_models_apply(workdir, monkeypatch):
     }
     path = os.path.join(wd, 'results.json')
     with open(path, 'w') as f:
-      json.dump({'models': {m: {'history': history}}}, f)
+      json.dump({'experiment': {}, 'models': {m: {'history': history}}}, f)
     try:
       table = bn_probe.splice_table(bn_probe.probe_workdir(wd, m))
     finally:
