@@ -156,6 +156,24 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
   return float(v.mean()), se
 
 
+def pool_mean_se(groups: Sequence[tuple[float, float, int]]) -> tuple[float, float]:
+  """:func:`mean_se` of the union of groups known only by their ``(mean, se, n)``, as printed
+  (e.g. two seeds' paired differences over 10 folds each, one of whose workdirs is gone).
+
+  Exact by the law of total variance: with s_i = se_i sqrt(n_i), N = sum n_i and m the
+  n-weighted mean, (N - 1) s^2 = sum (n_i - 1) s_i^2 + n_i (m_i - m)^2 and SE = s / sqrt(N).
+  """
+  if not groups or any(n < 1 for _, _, n in groups):
+    raise ValueError(f'pool_mean_se needs groups of at least one value each, got {groups!r}.')
+  m_i, se_i, n_i = (np.asarray(v, np.float64) for v in zip(*groups))
+  total = n_i.sum()
+  mean = float((n_i * m_i).sum() / total)
+  if total == 1:
+    return mean, 0.0
+  ss = ((n_i - 1) * n_i * se_i**2 + n_i * (m_i - mean) ** 2).sum()
+  return mean, float(np.sqrt(ss / (total - 1) / total))
+
+
 def fmt(mean: float, se: float) -> str:
   """'89.30±4.60' (two decimals, like the paper)."""
   return f'{mean:.2f}±{se:.2f}'

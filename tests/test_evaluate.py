@@ -85,6 +85,18 @@ def test_mean_se_known_values():
   assert evaluate.fmt(89.2961, 4.6049) == '89.30±4.60'
 
 
+def test_pool_mean_se_equals_mean_se_of_the_union():
+  rng = np.random.default_rng(0)
+  groups = [rng.normal(loc, 5.0, size=n) for loc, n in ((3.0, 10), (-2.0, 10), (0.5, 7), (9.0, 1))]
+  printed = [(*evaluate.mean_se(g), g.size) for g in groups]
+  np.testing.assert_allclose(
+    evaluate.pool_mean_se(printed), evaluate.mean_se(np.concatenate(groups)), rtol=1e-12
+  )
+  assert evaluate.pool_mean_se([(4.0, 0.0, 1)]) == (4.0, 0.0)
+  with pytest.raises(ValueError, match='at least one value'):
+    evaluate.pool_mean_se([(1.0, 0.5, 0)])
+
+
 def test_summarize_group_reports_heads_at_joint_best_epoch():
   # 2 folds, 3 epochs, heads (a, b) + joint.
   acc = np.array(
