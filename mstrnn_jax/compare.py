@@ -175,6 +175,22 @@ def plateau(row: dict) -> bool | None:
   return bool(training < PLATEAU_TRAIN_RISE and abs(held_out) < se)
 
 
+def plateau_cell(row: dict) -> str:
+  """The plateau column of :func:`table`: 'yes', '-' (under two windows of epochs), or 'no'
+  with what moved: 'training rising' and/or 'held-out rising' / 'held-out falling' (a run still
+  learning and one past its rise both miss :func:`plateau`; the sign tells them apart)."""
+  verdict = plateau(row)
+  if verdict is None:
+    return '-'
+  if verdict:
+    return 'yes'
+  (held_out, se), (training, _) = row['change'], row['train_change']
+  moved = ['training rising'] if training >= PLATEAU_TRAIN_RISE else []
+  if abs(held_out) >= se:
+    moved.append(f'held-out {"rising" if held_out > 0 else "falling" if held_out < 0 else "SE 0"}')
+  return f'no: {", ".join(moved)}'
+
+
 def _stats_mode(workdir: str, res: dict, summary: dict, mode: str | None) -> tuple:
   """(mode label, selections, history suffix) of evaluation-statistics ``mode`` (None: the
   run's first mode, whose numbers are the top-level ones); a one-line error naming the workdir
@@ -377,7 +393,7 @@ def table(rows_: Sequence[dict]) -> str:
   cols.append(
     (
       f'plateau (training +<{PLATEAU_TRAIN_RISE:g}, held-out within 1 SE)',
-      lambda r: {True: 'yes', False: 'no', None: '-'}[r.get('plateau')],
+      plateau_cell,
     )
   )
   category = category_of(rows_)

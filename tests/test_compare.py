@@ -95,7 +95,10 @@ def test_window_gives_held_out_mean_gap_and_plateau_change(tmp_path):
   assert r['test:window'] == pytest.approx((50, 10))  # SE of (40, 60): 14.1 / sqrt(2)
   assert r['change'] == pytest.approx((12.5, 12.5))
   assert r['train_change'] == pytest.approx((12.5, 12.5))
-  assert '| 50.00±10.00 | 40.00±0.00 | - | +12.50±12.50 / +12.50±12.50 | no |' in compare.table([r])
+  assert (
+    '| 50.00±10.00 | 40.00±0.00 | - | +12.50±12.50 / +12.50±12.50 | no: training rising, held-out rising |'
+    in compare.table([r])
+  )
   # Section 0za's criterion: training +12.5 is not < 2, so no plateau; flat curves meet it.
   assert r['plateau'] is False
   flat = [[[60, 60]] * 4, [[70, 70]] * 4]
@@ -107,6 +110,12 @@ def test_window_gives_held_out_mean_gap_and_plateau_change(tmp_path):
   _workdir(tmp_path / 'wobble', 0.125, flat, wobble, wobble)  # change (0, +1) -> +0.5±0.5
   (w,) = compare.rows([str(tmp_path / 'wobble')], window=2)
   assert w['change'] == pytest.approx((0.5, 0.5)) and w['plateau'] is False  # not < one SE
+  assert compare.plateau_cell(w) == 'no: held-out rising'
+  dip = [[[62, 62], [62, 62], [61, 61], [61, 61]], [[72, 72], [72, 72], [70, 70], [70, 70]]]
+  _workdir(tmp_path / 'dip', 0.125, flat, dip, dip)  # change (-1, -2) -> -1.5±0.5: past its rise
+  (d,) = compare.rows([str(tmp_path / 'dip')], window=2)
+  assert d['plateau'] is False and compare.plateau_cell(d) == 'no: held-out falling'
+  assert compare.plateau_cell({**d, 'change': (-0.2, 0.5)}) == 'yes'
   assert r['curve:test'] == pytest.approx([35, 40, 45, 55])  # mean over folds per epoch
   assert r['curve:train'] == pytest.approx([75, 80, 85, 95])
   fig = plots.compare_curves([r, r], compare.label, 'a title')
