@@ -164,31 +164,33 @@ def window_stats(test: np.ndarray, train: np.ndarray, window: int = WINDOW) -> d
   return out
 
 
-def plateau(row: dict) -> bool | None:
-  """Section 0za's criterion on a row of :func:`rows`: over its last window, training accuracy
-  rose by less than :data:`PLATEAU_TRAIN_RISE` points and held-out accuracy changed by less than
-  one SE (both means over folds, from the window before).  None when the run has fewer than two
-  windows of epochs."""
+def plateau_misses(row: dict) -> list[str] | None:
+  """What breaks section 0za's criterion on a row of :func:`rows`, over its last window against
+  the window before (means over folds): 'training rising' (by :data:`PLATEAU_TRAIN_RISE` points
+  or more) and 'held-out rising' / 'held-out falling' (by one SE or more; 'held-out SE 0' when
+  nothing moved with SE 0). Empty at a plateau; None under two windows of epochs."""
   if 'change' not in row:
     return None
   (held_out, se), (training, _) = row['change'], row['train_change']
-  return bool(training < PLATEAU_TRAIN_RISE and abs(held_out) < se)
+  misses = ['training rising'] if training >= PLATEAU_TRAIN_RISE else []
+  if abs(held_out) >= se:
+    misses.append(f'held-out {"rising" if held_out > 0 else "falling" if held_out < 0 else "SE 0"}')
+  return misses
+
+
+def plateau(row: dict) -> bool | None:
+  """Section 0za's criterion (:func:`plateau_misses` finds nothing); None under two windows."""
+  misses = plateau_misses(row)
+  return None if misses is None else not misses
 
 
 def plateau_cell(row: dict) -> str:
-  """The plateau column of :func:`table`: 'yes', '-' (under two windows of epochs), or 'no'
-  with what moved: 'training rising' and/or 'held-out rising' / 'held-out falling' (a run still
-  learning and one past its rise both miss :func:`plateau`; the sign tells them apart)."""
-  verdict = plateau(row)
-  if verdict is None:
+  """The plateau column of :func:`table`: 'yes', '-' (under two windows of epochs), or 'no: '
+  and what moved (a run still learning and one past its rise both miss the plateau)."""
+  misses = plateau_misses(row)
+  if misses is None:
     return '-'
-  if verdict:
-    return 'yes'
-  (held_out, se), (training, _) = row['change'], row['train_change']
-  moved = ['training rising'] if training >= PLATEAU_TRAIN_RISE else []
-  if abs(held_out) >= se:
-    moved.append(f'held-out {"rising" if held_out > 0 else "falling" if held_out < 0 else "SE 0"}')
-  return f'no: {", ".join(moved)}'
+  return f'no: {", ".join(misses)}' if misses else 'yes'
 
 
 def _stats_mode(workdir: str, res: dict, summary: dict, mode: str | None) -> tuple:
