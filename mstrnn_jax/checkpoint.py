@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 import sys
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from mstrnn_jax import parallel
 
 
 POPULATION = 'population'  # the checkpoint item (and meta flag) of the population statistics
@@ -37,6 +40,25 @@ class CheckpointError(RuntimeError):
 def _first_line(e: BaseException) -> str:
   text = str(e).strip().splitlines()
   return f'{type(e).__name__}: {text[0][:160]}' if text else type(e).__name__
+
+
+def _runs(tree: Any) -> int:
+  """Length of the leading (run) axis of a stacked state (or its shape structs)."""
+  return int(jax.tree.leaves(tree)[0].shape[0])
+
+
+def _repad(states: Any, target: Any) -> Any:
+  """Host ``states`` whose run axis was padded for another device count -> ``target``'s padded
+  run count and shardings. The real runs come first and padding rows are copies of run 0
+  (:func:`parallel.pad_runs`), so cutting or padding keeps every real run as saved."""
+  n = _runs(target)
+  states = parallel.pad_runs(jax.tree.map(lambda x: np.asarray(x)[:n], states), n)
+
+  def place(x, t):
+    sharding = getattr(t, 'sharding', None)
+    return x if sharding is None else parallel.put(x, sharding)
+
+  return jax.tree.map(place, states, target)
 
 
 class Checkpointer:
@@ -96,7 +118,9 @@ class Checkpointer:
     Args:
       epoch: a value of :meth:`epochs`.
       target: a pytree of ``jax.ShapeDtypeStruct`` with shardings (e.g. ``jax.eval_shape`` of
-        the init program) or concrete arrays; None -> nested dicts of numpy arrays.
+        the init program) or concrete arrays; None -> nested dicts of numpy arrays. A state
+        saved with its run axis padded for another device count (a run resumed on more or
+        fewer devices) is cut or padded to the target's run count, every real run as saved.
 
     Raises:
       CheckpointError: (one line, naming the folder) when ``epoch`` is missing or unreadable.
@@ -106,12 +130,17 @@ class Checkpointer:
       raise CheckpointError(
         f'{path}: no such checkpoint; {self.directory} holds epochs {self.epochs()}.'
       )
-    state_args = (
-      ocp.args.StandardRestore()
-      if target is None
-      else ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
-    )
     meta = self._restore_meta(epoch)
+    stored = None if target is None else self._stored_runs(epoch)
+    repad = stored is not None and stored != _runs(target)
+    if target is None:
+      state_args = ocp.args.StandardRestore()
+    elif repad:  # saved for another device count: read on the host at the stored size
+      state_args = ocp.args.StandardRestore(
+        jax.tree.map(lambda t: np.zeros((stored, *t.shape[1:]), t.dtype), target)
+      )
+    else:
+      state_args = ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
     try:
       out = self._mngr.restore(epoch, args=ocp.args.Composite(state=state_args))
     except Exception as e:  # pylint: disable=broad-except  (orbax/tensorstore raise many kinds)
@@ -123,8 +152,20 @@ class Checkpointer:
       # (seen under load, in CI). cli.quiet_logs drops both in the launchers, so analyze.py's
       # fallback past a damaged checkpoint prints one line (tests/test_faults.py checks).
       raise CheckpointError(f'{path}: unreadable checkpoint ({_first_line(e)}).') from e
-    states = jax.tree.map(np.asarray, out.state) if target is None else out.state
-    return states, meta
+    if target is None:
+      return jax.tree.map(np.asarray, out.state), meta
+    return (_repad(out.state, target) if repad else out.state), meta
+
+  def _stored_runs(self, epoch: int) -> int:
+    """Length of the stored state's run axis at ``epoch``: the run count padded to the device
+    count of the process that saved it (:func:`parallel.padded_size`)."""
+    path = os.path.join(self.directory, str(epoch), 'state')
+    try:
+      tree = ocp.StandardCheckpointHandler().metadata(pathlib.Path(path))
+      leaf = jax.tree.leaves(tree, is_leaf=lambda x: hasattr(x, 'shape'))[0]
+      return int(leaf.shape[0])
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(f'{path}: unreadable checkpoint ({_first_line(e)}).') from e
 
   def _restore_meta(self, epoch: int) -> dict:
     """The JSON ``meta`` of ``epoch``; CheckpointError naming its file when unreadable or not

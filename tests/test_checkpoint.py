@@ -46,6 +46,29 @@ def test_save_restore_roundtrip_with_sharding(tmp_path):
   assert restored.params['proj']['w'].sharding == shard
 
 
+@pytest.mark.parametrize('saved, wanted', [(4, 3), (3, 6)])
+def test_restore_repads_a_state_saved_for_another_device_count(tmp_path, saved, wanted):
+  """3 real runs saved padded to ``saved`` rows (copies of run 0), restored for a device count
+  that pads them to ``wanted``: no checkpoint is taken for damaged, every real run is as saved,
+  the padding rows are run 0 and the target's sharding is kept."""
+  real = jax.tree.map(np.asarray, _states(n_runs=3))
+  shard = parallel.run_sharding(parallel.make_mesh(1))
+  ckpt = checkpoint.Checkpointer(str(tmp_path / 'ck'))
+  ckpt.save(1, jax.device_put(parallel.pad_runs(real, saved), shard), {'epoch': 1})
+  target = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct((wanted, *x.shape[1:]), x.dtype, sharding=shard), real
+  )
+  warnings = []
+  newest = ckpt.restore_newest(target, move_aside=True, warn=warnings.append)
+  ckpt.close()
+  assert warnings == [] and not os.path.exists(tmp_path / 'ck.damaged')
+  epoch, restored, _ = newest
+  assert epoch == 1
+  assert jax.tree.structure(restored) == jax.tree.structure(real)
+  jax.tree.map(np.testing.assert_array_equal, restored, parallel.pad_runs(real, wanted))
+  assert restored.params['proj']['w'].sharding == shard
+
+
 def test_load_run_drops_padding_and_rebuilds_config(tmp_path):
   config = ec.get_config('tiny', 'synth3a')
   record = model_records.model_record(

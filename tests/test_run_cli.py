@@ -2,11 +2,13 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 import subproc
@@ -16,9 +18,9 @@ RUN = [sys.executable, os.path.join(ROOT, 'experiments', 'run.py')]
 ENV = subproc.cpu_env()
 
 
-def _run(*args, timeout=300):
+def _run(*args, timeout=300, env=ENV):
   return subprocess.run(
-    RUN + list(args), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout
+    RUN + list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
   )
 
 
@@ -111,3 +113,26 @@ def test_sigkill_then_resume_reproduces_uninterrupted_run(tmp_path):
   for key in ('history', 'summary', 'runs', 'epochs_done'):
     assert got['models']['mstrnn'][key] == want['models']['mstrnn'][key], key
   assert got['tables'] == want['tables']
+
+
+@pytest.mark.slow
+def test_resume_on_two_devices_continues_a_one_device_run(tmp_path):
+  """A run checkpointed on 1 device (3 runs, unpadded) resumes on 2 simulated devices (padded
+  to 4): the checkpoint is read, not moved aside as damaged, and the resumed epoch matches the
+  uninterrupted run's."""
+  args = ['--preset=tiny', '--epochs=3', '--checkpoint_every=1', '--seed=3']
+  full = _run(*args, f'--workdir={tmp_path / "full"}')
+  assert full.returncode == 0, full.stderr[-3000:]
+  moved = tmp_path / 'moved'
+  shutil.copytree(tmp_path / 'full', moved)
+  shutil.rmtree(moved / 'checkpoints' / 'mstrnn' / '3')  # the newest is now epoch 2
+  resumed = _run(*args, f'--workdir={moved}', '--resume', env=subproc.cpu_env(2))
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert '2 device(s)' in resumed.stdout + resumed.stderr
+  assert 'damaged' not in resumed.stderr and not (moved / 'checkpoints' / 'mstrnn.damaged').exists()
+  got, want = (
+    json.loads((w / 'results.json').read_text())['models']['mstrnn']
+    for w in (moved, tmp_path / 'full')
+  )
+  assert got['epochs_done'] == want['epochs_done'] == 3
+  np.testing.assert_allclose(got['history']['train_loss'], want['history']['train_loss'], rtol=2e-5)
