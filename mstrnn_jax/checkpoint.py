@@ -148,8 +148,8 @@ class Checkpointer:
       # event loop as soon as the first array read fails, without cancelling the other reads;
       # when they finish, tensorstore's callbacks may hit the closed loop and Python prints
       # "Exception ignored ... RuntimeError: Event loop is closed" on stderr, and asyncio may log
-      # "Task exception was never retrieved" with a traceback when a failed read is collected
-      # (seen under load, in CI). cli.quiet_logs drops both in the launchers, so analyze.py's
+      # "Task (or Future) exception was never retrieved" with a traceback when a failed read is
+      # collected (both seen under load, in CI). cli.quiet_logs drops both in the launchers, so analyze.py's
       # fallback past a damaged checkpoint prints one line (tests/test_faults.py checks).
       raise CheckpointError(f'{path}: unreadable checkpoint ({_first_line(e)}).') from e
     if target is None:

@@ -199,8 +199,9 @@ def quiet_logs() -> None:
   """Warnings only: orbax logs every save and TFDS every dataset read at INFO.  Also drops the
   two tracebacks that orbax's orphaned asyncio reads print after a failed restore (the one-line
   CheckpointError has already said what is wrong): "Event loop is closed" (an unraisable
-  exception at exit) and "Task exception was never retrieved" (logged by ``asyncio`` when such a
-  read is garbage-collected; timing-dependent, seen under load)."""
+  exception at exit) and "Task exception was never retrieved" or "Future exception was never
+  retrieved" (logged by ``asyncio`` when such a read, a task or a bare future, is
+  garbage-collected; timing-dependent, both seen under load in CI)."""
   logging.set_verbosity(logging.WARNING)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   for name in ('tensorflow_datasets', 'absl', 'orbax'):
@@ -216,10 +217,14 @@ def _drop_closed_loop_noise(unraisable, default=sys.unraisablehook) -> None:
   default(unraisable)
 
 
+_ORPHANED = ('Task exception was never retrieved', 'Future exception was never retrieved')
+
+
 def _drop_orphaned_task_noise(record: std_logging.LogRecord) -> bool:
-  """False (drop) for asyncio's "Task exception was never retrieved" records; the launchers run
-  no asyncio code of their own, so these come only from orbax's abandoned checkpoint reads."""
-  return not record.getMessage().startswith('Task exception was never retrieved')
+  """False (drop) for asyncio's "Task/Future exception was never retrieved" records (asyncio's
+  ``Future.__del__`` names the class); the launchers run no asyncio code of their own, so these
+  come only from orbax's abandoned checkpoint reads."""
+  return not record.getMessage().startswith(_ORPHANED)
 
 
 def main(argv: Sequence[str]) -> None:

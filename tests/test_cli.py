@@ -251,28 +251,35 @@ def quiet(monkeypatch):
   logging.set_verbosity(verbosity)
 
 
-def _orphan_a_failed_task() -> None:
-  """What orbax leaves behind after a failed restore: a task whose exception nobody reads,
-  garbage-collected after its loop is closed; asyncio then logs it with a traceback."""
+def _orphan_a_failed_read(kind: str) -> None:
+  """What orbax leaves behind after a failed restore: a task (or a bare future, as wrapped
+  tensorstore reads are) whose exception nobody reads, garbage-collected after its loop is
+  closed; asyncio then logs it with a traceback."""
 
   async def fail():
     raise ValueError('OUT_OF_RANGE: Error reading byte range')
 
   loop = asyncio.new_event_loop()
-  task = loop.create_task(fail())
-  loop.run_until_complete(asyncio.sleep(0.01))
+  if kind == 'Task':
+    orphan = loop.create_task(fail())
+    loop.run_until_complete(asyncio.sleep(0.01))
+  else:
+    orphan = loop.create_future()
+    orphan.set_exception(ValueError('OUT_OF_RANGE: Error reading byte range'))
   loop.close()
-  del task
+  del orphan
   gc.collect()
 
 
-def test_orphaned_task_traceback_is_logged_without_quiet_logs(caplog):
-  _orphan_a_failed_task()
-  assert any('Task exception was never retrieved' in r.getMessage() for r in caplog.records)
+@pytest.mark.parametrize('kind', ['Task', 'Future'])
+def test_orphaned_read_traceback_is_logged_without_quiet_logs(kind, caplog):
+  _orphan_a_failed_read(kind)
+  assert any(f'{kind} exception was never retrieved' in r.getMessage() for r in caplog.records)
 
 
-def test_quiet_logs_drops_orphaned_task_tracebacks_only(quiet, caplog):
-  _orphan_a_failed_task()
+@pytest.mark.parametrize('kind', ['Task', 'Future'])
+def test_quiet_logs_drops_orphaned_read_tracebacks_only(kind, quiet, caplog):
+  _orphan_a_failed_read(kind)
   std_logging.getLogger('asyncio').error('some other asyncio error')
   messages = [r.getMessage() for r in caplog.records if r.name == 'asyncio']
   assert messages == ['some other asyncio error']
