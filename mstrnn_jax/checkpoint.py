@@ -61,6 +61,13 @@ def _repad(states: Any, target: Any) -> Any:
   return jax.tree.map(place, states, target)
 
 
+def _host_zeros(arrays: Any) -> Any:
+  """Zero numpy arrays of the shapes and dtypes in a tree of orbax array metadata: a restore
+  target that reads on the host a checkpoint saved on any number of devices (orbax refuses a
+  restore without a target when the saving process had another device topology)."""
+  return jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), arrays)
+
+
 class Checkpointer:
   """Saves / restores the stacked state of one model's runs under ``directory``.
 
@@ -105,8 +112,9 @@ class Checkpointer:
       return None
     path = os.path.join(self.directory, str(epoch), POPULATION)
     try:
+      template = _host_zeros(self._stored_arrays(epoch, POPULATION))
       out = self._mngr.restore(
-        epoch, args=ocp.args.Composite(**{POPULATION: ocp.args.StandardRestore()})
+        epoch, args=ocp.args.Composite(**{POPULATION: ocp.args.StandardRestore(template)})
       )
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(f'{path}: unreadable population statistics ({_first_line(e)}).') from e
@@ -131,41 +139,36 @@ class Checkpointer:
         f'{path}: no such checkpoint; {self.directory} holds epochs {self.epochs()}.'
       )
     meta = self._restore_meta(epoch)
-    stored = None if target is None else self._stored_runs(epoch)
-    repad = stored is not None and stored != _runs(target)
-    if target is None:
-      state_args = ocp.args.StandardRestore()
-    elif repad:  # saved for another device count: read on the host at the stored size
-      state_args = ocp.args.StandardRestore(
-        jax.tree.map(lambda t: np.zeros((stored, *t.shape[1:]), t.dtype), target)
-      )
-    else:
-      state_args = ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
     try:
-      out = self._mngr.restore(epoch, args=ocp.args.Composite(state=state_args))
+      stored = self._stored_arrays(epoch, 'state')
+      repad = target is not None and _runs(stored) != _runs(target)
+      if target is None:  # on the host, whatever device count saved it
+        template = _host_zeros(stored)
+      elif repad:  # saved for another device count: read on the host at the stored size
+        template = jax.tree.map(lambda t: np.zeros((_runs(stored), *t.shape[1:]), t.dtype), target)
+      else:
+        template = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+      out = self._mngr.restore(
+        epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(template))
+      )
     except Exception as e:  # pylint: disable=broad-except  (orbax/tensorstore raise many kinds)
       # Known noise, harmless: orbax 0.12.8 (asyncio_utils._run_sync_via_new_loop) closes its
       # event loop as soon as the first array read fails, without cancelling the other reads;
       # when they finish, tensorstore's callbacks may hit the closed loop and Python prints
       # "Exception ignored ... RuntimeError: Event loop is closed" on stderr, and asyncio may log
       # "Task (or Future) exception was never retrieved" with a traceback when a failed read is
-      # collected (both seen under load, in CI). cli.quiet_logs drops both in the launchers, so analyze.py's
-      # fallback past a damaged checkpoint prints one line (tests/test_faults.py checks).
+      # collected (both seen under load, in CI). cli.quiet_logs drops both in the launchers, so
+      # analyze.py's fallback past a damaged checkpoint prints one line (tests/test_faults.py).
       raise CheckpointError(f'{path}: unreadable checkpoint ({_first_line(e)}).') from e
     if target is None:
       return jax.tree.map(np.asarray, out.state), meta
     return (_repad(out.state, target) if repad else out.state), meta
 
-  def _stored_runs(self, epoch: int) -> int:
-    """Length of the stored state's run axis at ``epoch``: the run count padded to the device
-    count of the process that saved it (:func:`parallel.padded_size`)."""
-    path = os.path.join(self.directory, str(epoch), 'state')
-    try:
-      tree = ocp.StandardCheckpointHandler().metadata(pathlib.Path(path))
-      leaf = jax.tree.leaves(tree, is_leaf=lambda x: hasattr(x, 'shape'))[0]
-      return int(leaf.shape[0])
-    except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointError(f'{path}: unreadable checkpoint ({_first_line(e)}).') from e
+  def _stored_arrays(self, epoch: int, item: str) -> Any:
+    """The tree of orbax array metadata (``.shape``, ``.dtype``) of ``item`` at ``epoch``; its
+    run axis is the run count padded to the device count of the process that saved it."""
+    path = pathlib.Path(self.directory, str(epoch), item)
+    return ocp.StandardCheckpointHandler().metadata(path).tree
 
   def _restore_meta(self, epoch: int) -> dict:
     """The JSON ``meta`` of ``epoch``; CheckpointError naming its file when unreadable or not

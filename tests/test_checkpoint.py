@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +15,7 @@ from mstrnn_jax import checkpoint, model_records, models, parallel, train
 from mstrnn_jax import experiment_configs as ec
 import standin_model
 import damage
+import subproc
 
 
 def _states(n_runs=4, seed=0):
@@ -67,6 +71,37 @@ def test_restore_repads_a_state_saved_for_another_device_count(tmp_path, saved, 
   assert jax.tree.structure(restored) == jax.tree.structure(real)
   jax.tree.map(np.testing.assert_array_equal, restored, parallel.pad_runs(real, wanted))
   assert restored.params['proj']['w'].sharding == shard
+
+
+def test_restore_without_target_reads_a_checkpoint_saved_on_two_devices(tmp_path):
+  """Analysis (load_run, bn_probe) restores without a target; a checkpoint written by a run on
+  2 devices must read in this 1-device process, state and population statistics alike (orbax
+  refuses a target-less restore across device topologies)."""
+  directory = str(tmp_path / 'ck')
+  save = textwrap.dedent(f"""
+    import jax, numpy as np
+    from mstrnn_jax import checkpoint, parallel
+    assert jax.device_count() == 2
+    shard = parallel.run_sharding(parallel.make_mesh(2))
+    tree = {{'params': {{'w': np.arange(12.0, dtype=np.float32).reshape(4, 3)}},
+             'step': np.arange(4, dtype=np.int32)}}
+    ckpt = checkpoint.Checkpointer({directory!r})
+    ckpt.save(1, parallel.put(tree, shard), {{'epoch': 1}},
+              population={{'mean': parallel.put(np.ones((4, 2), np.float32), shard)}})
+    ckpt.close()
+  """)
+  proc = subprocess.run(
+    [sys.executable, '-c', save], env=subproc.cpu_env(2), capture_output=True, text=True
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert jax.device_count() == 1
+  ckpt = checkpoint.Checkpointer(directory)
+  state, meta = ckpt.restore(1)
+  population = ckpt.restore_population(1, meta)
+  ckpt.close()
+  np.testing.assert_array_equal(state['params']['w'], np.arange(12.0).reshape(4, 3))
+  np.testing.assert_array_equal(state['step'], np.arange(4))
+  np.testing.assert_array_equal(population['mean'], np.ones((4, 2)))
 
 
 def test_load_run_drops_padding_and_rebuilds_config(tmp_path):
