@@ -118,7 +118,7 @@ class Checkpointer:
       )
     except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(f'{path}: unreadable population statistics ({_first_line(e)}).') from e
-    return jax.tree.map(np.asarray, out[POPULATION])
+    return out[POPULATION]
 
   def restore(self, epoch: int, target: Any = None) -> tuple[Any, dict]:
     """Restores ``(states, meta)`` of ``epoch``.
@@ -160,8 +160,6 @@ class Checkpointer:
       # collected (both seen under load, in CI). cli.quiet_logs drops both in the launchers, so
       # analyze.py's fallback past a damaged checkpoint prints one line (tests/test_faults.py).
       raise CheckpointError(f'{path}: unreadable checkpoint ({_first_line(e)}).') from e
-    if target is None:
-      return jax.tree.map(np.asarray, out.state), meta
     return (_repad(out.state, target) if repad else out.state), meta
 
   def _stored_arrays(self, epoch: int, item: str) -> Any:

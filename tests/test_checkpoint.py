@@ -102,6 +102,7 @@ def test_restore_without_target_reads_a_checkpoint_saved_on_two_devices(tmp_path
   np.testing.assert_array_equal(state['params']['w'], np.arange(12.0).reshape(4, 3))
   np.testing.assert_array_equal(state['step'], np.arange(4))
   np.testing.assert_array_equal(population['mean'], np.ones((4, 2)))
+  assert all(isinstance(x, np.ndarray) for x in jax.tree.leaves((state, population)))
 
 
 def test_load_run_drops_padding_and_rebuilds_config(tmp_path):

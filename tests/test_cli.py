@@ -256,8 +256,10 @@ def _orphan_a_failed_read(kind: str) -> None:
   tensorstore reads are) whose exception nobody reads, garbage-collected after its loop is
   closed; asyncio then logs it with a traceback."""
 
+  error = ValueError('OUT_OF_RANGE: Error reading byte range')
+
   async def fail():
-    raise ValueError('OUT_OF_RANGE: Error reading byte range')
+    raise error
 
   loop = asyncio.new_event_loop()
   if kind == 'Task':
@@ -265,7 +267,7 @@ def _orphan_a_failed_read(kind: str) -> None:
     loop.run_until_complete(asyncio.sleep(0.01))
   else:
     orphan = loop.create_future()
-    orphan.set_exception(ValueError('OUT_OF_RANGE: Error reading byte range'))
+    orphan.set_exception(error)
   loop.close()
   del orphan
   gc.collect()
