@@ -7,8 +7,15 @@ For every fold (latest checkpoint): the held-out subject's joint accuracy with `
 statistics at the BN sites up to each one and `population` statistics after it, how far each
 subject's own statistics sit from the population's, and, when the run had validation subjects,
 the held-out subject under their statistics (`unseen`: another subject unseen in training, no
-held-out data) and the mirror (mstrnn_jax/bn_probe.py). Writes
-bn_probe.json, bn_probe.md and bn_probe.png to --out_dir (default <workdir>/bn_probe/<model>/),
+held-out data) and the mirror (mstrnn_jax/bn_probe.py). With --test_override, the held-out
+videos come from the dataset rebuilt with those data settings (same subjects and labels; the
+network and its population statistics unchanged):
+
+    python experiments/bn_probe.py --workdir=runs/Q3k27 --test_override=data.synth3a.clips_per_primitive=1
+
+Writes
+bn_probe.json, bn_probe.md and bn_probe.png to --out_dir (default <workdir>/bn_probe/<model>/,
+or <workdir>/bn_probe/<model>/test_<setting> with --test_override),
 never overwriting, and prints bn_probe.md.
 """
 
@@ -30,6 +37,12 @@ _DATA_DIR = flags.DEFINE_string(
 _OUT_DIR = flags.DEFINE_string(
   'out_dir', None, 'Output folder (default: <workdir>/bn_probe/<model>).'
 )
+_TEST_OVERRIDE = flags.DEFINE_multi_string(
+  'test_override',
+  [],
+  'Held-out videos from the dataset with this data setting, field=value (repeatable), e.g. '
+  'data.synth3a.clips_per_primitive=1.',
+)
 
 
 def main(argv):
@@ -39,10 +52,16 @@ def main(argv):
   try:
     record = workdir.read_record(_WORKDIR.value)
     model = workdir.record_model(record, _WORKDIR.value, _MODEL.value)
-    out_dir = _OUT_DIR.value or os.path.join(_WORKDIR.value, 'bn_probe', model)
+    overrides = cli.settings(_TEST_OVERRIDE.value, 'test_override')
+    tag = '_'.join(f'{k}={v}' for k, v in overrides.items())
+    out_dir = _OUT_DIR.value or os.path.join(
+      _WORKDIR.value, 'bn_probe', model, *([f'test_{tag}'] if tag else [])
+    )
     workdir.check_writable(out_dir, '--out_dir')
     bn_probe.output_paths(out_dir)  # before the work: nothing is overwritten
-    result = bn_probe.probe_workdir(_WORKDIR.value, model, _DATA_DIR.value, progress=True)
+    result = bn_probe.probe_workdir(
+      _WORKDIR.value, model, _DATA_DIR.value, progress=True, test_overrides=overrides
+    )
     paths = bn_probe.write(result, out_dir)
   except (ValueError, KeyError, OSError, checkpoint.CheckpointError) as e:
     sys.exit(f'error: {e}')

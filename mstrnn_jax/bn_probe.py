@@ -21,6 +21,13 @@ probe asks where between the two the accuracy changes, on the final weights of e
   over steps and channels, for the held-out subject, the validation subjects (also unseen in
   training) and the training subjects (the within-population spread).
 
+* **held-out videos of another draw** (``test_overrides``, e.g.
+  ``{'data.synth3a.clips_per_primitive': 1}``): every number above with each fold's held-out
+  subject evaluated on its videos from the dataset rebuilt with those data settings (the same
+  subjects and labels; :func:`variant_data`), the trained network and its population statistics
+  unchanged. It separates what a data property does to training from what it does to the
+  evaluated videos.
+
     python experiments/bn_probe.py --workdir=runs/C1rs3i_mstrnn   # writes <workdir>/bn_probe/mstrnn/
 
 The pieces compose on any stats trees (``models.init(...)['batch_stats']`` structure):
@@ -30,6 +37,7 @@ steps, eps)``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -40,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mstrnn_jax import configs, evaluate, models, train
+from mstrnn_jax import configs, evaluate, experiment_configs, models, train
 
 Site = tuple[str, tuple[tuple[str, str], ...]]  # (name, ((module, bn node), ...))
 MODES = ('population', 'subject')  # the splice's two ends
@@ -150,17 +158,29 @@ class _Fold(NamedTuple):
 
 
 def probe_fold(
-  fold: _Fold, population: Any, sites: Sequence[Site], test: int, val: Sequence[int], eps: float
+  fold: _Fold,
+  population: Any,
+  sites: Sequence[Site],
+  test: int,
+  val: Sequence[int],
+  eps: float,
+  held_out: _Fold | None = None,
 ) -> dict:
   """One run: the splice on its held-out subject ``test``, every subject's own accuracy under
   both statistics and its shifts, averaged over the validation and over the training subjects,
   and (with validation subjects ``val``) the accuracies under another unseen subject's
   statistics: ``unseen[group][mode]`` for group ``test`` / ``validation`` and mode in
-  ``MODES + (UNSEEN,)``."""
-  stats_of = {s: fold.statistics(s) for s in np.unique(fold.subjects).tolist()}
+  ``MODES + (UNSEEN,)``. ``held_out``: the same run on other data, whose rows of ``test``
+  are the held-out videos (default ``fold``)."""
+  held_out = fold if held_out is None else held_out
+
+  def on(s):  # the data a subject is evaluated on
+    return held_out if s == test else fold
+
+  stats_of = {s: on(s).statistics(s) for s in np.unique(fold.subjects).tolist()}
   training = [s for s in stats_of if s != test and s not in val]
   steps = fold.videos.shape[1]
-  own = {s: (fold.accuracy(s, population), fold.accuracy(s, stats_of[s])) for s in stats_of}
+  own = {s: (on(s).accuracy(s, population), on(s).accuracy(s, stats_of[s])) for s in stats_of}
   shifts = {s: shift(stats_of[s], population, sites, steps, eps) for s in stats_of}
 
   def accuracy_over(members):
@@ -170,7 +190,7 @@ def probe_fold(
   if val:
     val_stats = fold.statistics(*val)
     unseen = {
-      'test': {**accuracy_over([test]), UNSEEN: fold.accuracy(test, val_stats)},
+      'test': {**accuracy_over([test]), UNSEEN: held_out.accuracy(test, val_stats)},
       'validation': {
         **accuracy_over(val),
         UNSEEN: float(np.mean([fold.accuracy(v, stats_of[test]) for v in val])),
@@ -185,7 +205,7 @@ def probe_fold(
 
   return {
     'accuracy': [
-      fold.accuracy(test, splice(population, stats_of[test], sites, k))
+      held_out.accuracy(test, splice(population, stats_of[test], sites, k))
       for k in range(len(sites) + 1)
     ],
     'own_accuracy': {
@@ -209,6 +229,55 @@ def probe_fold(
   }
 
 
+def variant_data(record: dict, data_dir: str | None, overrides: dict, ds) -> tuple[Any, dict]:
+  """The dataset of ``record`` (a workdir's experiment record, trained on ``ds``) rebuilt with
+  the data settings ``overrides`` (``{'data.synth3a.clips_per_primitive': 1}``), and what was
+  done to fit it: videos shorter than ``ds``'s padded length are extended with their last frame
+  (the padding rule), longer ones cut to it (BN statistics exist for that many steps only);
+  ``{'overrides', 'cut_videos', 'frames'}``. ValueError (one line, naming
+  ``--test_override``) for a setting outside ``data.*`` or unknown, or a dataset whose subjects
+  or labels differ from ``ds``'s."""
+  from mstrnn_jax import analysis  # pylint: disable=import-outside-toplevel
+
+  flag = '--test_override=' + ','.join(f'{k}={v}' for k, v in overrides.items())
+  if not overrides or any(not k.startswith('data.') for k in overrides):
+    raise ValueError(f'{flag}: give data settings only (data.<dataset>.<field>=<value>).')
+  try:
+    config = experiment_configs.override(
+      experiment_configs.from_dict(record['experiment']), overrides
+    )
+  except (ValueError, TypeError, KeyError) as e:
+    raise ValueError(f'{flag}: {e}') from None
+  variant = analysis.load_workdir_data(
+    {**record, 'experiment': experiment_configs.to_dict(config)}, data_dir
+  )
+  same = (
+    list(variant.subject_names) == list(ds.subject_names)
+    and np.array_equal(variant.subjects, ds.subjects)
+    and set(variant.labels) == set(ds.labels)
+    and all(np.array_equal(variant.labels[h], ds.labels[h]) for h in ds.labels)
+    and variant.videos.shape[2:] == ds.videos.shape[2:]
+  )
+  if not same:
+    raise ValueError(
+      f"{flag}: its dataset has other subjects, labels or frame size than the workdir's; "
+      'choose settings that change only how the same videos are drawn.'
+    )
+  frames = ds.videos.shape[1]
+  videos = variant.videos[:, :frames]
+  if videos.shape[1] < frames:
+    last = np.repeat(videos[:, -1:], frames - videos.shape[1], axis=1)
+    videos = np.concatenate([videos, last], axis=1)
+  info = {
+    'overrides': dict(overrides),
+    'cut_videos': int(np.sum(variant.lengths > frames)),
+    'frames': frames,
+  }
+  return dataclasses.replace(
+    variant, videos=videos, lengths=np.minimum(variant.lengths, frames)
+  ), info
+
+
 def _reported(workdir: str, model: str, epoch: int) -> dict:
   """results.json's joint accuracies at ``epoch`` under ``MODES`` (those it has), per run."""
   from mstrnn_jax import compare  # pylint: disable=import-outside-toplevel
@@ -224,13 +293,19 @@ def _reported(workdir: str, model: str, epoch: int) -> dict:
 
 
 def probe_workdir(
-  workdir: str, model: str | None = None, data_dir: str | None = None, progress: bool = False
+  workdir: str,
+  model: str | None = None,
+  data_dir: str | None = None,
+  progress: bool = False,
+  test_overrides: dict | None = None,
 ) -> dict:
   """:func:`probe_fold` for every fold of ``workdir``'s ``model`` (latest checkpoint). Returns
   the JSON-ready result; ``reported`` holds results.json's joint accuracies at the
   checkpoint's epoch under ``population`` and ``subject`` statistics (when results.json has
-  them), which the splice's two ends recompute. ``progress``: a progress bar over the folds
-  (stderr)."""
+  them), which the splice's two ends recompute (on the workdir's own held-out videos).
+  ``test_overrides``: the held-out videos come from the dataset with these data settings
+  (:func:`variant_data`; ``test_data`` in the result says how). ``progress``: a progress bar
+  over the folds (stderr)."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
   from mstrnn_jax import analysis, checkpoint  # pylint: disable=import-outside-toplevel
@@ -249,6 +324,10 @@ def probe_workdir(
   names = list(ds.subject_names)
   videos = jnp.asarray(ds.videos)
   labels = jnp.asarray(train.stack_labels(ds.labels, fns.heads))
+  test_data, held_out_videos = None, videos
+  if test_overrides:
+    variant, test_data = variant_data(run.experiment, data_dir, test_overrides, ds)
+    held_out_videos = jnp.asarray(variant.videos)
   per_run = []
   folds = tqdm(
     run.runs,
@@ -273,7 +352,10 @@ def probe_workdir(
     )
     test = int(info['test_subject'])
     val = [names.index(v) for v in info.get('validation_subjects', [])]
-    result = probe_fold(fold, at(run.batch_stats), sites, test, val, run.model_cfg.bn_epsilon)
+    held_out = fold._replace(videos=held_out_videos)
+    result = probe_fold(
+      fold, at(run.batch_stats), sites, test, val, run.model_cfg.bn_epsilon, held_out
+    )
     per_run.append(
       {
         'run': r,
@@ -290,6 +372,7 @@ def probe_workdir(
     'site_nodes': {name: [f'{m}.{k}' for m, k in nodes] for name, nodes in sites},
     'runs': per_run,
     'reported': _reported(workdir, run.model_cfg.model, run.epoch),
+    'test_data': test_data,
   }
 
 
@@ -297,11 +380,22 @@ def splice_table(result: dict) -> str:
   """Markdown: held-out joint accuracy with subject statistics up to each site, mean ± SE over
   folds, and the change each site adds (paired by fold)."""
   acc = np.array([r['accuracy'] for r in result['runs']])  # [folds, sites + 1]
+  variant = result.get('test_data')
   lines = [
     f'{result["model"].upper()}, {result["workdir"]} (epoch {result["epoch"]}, '
     f'{acc.shape[0]} folds): held-out joint accuracy (%) with `subject` statistics at the '
     'sites up to and including the row, `population` statistics after it',
     '',
+  ]
+  if variant:
+    settings = ', '.join(f'`{k}={v}`' for k, v in variant['overrides'].items())
+    lines += [
+      f'Held-out videos from the dataset with {settings} (the same subjects and labels; '
+      f"{variant['cut_videos']} of them cut to the workdir's {variant['frames']} frames); "
+      "the network and its population statistics are the workdir's.",
+      '',
+    ]
+  lines += [
     '| subject statistics up to | joint accuracy | change from the row above (paired) |',
     '|---|---|---|',
     f'| none (`population`) | {evaluate.fmt(*evaluate.mean_se(acc[:, 0]))} | |',
@@ -319,10 +413,14 @@ def splice_table(result: dict) -> str:
   for mode, values in result['reported'].items():
     column = 0 if mode == 'population' else -1
     same = int(np.sum(np.isclose(acc[:, column], values, atol=1e-6)))
+    check = (
+      "on the workdir's own held-out videos"
+      if variant
+      else f'the probe recomputes it exactly on {same} of {len(values)} folds'
+    )
     lines.append(
       f'\nresults.json, epoch {result["epoch"]}, `{mode}`: '
-      f'{evaluate.fmt(*evaluate.mean_se(values))} '
-      f'(the probe recomputes it exactly on {same} of {len(values)} folds)'
+      f'{evaluate.fmt(*evaluate.mean_se(values))} ({check})'
     )
   return '\n'.join(lines) + '\n'
 

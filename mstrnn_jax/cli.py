@@ -10,6 +10,7 @@ config fields (``ALIASES``); ``--tau1`` / ``--tau2`` set ``config.taus`` to thei
 
 from __future__ import annotations
 
+import ast
 import itertools
 import logging as std_logging
 import os
@@ -153,6 +154,22 @@ def numbers(items: Sequence[str], kind: type, flag: str) -> tuple:
       f'--{flag}={",".join(items)}: expected comma-separated '
       f'{"integers" if kind is int else "numbers"}, e.g. --{flag}=2,3.'
     ) from None
+
+
+def settings(items: Sequence[str], flag: str) -> dict:
+  """``['data.synth3a.reuse_clips=True', ...]`` as ``{'data.synth3a.reuse_clips': True}``: each
+  value a Python literal where it reads as one (``1``, ``0.5``, ``True``), else the string;
+  ValueError naming ``--flag`` for an item without ``=``."""
+  out = {}
+  for item in items:
+    field, eq, text = item.partition('=')
+    if not eq or not field:
+      raise ValueError(f'--{flag}={item}: expected field=value, e.g. --{flag}=data.synth3a.seed=1.')
+    try:
+      out[field.strip()] = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      out[field.strip()] = text.strip()
+  return out
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_dict.ConfigDict:

@@ -264,3 +264,112 @@ def test_cli_writes_files_and_never_overwrites(workdir):
     [cmd[0], cmd[1], f'--workdir={out}'], capture_output=True, text=True, env=subproc.cpu_env()
   )
   assert bad.returncode == 1 and 'is not a workdir written by' in bad.stderr
+
+
+NOISE = {'data.synth3a.noise_std': 0.3}  # another draw of the same videos: other pixel noise
+
+
+def test_held_out_videos_of_another_draw(workdir, monkeypatch):
+  """``test_overrides``: the held-out subject's numbers come from the rebuilt dataset's videos
+  (here with other pixel noise), every other subject's from the workdir's. Labels are what
+  each fold's run predicts for its held-out subject's rebuilt videos under their own
+  statistics, so the all-subject end must score 100 on them; the population end is an
+  eval-mode apply on them; the training subject's own accuracy is the plain probe's."""
+  wd, plan = workdir
+  ds = plan.dataset
+  for m in MODELS:
+    run = checkpoint.load_run(wd, m)
+    variant, info = bn_probe.variant_data(run.experiment, None, NOISE, ds)
+    assert info == {'overrides': NOISE, 'cut_videos': 0, 'frames': ds.videos.shape[1]}
+    assert variant.videos.shape == ds.videos.shape and not np.array_equal(variant.videos, ds.videos)
+    labels = np.array(ds.labels['action'])
+    for r, info in enumerate(run.runs):
+      s = info['test_subject']
+      labels[ds.subjects == s] = _predictions(variant, run, r, s, run.running_stats, True)
+    own = dataclasses.replace(ds, labels={'action': labels})
+    other = dataclasses.replace(variant, labels={'action': labels})
+
+    def load(record, data_dir, own=own, other=other):
+      noise = record['experiment']['data']['synth3a']['noise_std']
+      return other if noise == NOISE['data.synth3a.noise_std'] else own
+
+    monkeypatch.setattr(analysis, 'load_workdir_data', load)
+    plain = bn_probe.probe_workdir(wd, m)
+    result = bn_probe.probe_workdir(wd, m, test_overrides=NOISE)
+    assert plain['test_data'] is None and result['test_data']['overrides'] == NOISE
+    for r, info in enumerate(run.runs):
+      test = info['test_subject']
+      got = result['runs'][r]
+      assert got['accuracy'][-1] == pytest.approx(100.0, abs=1e-4)
+      pred = _predictions(variant, run, r, test, run.batch_stats, False)
+      assert got['accuracy'][0] == pytest.approx(100 * np.mean(pred == labels[ds.subjects == test]))
+      assert got['own_accuracy']['training'] == plain['runs'][r]['own_accuracy']['training']
+    assert [r['accuracy'] for r in result['runs']] != [r['accuracy'] for r in plain['runs']]
+    assert 'Held-out videos from the dataset with `data.synth3a.noise_std=0.3`' in (
+      bn_probe.splice_table(result)
+    )
+    monkeypatch.undo()
+
+
+def test_rebuilt_dataset_is_fitted_to_the_workdir_or_refused(workdir, monkeypatch):
+  """Shorter videos are extended with their last frame, longer ones cut (and counted); settings
+  outside data.*, unknown fields and datasets with other labels are one-line errors naming the
+  flag."""
+  wd, plan = workdir
+  ds = plan.dataset
+  t = ds.videos.shape[1]
+  record = checkpoint.load_run(wd, 'lrcn').experiment
+  shorter = dataclasses.replace(
+    ds, videos=ds.videos[:, : t - 2], lengths=np.minimum(ds.lengths, t - 2)
+  )
+  longer = dataclasses.replace(
+    ds,
+    videos=np.concatenate([ds.videos, 255 - ds.videos[:, -1:]], 1),
+    lengths=np.where(np.arange(len(ds.lengths)) % 2 == 0, t + 1, ds.lengths),
+  )
+  relabelled = dataclasses.replace(ds, labels={'action': (ds.labels['action'] + 1) % 27})
+  for variant, check in (
+    (shorter, lambda v: np.array_equal(v[:, t - 3 :], np.repeat(shorter.videos[:, -1:], 3, 1))),
+    (longer, lambda v: np.array_equal(v, ds.videos)),
+  ):
+    monkeypatch.setattr(analysis, 'load_workdir_data', lambda r, d, v=variant: v)
+    got, info = bn_probe.variant_data(record, None, NOISE, ds)
+    assert got.videos.shape == ds.videos.shape and check(got.videos)
+    assert got.lengths.max() <= t
+    assert info['cut_videos'] == (int(np.sum(longer.lengths > t)) if variant is longer else 0)
+  monkeypatch.setattr(analysis, 'load_workdir_data', lambda r, d: relabelled)
+  flag = '--test_override=data.synth3a.noise_std=0.3: '
+  with pytest.raises(ValueError, match=flag + 'its dataset has other subjects, labels'):
+    bn_probe.variant_data(record, None, NOISE, ds)
+  with pytest.raises(ValueError, match='give data settings only'):
+    bn_probe.variant_data(record, None, {'width_scale': 0.5}, ds)
+  with pytest.raises(
+    ValueError, match='--test_override=data.synth3a.colour=1: config has no field'
+  ):
+    bn_probe.variant_data(record, None, {'data.synth3a.colour': 1}, ds)
+
+
+def test_cli_held_out_videos_of_another_draw(workdir):
+  """--test_override: its own default output folder, the setting in the JSON and the table; a
+  malformed setting is a one-line error."""
+  wd, _ = workdir
+  script = os.path.join(subproc.ROOT, 'experiments', 'bn_probe.py')
+  cmd = [sys.executable, script, f'--workdir={wd}', '--model=lrcn']
+  proc = subprocess.run(
+    cmd + ['--test_override=data.synth3a.noise_std=0.3'],
+    capture_output=True,
+    text=True,
+    env=subproc.cpu_env(),
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Held-out videos from the dataset with `data.synth3a.noise_std=0.3`' in proc.stdout
+  out = os.path.join(wd, 'bn_probe', 'lrcn', 'test_data.synth3a.noise_std=0.3')
+  with open(os.path.join(out, 'bn_probe.json')) as f:
+    assert json.load(f)['test_data']['overrides'] == NOISE
+  bad = subprocess.run(
+    cmd + ['--test_override=noise'], capture_output=True, text=True, env=subproc.cpu_env()
+  )
+  assert bad.returncode == 1
+  assert bad.stderr.strip().splitlines() == [
+    'error: --test_override=noise: expected field=value, e.g. --test_override=data.synth3a.seed=1.'
+  ]
