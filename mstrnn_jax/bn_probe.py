@@ -391,8 +391,8 @@ def splice_table(result: dict) -> str:
     settings = ', '.join(f'`{k}={v}`' for k, v in variant['overrides'].items())
     lines += [
       f'Held-out videos from the dataset with {settings} (the same subjects and labels; '
-      f"{variant['cut_videos']} of them cut to the workdir's {variant['frames']} frames); "
-      "the network and its population statistics are the workdir's.",
+      f"{variant['cut_videos']} of its videos cut to the workdir's {variant['frames']} "
+      "frames); the network and its population statistics are the workdir's.",
       '',
     ]
   lines += [
