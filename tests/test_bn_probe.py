@@ -373,3 +373,29 @@ def test_cli_held_out_videos_of_another_draw(workdir):
   assert bad.stderr.strip().splitlines() == [
     'error: --test_override=noise: expected field=value, e.g. --test_override=data.synth3a.seed=1.'
   ]
+
+
+def test_probe_pairs_differences_by_test_subject(tmp_path):
+  """benchmarks/probe_pairs.py: A - B at both ends over the test subjects both hold (B lists
+  them in another order and has one more), with mean ± SE and the one-SE verdict."""
+
+  def write(name, runs):
+    path = tmp_path / f'{name}.json'
+    path.write_text(json.dumps({'runs': [{'test_subject': s, 'accuracy': acc} for s, acc in runs]}))
+    return f'{name}={path}'
+
+  a = write('a', [('s1', [50.0, 1.0, 90.0]), ('s2', [70.0, 2.0, 80.0])])
+  b = write('b', [('s3', [0.0, 0.0, 0.0]), ('s2', [60.0, 9.0, 80.0]), ('s1', [30.0, 9.0, 70.0])])
+  script = os.path.join(subproc.ROOT, 'benchmarks', 'probe_pairs.py')
+  proc = subprocess.run(
+    [sys.executable, script, a, b, '--diff=a-b'], capture_output=True, text=True
+  )
+  assert proc.returncode == 0, proc.stderr
+  # population: 20 and 10 -> 15 ± 5; subject: 20 and 0 -> 10 ± 10
+  assert (
+    '| a - b | 15.00±5.00 (beyond 1 SE, positive; 2 of 2 at least level) | '
+    '10.00±10.00 (within 1 SE; 2 of 2 at least level) |'
+  ) in proc.stdout
+  assert '| b | 3 | 30.00±17.32 | 50.00±25.17 |' in proc.stdout
+  bad = subprocess.run([sys.executable, script, a, b, '--diff=a-c'], capture_output=True, text=True)
+  assert bad.returncode == 1 and "--diff=a-c: name two of ['a', 'b'] as A-B." in bad.stderr

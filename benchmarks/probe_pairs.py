@@ -1,0 +1,84 @@
+"""Paired differences between bn_probe results, fold by fold (issue 8; fidelity section 0zs).
+
+    python benchmarks/probe_pairs.py \
+      k27=docs/runs/Q3k27_lrcn_bn_probe.json.gz k27_on_k1=docs/runs/Q3k27_lrcn_bn_probe_test_k1.json.gz \
+      --diff=k27_on_k1-k27
+
+Each ``NAME=PATH`` is a ``bn_probe.json`` (``experiments/bn_probe.py``; gzipped or not), e.g. one
+network probed on its own held-out videos and on another draw's (``--test_override``). Each
+``--diff=A-B`` prints A minus B over the test subjects both hold, at the probe's two ends: the
+held-out joint accuracy under ``population`` statistics and under the subject's own
+(``subject``): mean ± SE over folds, the verdict at one SE, and the folds where A is at least
+level with B. Markdown on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+
+import numpy as np
+
+from mstrnn_jax import evaluate
+
+ENDS = {'population': 0, 'subject': -1}  # the probe's splice: all population .. all subject
+
+
+def load(path: str) -> dict:
+  """``{test subject: {end: joint accuracy}}`` of a bn_probe.json (or .json.gz)."""
+  with (gzip.open if path.endswith('.gz') else open)(path, 'rt') as f:
+    result = json.load(f)
+  return {r['test_subject']: {e: r['accuracy'][i] for e, i in ENDS.items()} for r in result['runs']}
+
+
+def paired(a: dict, b: dict, end: str) -> np.ndarray:
+  """``a - b`` at ``end`` over the test subjects both hold (sorted by name)."""
+  common = sorted(set(a) & set(b))
+  if not common:
+    raise ValueError('the two probes share no test subject.')
+  return np.array([a[s][end] - b[s][end] for s in common])
+
+
+def cell(x: np.ndarray) -> str:
+  m, se = evaluate.mean_se(x)
+  verdict = (
+    'within 1 SE'
+    if abs(m) <= se
+    else ('beyond 1 SE, negative' if m < 0 else 'beyond 1 SE, positive')
+  )
+  return f'{evaluate.fmt(m, se)} ({verdict}; {int(np.sum(x >= 0))} of {x.size} at least level)'
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('probes', nargs='+', help='NAME=PATH of a bn_probe.json(.gz)')
+  parser.add_argument('--diff', action='append', default=[], help='A-B: A minus B by fold')
+  args = parser.parse_args(argv)
+  probes = {}
+  for item in args.probes:
+    name, eq, path = item.partition('=')
+    if not eq:
+      sys.exit(f'error: {item}: expected NAME=PATH, e.g. k27=runs/a/bn_probe/lrcn/bn_probe.json.')
+    try:
+      probes[name] = load(path)
+    except (OSError, ValueError, KeyError) as e:
+      sys.exit(f'error: {path}: not a readable bn_probe.json ({e}).')
+  print('| probe | folds | `population` | `subject` |\n|---|---|---|---|')
+  for name, p in probes.items():
+    cells = [evaluate.fmt(*evaluate.mean_se([v[e] for v in p.values()])) for e in ENDS]
+    print(f'| {name} | {len(p)} | ' + ' | '.join(cells) + ' |')
+  if args.diff:
+    print('\n| difference (paired by fold) | `population` | `subject` |\n|---|---|---|')
+  for diff in args.diff:
+    a, _, b = diff.partition('-')
+    if a not in probes or b not in probes:
+      sys.exit(f'error: --diff={diff}: name two of {sorted(probes)} as A-B.')
+    print(
+      f'| {a} - {b} | ' + ' | '.join(cell(paired(probes[a], probes[b], e)) for e in ENDS) + ' |'
+    )
+
+
+if __name__ == '__main__':
+  main()
