@@ -35,7 +35,10 @@ _DATA_DIR = flags.DEFINE_string(
   'data_dir', None, 'Where real datasets are prepared (default: data/).'
 )
 _OUT_DIR = flags.DEFINE_string(
-  'out_dir', None, 'Output folder (default: <workdir>/bn_probe/<model>).'
+  'out_dir',
+  None,
+  'Output folder (default: <workdir>/bn_probe/<model>, with --test_override its subfolder '
+  'test_<field>=<value>).',
 )
 _TEST_OVERRIDE = flags.DEFINE_multi_string(
   'test_override',
