@@ -15,40 +15,37 @@ level with B. Markdown on stdout.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import sys
 
-import numpy as np
-
-from mstrnn_jax import evaluate
+from mstrnn_jax import compare, evaluate
 
 ENDS = {'population': 0, 'subject': -1}  # the probe's splice: all population .. all subject
 
 
 def load(path: str) -> dict:
   """``{test subject: {end: joint accuracy}}`` of a bn_probe.json (or .json.gz)."""
-  with (gzip.open if path.endswith('.gz') else open)(path, 'rt') as f:
-    result = json.load(f)
+  result = compare.read_json(path)
   return {r['test_subject']: {e: r['accuracy'][i] for e, i in ENDS.items()} for r in result['runs']}
 
 
-def paired(a: dict, b: dict, end: str) -> np.ndarray:
-  """``a - b`` at ``end`` over the test subjects both hold (sorted by name)."""
+def paired(a: dict, b: dict) -> dict:
+  """``a - b`` over the test subjects both hold, per end: ``compare.difference_stats``'s
+  ``{'folds': n, end: {'mean', 'se', 'sd', 'wins'}}`` (wins: folds with ``a >= b``)."""
   common = sorted(set(a) & set(b))
   if not common:
     raise ValueError('the two probes share no test subject.')
-  return np.array([a[s][end] - b[s][end] for s in common])
+  diffs = {e: {s: a[s][e] - b[s][e] for s in common} for e in ENDS}
+  return compare.difference_stats(diffs, len(common))
 
 
-def cell(x: np.ndarray) -> str:
-  m, se = evaluate.mean_se(x)
+def cell(p: dict, end: str) -> str:
+  m, se = p[end]['mean'], p[end]['se']
   verdict = (
     'within 1 SE'
     if abs(m) <= se
     else ('beyond 1 SE, negative' if m < 0 else 'beyond 1 SE, positive')
   )
-  return f'{evaluate.fmt(m, se)} ({verdict}; {int(np.sum(x >= 0))} of {x.size} at least level)'
+  return f'{evaluate.fmt(m, se)} ({verdict}; {p[end]["wins"]} of {p["folds"]} at least level)'
 
 
 def main(argv=None) -> None:
@@ -75,9 +72,8 @@ def main(argv=None) -> None:
     a, _, b = diff.partition('-')
     if a not in probes or b not in probes:
       sys.exit(f'error: --diff={diff}: name two of {sorted(probes)} as A-B.')
-    print(
-      f'| {a} - {b} | ' + ' | '.join(cell(paired(probes[a], probes[b], e)) for e in ENDS) + ' |'
-    )
+    p = paired(probes[a], probes[b])
+    print(f'| {a} - {b} | ' + ' | '.join(cell(p, e) for e in ENDS) + ' |')
 
 
 if __name__ == '__main__':

@@ -70,6 +70,12 @@ def _flat(tree: dict, prefix: str = '') -> dict[str, object]:
 RESULTS_SUFFIXES = ('.json.gz', '.json')
 
 
+def read_json(path: str) -> object:
+  """The JSON in ``path``, gzipped when it ends in ``.gz``."""
+  with (gzip.open if path.endswith('.gz') else open)(path, 'rt') as f:
+    return json.load(f)
+
+
 def load(workdir: str) -> dict:
   """``workdir``'s results.json, or ``workdir`` itself when it names a results file
   (:data:`RESULTS_SUFFIXES`; gzipped or not); a one-line error naming the file when there is
@@ -83,8 +89,7 @@ def load(workdir: str) -> dict:
       else f'{path}: no results yet; run experiments/run.py --workdir={workdir} first '
       '(results.json is written after every epoch).'
     )
-  with (gzip.open if path.endswith('.gz') else open)(path, 'rt') as f:
-    results = json.load(f)
+  results = read_json(path)
   if not isinstance(results, dict) or not {'experiment', 'models'} <= results.keys():
     raise ValueError(
       f"{path}: not a run's results.json (no 'experiment' and 'models'); name a workdir or a "
@@ -439,7 +444,7 @@ def _differences(row: dict, reference: dict) -> dict[str, dict[object, float]]:
   return out
 
 
-def _stats(diffs: dict[str, dict[object, float]], folds: int) -> dict:
+def difference_stats(diffs: dict[str, dict[object, float]], folds: int) -> dict:
   """{'folds': n, key: {'mean', 'se', 'sd', 'wins'}} of per-subject differences; 'wins' counts
   the folds with a difference >= 0.  Keys without folds are left out."""
   out: dict = {'folds': folds}
@@ -461,7 +466,7 @@ def paired(row: dict, reference: dict) -> dict:
   no test subject (different --subjects or datasets)."""
   diffs = _differences(row, reference)
   folds = len(set(row['test_subjects']) & set(reference['test_subjects']))
-  return _stats(diffs, folds)
+  return difference_stats(diffs, folds)
 
 
 def verdict(p: dict, row: dict, reference: dict) -> str:
@@ -498,7 +503,7 @@ def interaction(a0: dict, a1: dict, b0: dict, b1: dict) -> dict:
   diffs = {
     key: {s: da[key][s] - db[key][s] for s in sorted(common)} for key in da.keys() & db.keys()
   }
-  return _stats(diffs, len(common))
+  return difference_stats(diffs, len(common))
 
 
 def _paired_cells(p: dict) -> list[str]:
