@@ -62,6 +62,14 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
     raise ValueError(
       f'config.population_batches must be >= 1 (or None: all), got {config.population_batches}.'
     )
+  if config.augment.tempo_range < 1:
+    raise ValueError(
+      f'--config.augment.tempo_range must be >= 1 (1: off), got {config.augment.tempo_range}.'
+    )
+  if config.augment.tempo_knots < 1:
+    raise ValueError(
+      f'--config.augment.tempo_knots must be >= 1, got {config.augment.tempo_knots}.'
+    )
   if config.validation_subjects < 0:
     raise ValueError(f'config.validation_subjects must be >= 0, got {config.validation_subjects}.')
   try:
@@ -204,13 +212,14 @@ def tau_pairs(config: config_dict.ConfigDict) -> tuple[tuple[float, ...], ...] |
 
 def program_options(p: Plan) -> dict:
   """The keyword arguments that ``train.make_programs`` and ``train.make_step_programs`` both
-  take from the experiment: batch_size, steps_per_epoch, voting_steps, vote_rule."""
+  take from the experiment: batch_size, steps_per_epoch, voting_steps, vote_rule, tempo_warp."""
   c = p.config
   return dict(
     batch_size=c.batch_size,
     steps_per_epoch=p.steps_per_epoch,
     voting_steps=c.voting_steps,
     vote_rule=c.vote_rule,
+    tempo_warp=ec.tempo_warp(c),
   )
 
 

@@ -240,6 +240,7 @@ def train_step(
   labels: jax.Array,
   taus: jax.Array,
   crop_key: jax.Array,
+  tempo: pipeline.TempoWarp = pipeline.TempoWarp(),
 ) -> tuple[TrainState, StepMetrics]:
   """One optimiser step of one run.
 
@@ -247,9 +248,12 @@ def train_step(
     videos: uint8 [batch, time, height, width, 3] (uncropped).
     labels: int32 [batch, n_heads].
     taus: float32 [n_taus].
-    crop_key: PRNG key for the random crop.
+    crop_key: PRNG key for the random crop (and, folded with 1, for the tempo warp).
+    tempo: training-time tempo augmentation (off by default: the crop stream is unchanged).
   """
   chex.assert_rank(videos, 5)
+  if tempo.active:
+    videos = pipeline.random_time_warp(jax.random.fold_in(crop_key, 1), videos, tempo)
   x = pipeline.to_float(pipeline.random_crop(crop_key, videos, model.input_size))
 
   def loss_fn(params):
@@ -540,6 +544,7 @@ def make_programs(
   eval_batch_size: int = 32,
   eval_stats: tuple[str, ...] = DEFAULT_EVAL_STATS,
   population_batches: int | None = None,
+  tempo_warp: pipeline.TempoWarp = pipeline.TempoWarp(),
   mesh: jax.sharding.Mesh | None = None,
   run_chunk: int | None | str = 'auto',
 ) -> Programs:
@@ -552,6 +557,8 @@ def make_programs(
   training set (:func:`population_statistics`, training batches of ``batch_size``, at most
   ``population_batches`` of them (None: the whole set), computed once for the test and
   validation videos).
+  Training batches are warped in time by ``tempo_warp`` (:func:`pipeline.random_time_warp`;
+  off by default); evaluation and the statistics read the videos as they are.
 
   The run axis of every stacked argument is split over ``mesh`` (1-D, axis
   ``parallel.AXIS``) with ``jax.shard_map``; each device runs its block of runs with
@@ -574,7 +581,7 @@ def make_programs(
   run_chunk = default_run_chunk() if run_chunk == 'auto' else run_chunk
   mesh = parallel.make_mesh(1) if mesh is None else mesh
   tx = make_optimizer(optim, steps_per_epoch)
-  step_fn = functools.partial(train_step, model, tx, voting_steps, vote_rule)
+  step_fn = functools.partial(train_step, model, tx, voting_steps, vote_rule, tempo=tempo_warp)
   eval_fn = functools.partial(eval_step, model, voting_steps)
 
   def init(keys):
@@ -717,6 +724,7 @@ def make_step_programs(
   steps_per_epoch: int,
   voting_steps: int,
   vote_rule: str = 'vote',
+  tempo_warp: pipeline.TempoWarp = pipeline.TempoWarp(),
   mesh: jax.sharding.Mesh | None = None,
   run_chunk: int | None | str = 'auto',
 ) -> StepPrograms:
@@ -726,7 +734,7 @@ def make_step_programs(
   run_chunk = default_run_chunk() if run_chunk == 'auto' else run_chunk
   mesh = parallel.make_mesh(1) if mesh is None else mesh
   tx = make_optimizer(optim, steps_per_epoch)
-  step_fn = functools.partial(train_step, model, tx, voting_steps, vote_rule)
+  step_fn = functools.partial(train_step, model, tx, voting_steps, vote_rule, tempo=tempo_warp)
   eval_fn = functools.partial(eval_step, model, voting_steps)
 
   def one_step(state, videos, labels, taus, i):

@@ -64,3 +64,69 @@ def test_loso_folds_partition_by_subject():
   )
   spec = pipeline.dataset_spec('synth3a', frame_size=16, crop_margin=2, num_subjects=4)
   assert (spec.t_max, spec.num_videos, spec.crop_size) == (ds.t_max, len(ds), ds.crop_size)
+
+
+def _counting_videos(lengths, t_max):
+  """Videos whose frame i is filled with i + 1, padded with their last frame: [N, t_max, 2, 2, 3]."""
+  from mstrnn_jax.data.dataset import pad_with_last_frame
+
+  frames = [np.broadcast_to(np.arange(1, n + 1, dtype=np.uint8)[:, None, None, None], (n, 2, 2, 3))
+            for n in lengths]  # fmt: skip
+  return pad_with_last_frame(frames, t_max)
+
+
+def test_true_lengths_recovers_last_frame_padding():
+  videos, lengths = _counting_videos([1, 5, 12, 20], 20)
+  np.testing.assert_array_equal(pipeline.true_lengths(jnp.asarray(videos)), lengths)
+
+
+def test_random_time_warp_keeps_order_start_and_end_and_varies_the_speed():
+  lengths = [6, 10, 14, 20, 30] * 8
+  videos, lengths = _counting_videos(lengths, 30)
+  r = 1.4
+  for knots in (1, 3):
+    out = np.asarray(
+      pipeline.random_time_warp(
+        jax.random.key(knots), jnp.asarray(videos), pipeline.TempoWarp(r, knots)
+      )
+    )
+    assert out.shape == videos.shape and out.dtype == np.uint8
+    frame = out[:, :, 0, 0, 0].astype(int)  # input frame index + 1 at each output step
+    np.testing.assert_array_equal(frame[:, 0], 1)  # starts at the first frame
+    np.testing.assert_array_equal(frame[:, -1], lengths)  # reaches the last true frame: never cut
+    step = np.diff(frame, axis=1)
+    assert step.min() >= 0  # order kept
+    warped = (frame < lengths[:, None]).sum(1) + 1  # steps until the last true frame
+    # Speeds within [1/r, r] (up to rounding), except that a video too long to slow down fits T.
+    assert (warped <= np.minimum(np.ceil(lengths * r) + 1, 30)).all()
+    assert (warped >= np.floor((lengths - 1) / r)).all()
+    # It does warp: slower and faster versions of videos that have room to slow down.
+    room = lengths <= 20
+    assert (warped[room] > lengths[room] + 1).any() and (warped[room] < lengths[room] - 1).any()
+  # A different key, different speeds; max_speed 1 is the identity.
+  a = pipeline.random_time_warp(jax.random.key(0), jnp.asarray(videos), pipeline.TempoWarp(r, 1))
+  b = pipeline.random_time_warp(jax.random.key(1), jnp.asarray(videos), pipeline.TempoWarp(r, 1))
+  assert not np.array_equal(a, b)
+  same = pipeline.random_time_warp(
+    jax.random.key(0), jnp.asarray(videos), pipeline.TempoWarp(1.0, 3)
+  )
+  np.testing.assert_array_equal(same, videos)
+  with pytest.raises(ValueError, match='max_speed >= 1'):
+    pipeline.random_time_warp(jax.random.key(0), jnp.asarray(videos), pipeline.TempoWarp(0.5, 1))
+
+
+def test_random_time_warp_knots_change_the_speed_along_a_video():
+  """With one knot a video's steps are one speed; with three they speed up and slow down."""
+  videos, _ = _counting_videos([240] * 64, 240)  # only faster, or rescaled to fit: never cut
+  r = 2.0
+
+  def spread(knots):
+    out = pipeline.random_time_warp(
+      jax.random.key(5), jnp.asarray(videos), pipeline.TempoWarp(r, knots)
+    )
+    frame = np.asarray(out[:, :, 0, 0, 0]).astype(int)
+    first, second = frame[:, 60] - frame[:, 0], frame[:, 120] - frame[:, 60]  # before the end
+    return np.abs(np.log(second / first))
+
+  assert spread(1).max() < 0.05  # one speed: both stretches advance alike
+  assert np.median(spread(3)) > 0.1

@@ -148,7 +148,7 @@ def test_epoch_batches_permute_valid_rows():
   assert sorted(full.ravel()) == [10, 11, 12, 13, 14]
 
 
-def _programs(run_chunk, steps=3, batch=4, optim=None):
+def _programs(run_chunk, steps=3, batch=4, optim=None, **kwargs):
   model = standin_model.make(HEADS, input_size=8)
   optim = optim or train.OptimConfig(lr_values=(0.05,), lr_boundaries=())
   return train.make_programs(
@@ -160,6 +160,7 @@ def _programs(run_chunk, steps=3, batch=4, optim=None):
     eval_batch_size=5,
     eval_stats=('running',),
     run_chunk=run_chunk,
+    **kwargs,
   )
 
 
@@ -223,3 +224,26 @@ def test_stack_labels_orders_heads():
   np.testing.assert_array_equal(got, [[2, 1], [1, 0]])
   with pytest.raises(ValueError, match='heads'):
     train.stack_labels({'a': np.array([0])}, HEADS)
+
+
+def test_tempo_warp_changes_training_reproducibly_and_is_off_by_default():
+  from mstrnn_jax import plan
+  from mstrnn_jax import experiment_configs as ec
+  from mstrnn_jax.data import pipeline
+
+  videos, labels = toy_data(t=8)
+  videos[:, 5:] = videos[:, 4:5]  # true length 5 of 8: room to slow down
+  videos, labels = jnp.asarray(videos), jnp.asarray(labels)
+  tab = tables([np.arange(16)], [np.arange(16, 24)], [[2.0]])
+  keys = jnp.asarray(jax.random.key_data(jax.random.key(0)))[None]
+  plain = _train(_programs(1), tab, keys, videos, labels)
+  off = _train(_programs(1, tempo_warp=pipeline.TempoWarp(1.0, 3)), tab, keys, videos, labels)
+  warp = pipeline.TempoWarp(1.5, 1)
+  on = _train(_programs(1, tempo_warp=warp), tab, keys, videos, labels)
+  again = _train(_programs(1, tempo_warp=warp), tab, keys, videos, labels)
+  np.testing.assert_array_equal(plain[1].loss, off[1].loss)
+  np.testing.assert_array_equal(on[1].loss, again[1].loss)
+  assert not np.allclose(on[1].loss, plain[1].loss)
+  # The experiment's augment fields reach both program builders.
+  config = ec.override(ec.get_config('tiny', 'synth3a'), {'augment.tempo_range': 1.5})
+  assert plan.program_options(plan.plan(config))['tempo_warp'] == warp

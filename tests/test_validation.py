@@ -67,6 +67,8 @@ def test_bad_settings_name_the_field():
   for values, match in (
     ({'validation_subjects': 2}, 'validation_subjects'),
     ({'eval_stats': ('running', 'batch')}, 'eval_stats'),
+    ({'augment.tempo_range': 0.5}, 'augment.tempo_range'),
+    ({'augment.tempo_knots': 0}, 'augment.tempo_knots'),
   ):
     with pytest.raises(ValueError, match=match):
       plan.plan(ec.override(ec.get_config('tiny', 'synth3a'), values))

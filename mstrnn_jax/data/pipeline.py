@@ -7,6 +7,7 @@ folds = loso_folds(ds)                       # one Fold per subject
 folds = loso_folds(ds, folds=5)              # subjects grouped into 5 folds
 x = random_crop(key, videos, ds.crop_size)   # inside the jitted train step
 x = center_crop(videos, ds.crop_size)        # evaluation
+x = random_time_warp(key, videos, TempoWarp(1.4, 3))  # training-time tempo augmentation
 ```
 """
 
@@ -202,6 +203,72 @@ def center_crop(videos: jax.Array, size: int) -> jax.Array:
     raise ValueError(f'crop size {size} is larger than the frames ({h}x{w})')
   y, x = (h - size) // 2, (w - size) // 2
   return videos[:, :, y : y + size, x : x + size]
+
+
+class TempoWarp(NamedTuple):
+  """Training-time tempo augmentation (``config.augment``); ``max_speed=1`` is off.
+
+  max_speed: r >= 1; a warped video advances ``speed`` frames per step, with log(speed) uniform
+    in [-log r, log r] at each knot.
+  knots: 1 = one speed per video; K > 1 = K speeds at evenly spaced steps, log-speed
+    interpolated linearly between them (the video speeds up and slows down along its length).
+  """
+
+  max_speed: float = 1.0
+  knots: int = 1
+
+  @property
+  def active(self) -> bool:
+    return self.max_speed > 1.0
+
+
+def true_lengths(videos: jax.Array) -> jax.Array:
+  """Lengths recovered from last-frame padding (`pad_with_last_frame`): int32 `[batch]`.
+
+  A video whose own last frames repeat exactly reads as shorter: the repeats count as padding.
+  Args:
+    videos: `[batch, time, height, width, channels]`.
+  """
+  chex.assert_rank(videos, 5)
+  differs = jnp.any(videos != videos[:, -1:], axis=(2, 3, 4))  # [batch, time]
+  last_differing = jnp.max(jnp.where(differs, jnp.arange(videos.shape[1]), -1), axis=1)
+  return (last_differing + 2).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames='warp')
+def random_time_warp(key: jax.Array, videos: jax.Array, warp: TempoWarp) -> jax.Array:
+  """Resamples each video in time at random speeds (training), keeping its frames and order.
+
+  Step t of the output shows input frame `round(s_t)`, with `s_0 = 0` and `s_t - s_{t-1}` the
+  speed at step t (`TempoWarp`). A video that would not reach its last true frame by the last
+  step (slowed down past the padded length) is sped up uniformly until it does; after its last
+  true frame the output repeats it, as the padding does.
+
+  Args:
+    key: PRNG key.
+    videos: `[batch, time, height, width, channels]`, each padded with its last frame.
+    warp: the speed range and knots (static).
+  Returns:
+    `[batch, time, height, width, channels]`, same dtype.
+  """
+  chex.assert_rank(videos, 5)
+  b, t = videos.shape[:2]
+  if warp.knots < 1 or warp.max_speed < 1:
+    raise ValueError(f'random_time_warp needs max_speed >= 1 and knots >= 1, got {warp}')
+  if t < 2:
+    return videos
+  length = true_lengths(videos)
+  log_r = jnp.log(jnp.float32(warp.max_speed))
+  log_knots = jax.random.uniform(key, (b, warp.knots), minval=-log_r, maxval=log_r)
+  if warp.knots == 1:
+    log_speed = jnp.broadcast_to(log_knots, (b, t - 1))
+  else:
+    where = jnp.linspace(0.0, warp.knots - 1.0, t - 1)
+    log_speed = jax.vmap(lambda k: jnp.interp(where, jnp.arange(warp.knots), k))(log_knots)
+  s = jnp.concatenate([jnp.zeros((b, 1)), jnp.cumsum(jnp.exp(log_speed), axis=1)], axis=1)
+  s = s * jnp.maximum(1.0, (length - 1) / s[:, -1])[:, None]
+  src = jnp.minimum(jnp.round(s).astype(jnp.int32), length[:, None] - 1)  # [batch, time]
+  return jnp.take_along_axis(videos, src[:, :, None, None, None], axis=1)
 
 
 def to_float(videos: jax.Array) -> jax.Array:

@@ -141,6 +141,11 @@ def optim_config(config: config_dict.ConfigDict) -> train.OptimConfig:
   return train.OptimConfig(**{k: tuples(v) for k, v in config.optim.items()})
 
 
+def tempo_warp(config: config_dict.ConfigDict) -> pipeline.TempoWarp:
+  """``config.augment``'s tempo fields as the train step's :class:`pipeline.TempoWarp`."""
+  return pipeline.TempoWarp(float(config.augment.tempo_range), int(config.augment.tempo_knots))
+
+
 def model_overrides(config: config_dict.ConfigDict) -> dict:
   """The set (non-None) ``model_overrides`` fields."""
   return {k: tuples(v) for k, v in config.model_overrides.items() if v is not None}

@@ -35,6 +35,12 @@ preset.  ``None`` fields are placeholders: "the model's / dataset's own default"
   validation_subjects  K >= 0 subjects per fold taken out of its training subjects (from
                      ``seed``), evaluated every epoch; results then also report the test
                      accuracy at the epoch with the best validation accuracy
+  augment.tempo_range  training-time tempo augmentation: every training video is resampled
+                     in time at speeds drawn log-uniformly in [1/r, r] (frames advanced per
+                     step; data.pipeline.random_time_warp), 1.0 = off; evaluation, validation
+                     and the BN statistics read the videos as they are
+  augment.tempo_knots  1: one speed per video; K: K speeds along the video, log-speed
+                     interpolated between them
   optim.*            train.OptimConfig: lr_values, lr_boundaries (in epochs), weight_decay,
                      clip, b1, b2, eps
   taus               ((tau1, tau2), ...) run for every fold; None: the model's default taus
@@ -143,6 +149,7 @@ def get_config(dataset: str, preset: str) -> config_dict.ConfigDict:
   c.eval_stats = train.DEFAULT_EVAL_STATS
   c.population_batches = config_dict.placeholder(int)
   c.validation_subjects = 0
+  c.augment = config_dict.ConfigDict({'tempo_range': 1.0, 'tempo_knots': 1})
   c.optim = optim(train.OptimConfig())
   c.taus = config_dict.placeholder(tuple)
   c.subjects = config_dict.placeholder(tuple)
