@@ -1,4 +1,4 @@
-"""Input pipeline: datasets as in-memory arrays, LOSO folds, on-device cropping.
+"""Input pipeline: datasets as in-memory arrays, LOSO folds, on-device cropping and tempo warps.
 
 ```python
 ds = load_dataset("synth3a")                 # or synthcl1, synthcl2, weizmann_3acwd (3acwd), cl1ad, cl2ad
@@ -7,7 +7,7 @@ folds = loso_folds(ds)                       # one Fold per subject
 folds = loso_folds(ds, folds=5)              # subjects grouped into 5 folds
 x = random_crop(key, videos, ds.crop_size)   # inside the jitted train step
 x = center_crop(videos, ds.crop_size)        # evaluation
-x = random_time_warp(key, videos, TempoWarp(1.4, 3))  # training-time tempo augmentation
+videos = random_time_warp(key, videos, TempoWarp(1.4, 3))  # training: tempo augmentation (opt-in)
 ```
 """
 
