@@ -55,14 +55,9 @@ _VERDICT_NOTE = (
 )
 
 
-def _flat(tree: dict, prefix: str = '') -> dict[str, object]:
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = json.dumps(v)
-  return out
+def _flat(tree: dict) -> dict[str, str]:
+  """``ec.flat`` with each value as its JSON text (comparable and printable)."""
+  return {k: json.dumps(v) for k, v in ec.flat(tree).items()}
 
 
 # A results file given instead of a workdir: a workdir's results.json kept elsewhere, e.g. the

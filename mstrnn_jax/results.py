@@ -80,9 +80,14 @@ def write_results(workdir: str, p: Plan, results: dict, final: bool) -> dict:
     if res['epochs_done']:
       entry['summary'] = summarize_model(res, heads, tuple(p.config.eval_stats))
     out['models'][model] = entry
+  changed = ec.changed_settings(p.config)
   md = [
     f'# {p.config.dataset}: LOSO results ({p.config.preset} preset'
     f'{", final" if final else ", in progress"})',
+    '',
+    f'Settings changed from the {p.config.preset} preset: '
+    + (', '.join(f'`{k}={json.dumps(v)}`' for k, v in changed.items()) or 'none')
+    + ' (all of them: experiment.json).',
     '',
   ]
   trained = {m: e for m, e in out['models'].items() if 'summary' in e}

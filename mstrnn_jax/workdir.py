@@ -146,16 +146,6 @@ def check_workdir(workdir: str, resume: bool) -> None:
   check_writable(workdir, '--workdir')
 
 
-def _flat(d: dict, prefix: str = '') -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
 def resume_config(
   old: config_dict.ConfigDict, new: config_dict.ConfigDict, where: str = EXPERIMENT
 ) -> config_dict.ConfigDict:
@@ -173,7 +163,7 @@ def resume_config(
 
   Raises ValueError naming every other field that differs, old and new.
   """
-  o, n = _flat(ec.to_dict(old)), _flat(ec.to_dict(new))
+  o, n = ec.flat(ec.to_dict(old)), ec.flat(ec.to_dict(new))
   ignore = {'model', 'epochs'}
   # The options of datasets the run does not use change nothing (a differing dataset is a
   # difference of its own).

@@ -96,6 +96,20 @@ def test_experiment_json_rebuilds_the_config(tiny_run):
   assert wd.read_config(workdir) == ec.get_config('tiny', 'synth3a')
 
 
+def test_results_md_names_the_settings_changed_from_the_preset(tiny_run):
+  _, workdir, _ = tiny_run
+  md = open(os.path.join(workdir, 'results.md')).read()
+  assert 'Settings changed from the tiny preset: none' in md
+  config = ec.with_epochs(ec.get_config('quick', 'synth3a'), 80)
+  config = ec.override(config, {'augment.tempo_range': 1.5, 'data.synth3a.reuse_clips': True})
+  assert ec.changed_settings(config) == {
+    'epochs': 80,
+    'optim.lr_boundaries': (56,),
+    'augment.tempo_range': 1.5,
+    'data.synth3a.reuse_clips': True,
+  }
+
+
 @pytest.mark.parametrize(
   'change, message',
   [

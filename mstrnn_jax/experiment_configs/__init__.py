@@ -73,25 +73,34 @@ def override(config: config_dict.ConfigDict, values: Mapping[str, Any]) -> confi
 ADDED_FIELDS = {'data.synthcl2.count_timing': 'equal_total'}
 
 
+def flat(d: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+  """A nested config dict (:func:`to_dict`) as ``{'optim.clip': 12.0, ...}``."""
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, Mapping):
+      out.update(flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
 def from_dict(d: Mapping[str, Any]) -> config_dict.ConfigDict:
   """Rebuilds a config from its ``to_json`` form (``workdir/experiment.json``); fields it lacks
   take their ``ADDED_FIELDS`` value, else the preset's default."""
-  flat = {}
-
-  def walk(prefix, node):
-    for k, v in node.items():
-      if isinstance(v, Mapping):
-        walk(f'{prefix}{k}.', v)
-      else:
-        flat[f'{prefix}{k}'] = v
-
-  walk('', d)
-  return override(get_config(d['preset'], d['dataset']), {**ADDED_FIELDS, **flat})
+  return override(get_config(d['preset'], d['dataset']), {**ADDED_FIELDS, **flat(d)})
 
 
 def to_dict(config: config_dict.ConfigDict) -> dict:
   """The JSON form of ``config`` (what experiment.json and results.json hold)."""
   return json.loads(config.to_json())
+
+
+def changed_settings(config: config_dict.ConfigDict) -> dict[str, Any]:
+  """The fields of ``config`` that differ from its preset's defaults, flattened
+  (``{'augment.tempo_range': 1.4, 'epochs': 80, ...}``): what a run's results.md names."""
+  default = flat(to_dict(get_config(config.preset, config.dataset)))
+  changed = flat(to_dict(config)).items()
+  return {k: tuples(v) for k, v in changed if tuples(default.get(k)) != tuples(v)}
 
 
 def model_names(config: config_dict.ConfigDict) -> tuple[str, ...]:
