@@ -226,6 +226,7 @@ def true_lengths(videos: jax.Array) -> jax.Array:
   """Lengths recovered from last-frame padding (`pad_with_last_frame`): int32 `[batch]`.
 
   A video whose own last frames repeat exactly reads as shorter: the repeats count as padding.
+
   Args:
     videos: `[batch, time, height, width, channels]`.
   """
