@@ -39,13 +39,10 @@ def paired(a: dict, b: dict) -> dict:
 
 
 def cell(p: dict, end: str) -> str:
-  m, se = p[end]['mean'], p[end]['se']
-  verdict = (
-    'within 1 SE'
-    if abs(m) <= se
-    else ('beyond 1 SE, negative' if m < 0 else 'beyond 1 SE, positive')
-  )
-  return f'{evaluate.fmt(m, se)} ({verdict}; {p[end]["wins"]} of {p["folds"]} at least level)'
+  verdict = {0: 'within 1 SE', 1: 'beyond 1 SE, positive', -1: 'beyond 1 SE, negative'}
+  reading = verdict[compare.sign_at_one_se(p[end])]
+  mean_se = evaluate.fmt(p[end]['mean'], p[end]['se'])
+  return f'{mean_se} ({reading}; {p[end]["wins"]} of {p["folds"]} at least level)'
 
 
 def main(argv=None) -> None:

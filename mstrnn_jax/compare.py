@@ -464,16 +464,18 @@ def paired(row: dict, reference: dict) -> dict:
   return difference_stats(diffs, folds)
 
 
+def sign_at_one_se(stat: dict) -> int:
+  """+1 / -1 when ``stat``'s mean is beyond one SE above / below zero, else 0 (the one-SE rule
+  of the study's readings); ``stat`` has 'mean' and 'se' (:func:`difference_stats`)."""
+  return int(np.sign(stat['mean'])) if abs(stat['mean']) > stat['se'] else 0
+
+
 def verdict(p: dict, row: dict, reference: dict) -> str:
   """The reading rule of sections 0zg-0zj on ``p = paired(row, reference)``: '<row> ahead' when
   the paired difference is positive beyond one SE at every selection of :data:`RULE_SELECTIONS`
   that ``p`` has, '<reference> ahead' when negative beyond one SE at all, 'level' when within
   one SE at all, otherwise 'mixed'; '-' when ``p`` has none of them."""
-  signs = {
-    int(np.sign(p[k]['mean'])) if abs(p[k]['mean']) > p[k]['se'] else 0
-    for k in RULE_SELECTIONS
-    if k in p
-  }
+  signs = {sign_at_one_se(p[k]) for k in RULE_SELECTIONS if k in p}
   if len(signs) != 1:
     return 'mixed' if signs else '-'
   return {1: f'{label(row)} ahead', -1: f'{label(reference)} ahead', 0: 'level'}[signs.pop()]
