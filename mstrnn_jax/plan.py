@@ -62,14 +62,10 @@ def validate(config: config_dict.ConfigDict) -> tuple[str, ...]:
     raise ValueError(
       f'config.population_batches must be >= 1 (or None: all), got {config.population_batches}.'
     )
-  if config.augment.tempo_range < 1:
-    raise ValueError(
-      f'--config.augment.tempo_range must be >= 1 (1: off), got {config.augment.tempo_range}.'
-    )
-  if config.augment.tempo_knots < 1:
-    raise ValueError(
-      f'--config.augment.tempo_knots must be >= 1, got {config.augment.tempo_knots}.'
-    )
+  try:
+    ec.tempo_warp(config)
+  except ArgError as e:
+    raise ValueError(f'--config.augment.{e.field}: {e}') from None
   if config.validation_subjects < 0:
     raise ValueError(f'config.validation_subjects must be >= 0, got {config.validation_subjects}.')
   try:

@@ -1,11 +1,15 @@
 """Pipeline: dataset names, LOSO folds, on-device crops."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mstrnn_jax import experiment_configs as ec
 from mstrnn_jax.data import pipeline
+from mstrnn_jax.errors import ArgError
 
 
 def _coded_videos(b=3, t=4, h=9, w=11):
@@ -103,7 +107,7 @@ def test_random_time_warp_keeps_order_start_and_end_and_varies_the_speed():
     # It does warp: slower and faster versions of videos that have room to slow down.
     room = lengths <= 20
     assert (warped[room] > lengths[room] + 1).any() and (warped[room] < lengths[room] - 1).any()
-  # A different key, different speeds; max_speed 1 is the identity.
+  # A different key, different speeds; tempo_range 1 is the identity.
   a = pipeline.random_time_warp(jax.random.key(0), jnp.asarray(videos), pipeline.TempoWarp(r, 1))
   b = pipeline.random_time_warp(jax.random.key(1), jnp.asarray(videos), pipeline.TempoWarp(r, 1))
   assert not np.array_equal(a, b)
@@ -111,8 +115,22 @@ def test_random_time_warp_keeps_order_start_and_end_and_varies_the_speed():
     jax.random.key(0), jnp.asarray(videos), pipeline.TempoWarp(1.0, 3)
   )
   np.testing.assert_array_equal(same, videos)
-  with pytest.raises(ValueError, match='max_speed >= 1'):
-    pipeline.random_time_warp(jax.random.key(0), jnp.asarray(videos), pipeline.TempoWarp(0.5, 1))
+
+
+def test_tempo_warp_out_of_range_names_the_field_and_matches_the_config():
+  for args, field in (
+    ((0.5, 1), 'tempo_range'),
+    ((2.0, 0), 'tempo_knots'),
+    ((2.0, 2.5), 'tempo_knots'),
+  ):
+    with pytest.raises(ArgError, match=rf'^TempoWarp: {field} must be ') as e:
+      pipeline.TempoWarp(*args)
+    assert e.value.field == field
+  # The experiment's augment fields are TempoWarp's, defaults included.
+  assert dict(ec.get_config('quick', 'synth3a').augment) == dataclasses.asdict(pipeline.TempoWarp())
+  assert ec.tempo_warp(
+    ec.override(ec.get_config('quick', 'synth3a'), {'augment.tempo_knots': 3})
+  ) == (pipeline.TempoWarp(1.0, 3))
 
 
 def test_random_time_warp_knots_change_the_speed_along_a_video():

@@ -13,6 +13,7 @@ videos = random_time_warp(key, videos, TempoWarp(1.4, 3))  # training: tempo aug
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import pathlib
@@ -25,6 +26,7 @@ import numpy as np
 
 from mstrnn_jax.data import synthetic, tabletop
 from mstrnn_jax.data.dataset import Dataset, DatasetSpec
+from mstrnn_jax.errors import ArgError
 
 SYNTHETIC = {
   'synth3a': (synthetic.synth3a, synthetic.synth3a_spec),
@@ -205,21 +207,35 @@ def center_crop(videos: jax.Array, size: int) -> jax.Array:
   return videos[:, :, y : y + size, x : x + size]
 
 
-class TempoWarp(NamedTuple):
-  """Training-time tempo augmentation (``config.augment``); ``max_speed=1`` is off.
+@dataclasses.dataclass(frozen=True)
+class TempoWarp:
+  """Training-time tempo augmentation: ``config.augment``, field for field; ``tempo_range=1`` is
+  off. A value out of range raises ``ArgError`` naming the field.
 
-  max_speed: r >= 1; a warped video advances ``speed`` frames per step, with log(speed) uniform
-    in [-log r, log r] at each knot.
-  knots: 1 = one speed per video; K > 1 = K speeds at evenly spaced steps, log-speed
+  tempo_range: r >= 1; a warped video advances ``speed`` frames per step, with log(speed)
+    uniform in [-log r, log r] at each knot.
+  tempo_knots: 1 = one speed per video; K > 1 = K speeds at evenly spaced steps, log-speed
     interpolated linearly between them (the video speeds up and slows down along its length).
   """
 
-  max_speed: float = 1.0
-  knots: int = 1
+  tempo_range: float = 1.0
+  tempo_knots: int = 1
+
+  def __post_init__(self):
+    if not self.tempo_range >= 1:
+      raise ArgError(
+        'tempo_range', f'TempoWarp: tempo_range must be >= 1 (1: off), got {self.tempo_range}.'
+      )
+    if self.tempo_knots < 1 or self.tempo_knots != int(self.tempo_knots):
+      raise ArgError(
+        'tempo_knots', f'TempoWarp: tempo_knots must be an integer >= 1, got {self.tempo_knots}.'
+      )
+    object.__setattr__(self, 'tempo_range', float(self.tempo_range))  # a static jit argument:
+    object.__setattr__(self, 'tempo_knots', int(self.tempo_knots))  # one type, one hash
 
   @property
   def active(self) -> bool:
-    return self.max_speed > 1.0
+    return self.tempo_range > 1.0
 
 
 def true_lengths(videos: jax.Array) -> jax.Array:
@@ -254,18 +270,16 @@ def random_time_warp(key: jax.Array, videos: jax.Array, warp: TempoWarp) -> jax.
   """
   chex.assert_rank(videos, 5)
   b, t = videos.shape[:2]
-  if warp.knots < 1 or warp.max_speed < 1:
-    raise ValueError(f'random_time_warp needs max_speed >= 1 and knots >= 1, got {warp}')
   if t < 2:
     return videos
   length = true_lengths(videos)
-  log_r = jnp.log(jnp.float32(warp.max_speed))
-  log_knots = jax.random.uniform(key, (b, warp.knots), minval=-log_r, maxval=log_r)
-  if warp.knots == 1:
+  log_r = jnp.log(jnp.float32(warp.tempo_range))
+  log_knots = jax.random.uniform(key, (b, warp.tempo_knots), minval=-log_r, maxval=log_r)
+  if warp.tempo_knots == 1:
     log_speed = jnp.broadcast_to(log_knots, (b, t - 1))
   else:
-    where = jnp.linspace(0.0, warp.knots - 1.0, t - 1)
-    log_speed = jax.vmap(lambda k: jnp.interp(where, jnp.arange(warp.knots), k))(log_knots)
+    where = jnp.linspace(0.0, warp.tempo_knots - 1.0, t - 1)
+    log_speed = jax.vmap(lambda k: jnp.interp(where, jnp.arange(warp.tempo_knots), k))(log_knots)
   s = jnp.concatenate([jnp.zeros((b, 1)), jnp.cumsum(jnp.exp(log_speed), axis=1)], axis=1)
   s = s * jnp.maximum(1.0, (length - 1) / s[:, -1])[:, None]
   src = jnp.minimum(jnp.round(s).astype(jnp.int32), length[:, None] - 1)  # [batch, time]

@@ -151,8 +151,8 @@ def optim_config(config: config_dict.ConfigDict) -> train.OptimConfig:
 
 
 def tempo_warp(config: config_dict.ConfigDict) -> pipeline.TempoWarp:
-  """``config.augment``'s tempo fields as the train step's :class:`pipeline.TempoWarp`."""
-  return pipeline.TempoWarp(float(config.augment.tempo_range), int(config.augment.tempo_knots))
+  """``config.augment`` as the train step's :class:`pipeline.TempoWarp` (the same fields)."""
+  return pipeline.TempoWarp(**dict(config.augment))
 
 
 def model_overrides(config: config_dict.ConfigDict) -> dict:

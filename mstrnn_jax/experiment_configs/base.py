@@ -149,7 +149,7 @@ def get_config(dataset: str, preset: str) -> config_dict.ConfigDict:
   c.eval_stats = train.DEFAULT_EVAL_STATS
   c.population_batches = config_dict.placeholder(int)
   c.validation_subjects = 0
-  c.augment = config_dict.ConfigDict({'tempo_range': 1.0, 'tempo_knots': 1})
+  c.augment = config_dict.ConfigDict(dataclasses.asdict(pipeline.TempoWarp()))
   c.optim = optim(train.OptimConfig())
   c.taus = config_dict.placeholder(tuple)
   c.subjects = config_dict.placeholder(tuple)
