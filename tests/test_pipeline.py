@@ -126,6 +126,9 @@ def test_tempo_warp_out_of_range_names_the_field_and_matches_the_config():
     with pytest.raises(ArgError, match=rf'^TempoWarp: {field} must be ') as e:
       pipeline.TempoWarp(*args)
     assert e.value.field == field
+  # One value, one static jit argument: an int range or a float knot count is the same warp.
+  assert pipeline.TempoWarp(2, 3.0) == pipeline.TempoWarp(2.0, 3)
+  assert hash(pipeline.TempoWarp(2, 3.0)) == hash(pipeline.TempoWarp(2.0, 3))
   # The experiment's augment fields are TempoWarp's, defaults included.
   assert dict(ec.get_config('quick', 'synth3a').augment) == dataclasses.asdict(pipeline.TempoWarp())
   assert ec.tempo_warp(
