@@ -231,7 +231,7 @@ class TempoWarp:
         'tempo_knots', f'TempoWarp: tempo_knots must be an integer >= 1, got {self.tempo_knots}.'
       )
     object.__setattr__(self, 'tempo_range', float(self.tempo_range))  # a static jit argument:
-    object.__setattr__(self, 'tempo_knots', int(self.tempo_knots))  # one type, one hash
+    object.__setattr__(self, 'tempo_knots', int(self.tempo_knots))  # one type per field
 
   @property
   def active(self) -> bool:
