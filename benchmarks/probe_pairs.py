@@ -9,13 +9,17 @@ network probed on its own held-out videos and on another draw's (``--test_overri
 ``--diff=A-B`` prints A minus B over the test subjects both hold, at the probe's two ends: the
 held-out joint accuracy under ``population`` statistics and under the subject's own
 (``subject``): mean ± SE over folds, the verdict at one SE, and the folds where A is at least
-level with B. Markdown on stdout.
+level with B; with ``--shift`` also, per BN site, how far the held-out and the training
+subjects' own statistics sit from the population's in B and in A (fidelity section 0zu).
+Markdown on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+import numpy as np
 
 from mstrnn_jax import compare, evaluate
 
@@ -28,6 +32,12 @@ def load(path: str) -> dict:
   return {r['test_subject']: {e: r['accuracy'][i] for e, i in ENDS.items()} for r in result['runs']}
 
 
+def load_shifts(path: str) -> dict:
+  """``{test subject: {group: {site: {quantity: shift}}}}`` of a bn_probe.json: how far the
+  held-out ('test') and training subjects' own statistics sit from the population's."""
+  return {r['test_subject']: r['shift'] for r in compare.read_json(path)['runs']}
+
+
 def paired(a: dict, b: dict) -> dict:
   """``a - b`` over the test subjects both hold, per end: ``compare.difference_stats``'s
   ``{'folds': n, end: {'mean', 'se', 'sd', 'wins'}}`` (wins: folds with ``a >= b``)."""
@@ -36,6 +46,38 @@ def paired(a: dict, b: dict) -> dict:
     raise ValueError('the two probes share no test subject.')
   diffs = {e: {s: a[s][e] - b[s][e] for s in common} for e in ENDS}
   return compare.difference_stats(diffs, len(common))
+
+
+SHIFT_COLUMNS = (  # (group, quantity, header): bn_probe.shift's measures
+  ('test', 'mean', 'held-out, mean'),
+  ('training', 'mean', 'training, mean'),
+  ('test', 'log_var', 'held-out, log var'),
+  ('training', 'log_var', 'training, log var'),
+)
+
+
+def shift_table(name_a: str, a: dict, name_b: str, b: dict) -> str:
+  """Markdown: per site, B's and A's mean shift over the common test subjects and A - B paired
+  by fold (mean ± SE), for the held-out and the training subjects, both measures."""
+  common = sorted(set(a) & set(b))
+  if not common:
+    raise ValueError('the two probes share no test subject.')
+  sites = list(a[common[0]]['test'])
+  lines = [
+    f"Shift of the subjects' own statistics from the population's, {name_b} -> {name_a} "
+    f'(A - B paired by fold, mean ± SE over {len(common)} folds)',
+    '',
+    '| site | ' + ' | '.join(h for *_, h in SHIFT_COLUMNS) + ' |',
+    '|---' * (len(SHIFT_COLUMNS) + 1) + '|',
+  ]
+  for site in sites:
+    cells = []
+    for group, quantity, _ in SHIFT_COLUMNS:
+      va, vb = ([x[s][group][site][quantity] for s in common] for x in (a, b))
+      d = compare.difference_stats({'d': dict(zip(common, np.subtract(va, vb)))}, len(common))['d']
+      cells.append(f'{np.mean(vb):.2f} -> {np.mean(va):.2f} ({evaluate.fmt(d["mean"], d["se"])})')
+    lines.append(f'| {site} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
 
 
 def cell(p: dict, end: str) -> str:
@@ -49,6 +91,9 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('probes', nargs='+', help='NAME=PATH of a bn_probe.json(.gz)')
   parser.add_argument('--diff', action='append', default=[], help='A-B: A minus B by fold')
+  parser.add_argument(
+    '--shift', action='store_true', help="also each --diff's per-site statistics shift, A - B"
+  )
   args = parser.parse_args(argv)
   probes = {}
   for item in args.probes:
@@ -71,6 +116,11 @@ def main(argv=None) -> None:
       sys.exit(f'error: --diff={diff}: name two of {sorted(probes)} as A-B.')
     p = paired(probes[a], probes[b])
     print(f'| {a} - {b} | ' + ' | '.join(cell(p, e) for e in ENDS) + ' |')
+  if args.shift:
+    paths = dict(item.partition('=')[::2] for item in args.probes)
+    for diff in args.diff:
+      a, _, b = diff.partition('-')
+      print('\n' + shift_table(a, load_shifts(paths[a]), b, load_shifts(paths[b])))
 
 
 if __name__ == '__main__':

@@ -399,3 +399,33 @@ def test_probe_pairs_differences_by_test_subject(tmp_path):
   assert '| b | 3 | 30.00±17.32 | 50.00±25.17 |' in proc.stdout
   bad = subprocess.run([sys.executable, script, a, b, '--diff=a-c'], capture_output=True, text=True)
   assert bad.returncode == 1 and "--diff=a-c: name two of ['a', 'b'] as A-B." in bad.stderr
+
+
+def test_probe_pairs_shift_table_pairs_sites_by_test_subject(tmp_path):
+  """probe_pairs.py --shift: per site, B's and A's mean shift and A - B paired by fold, for the
+  held-out and training subjects under both measures."""
+
+  def write(name, runs):
+    def shift(x):
+      return {'fc1': {'mean': x, 'log_var': 2 * x}}
+
+    body = [
+      {'test_subject': s, 'accuracy': [0.0, 0.0], 'shift': {'test': shift(t), 'training': shift(r)}}
+      for s, t, r in runs
+    ]
+    path = tmp_path / f'{name}.json'
+    path.write_text(json.dumps({'runs': body}))
+    return f'{name}={path}'
+
+  a = write('a', [('s1', 0.5, 0.1), ('s2', 0.3, 0.1)])
+  b = write('b', [('s2', 0.2, 0.1), ('s1', 0.2, 0.2)])
+  script = os.path.join(subproc.ROOT, 'benchmarks', 'probe_pairs.py')
+  proc = subprocess.run(
+    [sys.executable, script, a, b, '--diff=a-b', '--shift'], capture_output=True, text=True
+  )
+  assert proc.returncode == 0, proc.stderr
+  # held-out mean: 0.3 and 0.1 -> 0.2 ± 0.1; training mean: -0.1 and 0 -> -0.05 ± 0.05
+  assert (
+    '| fc1 | 0.20 -> 0.40 (0.20±0.10) | 0.15 -> 0.10 (-0.05±0.05) | 0.40 -> 0.80 (0.40±0.20) '
+    '| 0.30 -> 0.20 (-0.10±0.10) |'
+  ) in proc.stdout
