@@ -27,23 +27,28 @@ ENDS = {'population': 0, 'subject': -1}  # the probe's splice: all population ..
 
 
 def load(path: str) -> dict:
-  """``{test subject: {end: joint accuracy}}`` of a bn_probe.json (or .json.gz)."""
+  """``{test subject: {end: joint accuracy, 'shift': {group: {site: {quantity: shift}}}}}`` of
+  a bn_probe.json (or .json.gz); the shift (how far the held-out ('test') and training subjects'
+  own statistics sit from the population's) is None where the file has none."""
   result = compare.read_json(path)
-  return {r['test_subject']: {e: r['accuracy'][i] for e, i in ENDS.items()} for r in result['runs']}
+  return {
+    r['test_subject']: {**{e: r['accuracy'][i] for e, i in ENDS.items()}, 'shift': r.get('shift')}
+    for r in result['runs']
+  }
 
 
-def load_shifts(path: str) -> dict:
-  """``{test subject: {group: {site: {quantity: shift}}}}`` of a bn_probe.json: how far the
-  held-out ('test') and training subjects' own statistics sit from the population's."""
-  return {r['test_subject']: r['shift'] for r in compare.read_json(path)['runs']}
+def common_subjects(a: dict, b: dict) -> list:
+  """The test subjects both probes hold, sorted; ValueError if none."""
+  common = sorted(set(a) & set(b))
+  if not common:
+    raise ValueError('the two probes share no test subject.')
+  return common
 
 
 def paired(a: dict, b: dict) -> dict:
   """``a - b`` over the test subjects both hold, per end: ``compare.difference_stats``'s
   ``{'folds': n, end: {'mean', 'se', 'sd', 'wins'}}`` (wins: folds with ``a >= b``)."""
-  common = sorted(set(a) & set(b))
-  if not common:
-    raise ValueError('the two probes share no test subject.')
+  common = common_subjects(a, b)
   diffs = {e: {s: a[s][e] - b[s][e] for s in common} for e in ENDS}
   return compare.difference_stats(diffs, len(common))
 
@@ -59,10 +64,11 @@ SHIFT_COLUMNS = (  # (group, quantity, header): bn_probe.shift's measures
 def shift_table(name_a: str, a: dict, name_b: str, b: dict) -> str:
   """Markdown: per site, B's and A's mean shift over the common test subjects and A - B paired
   by fold (mean ± SE), for the held-out and the training subjects, both measures."""
-  common = sorted(set(a) & set(b))
-  if not common:
-    raise ValueError('the two probes share no test subject.')
-  sites = list(a[common[0]]['test'])
+  common = common_subjects(a, b)
+  for name, x in ((name_a, a), (name_b, b)):
+    if any(x[s]['shift'] is None for s in common):
+      raise ValueError(f'{name} has no shift table (a bn_probe.json from an older bn_probe.py).')
+  sites = list(a[common[0]]['shift']['test'])
   lines = [
     f"Shift of the subjects' own statistics from the population's, {name_b} -> {name_a} "
     f'(A - B paired by fold, mean ± SE over {len(common)} folds)',
@@ -73,7 +79,7 @@ def shift_table(name_a: str, a: dict, name_b: str, b: dict) -> str:
   for site in sites:
     cells = []
     for group, quantity, _ in SHIFT_COLUMNS:
-      va, vb = ([x[s][group][site][quantity] for s in common] for x in (a, b))
+      va, vb = ([x[s]['shift'][group][site][quantity] for s in common] for x in (a, b))
       d = compare.difference_stats({'d': dict(zip(common, np.subtract(va, vb)))}, len(common))['d']
       cells.append(f'{np.mean(vb):.2f} -> {np.mean(va):.2f} ({evaluate.fmt(d["mean"], d["se"])})')
     lines.append(f'| {site} | ' + ' | '.join(cells) + ' |')
@@ -117,10 +123,12 @@ def main(argv=None) -> None:
     p = paired(probes[a], probes[b])
     print(f'| {a} - {b} | ' + ' | '.join(cell(p, e) for e in ENDS) + ' |')
   if args.shift:
-    paths = dict(item.partition('=')[::2] for item in args.probes)
     for diff in args.diff:
       a, _, b = diff.partition('-')
-      print('\n' + shift_table(a, load_shifts(paths[a]), b, load_shifts(paths[b])))
+      try:
+        print('\n' + shift_table(a, probes[a], b, probes[b]))
+      except ValueError as e:
+        sys.exit(f'error: --diff={diff} --shift: {e}')
 
 
 if __name__ == '__main__':
