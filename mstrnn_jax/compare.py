@@ -48,6 +48,8 @@ WINDOW_LABELS = {
 PLATEAU_TRAIN_RISE = 2.0
 # The selections the reading rule of sections 0zg-0zj reads (neither looks at the test subject).
 RULE_SELECTIONS = ('validation', 'last')
+# The interaction rule of sections 0zr and 0zv-0zx: the last epoch and the last-window mean.
+INTERACTION_RULE = ('last', 'window')
 _VERDICT_NOTE = (
   'a model is ahead when its difference is beyond one SE in its favour at both the '
   'validation-selected and the last epoch (the last alone without validation subjects), level '
@@ -481,6 +483,17 @@ def verdict(p: dict, row: dict, reference: dict) -> str:
   return {1: f'{label(row)} ahead', -1: f'{label(reference)} ahead', 0: 'level'}[signs.pop()]
 
 
+def interaction_verdict(p: dict) -> str:
+  """The rule of sections 0zr and 0zv-0zx on ``p = interaction(...)``: 'negative' when
+  (A1 - A0) - (B1 - B0) is below zero beyond one SE at every key of :data:`INTERACTION_RULE`
+  that ``p`` has, 'positive' when above beyond one SE at all, 'alike' when within one SE at all,
+  otherwise 'mixed'; '-' when ``p`` has none of them."""
+  signs = {sign_at_one_se(p[k]) for k in INTERACTION_RULE if k in p}
+  if len(signs) != 1:
+    return 'mixed' if signs else '-'
+  return {1: 'positive', -1: 'negative', 0: 'alike'}[signs.pop()]
+
+
 def with_paired(rows_: Sequence[dict]) -> list[dict]:
   """The rows as :func:`rows` gives them, each after the first with ``'paired'``: its
   :func:`paired` difference from the first plus ``'verdict'`` (:func:`verdict`), the paired
@@ -512,11 +525,11 @@ def _paired_cells(p: dict) -> list[str]:
   ]
 
 
-def _paired_header(window: int, rule: bool = False) -> list[str]:
+def _paired_header(window: int, rule: str | None = None) -> list[str]:
   labels = [f'test: {evaluate.SELECTION_LABELS[s]}' for s in evaluate.SELECTIONS]
   labels += [WINDOW_LABELS[k].format(w=window) for k in WINDOW_KEYS]
   if rule:
-    labels.append('verdict (validation-selected and last epoch, 1 SE)')
+    labels.append(f'verdict ({rule}, 1 SE)')
   return [' | '.join(labels) + ' |', '---|' * len(labels)]
 
 
@@ -535,7 +548,7 @@ def paired_table(rows_: Sequence[dict]) -> str:
     f'{modes(rows_)}.',
     '',
   ]
-  head, rule = _paired_header(first['window'], rule=True)
+  head, rule = _paired_header(first['window'], rule='validation-selected and last epoch')
   lines += ['| workdir | model | taus | paired folds | ' + head, '|---|---|---|---|' + rule]
   for r in with_paired(rows_)[1:]:
     p = r['paired']
@@ -557,19 +570,23 @@ def interaction_table(rows_: Sequence[dict]) -> str:
     )
   a0, a1, b0, b1 = rows_
   p = interaction(a0, a1, b0, b1)
-  head, rule = _paired_header(a0['window'])
+  w = a0['window']
+  head, rule = _paired_header(w, rule=f'last epoch and last {w} epochs')
   return (
     '\n'.join(
       [
         (
           f'Interaction, {accuracy_name(rows_)}: ({label(a1)} - {label(a0)}) - ({label(b1)} - {label(b0)}), '
           'fold by fold over the test subjects all four have. Cells as in the paired table. '
+          'Verdict: negative (or positive) when the interaction is below (above) zero beyond one '
+          f'SE at both the last epoch and over the last {w} epochs, alike when within one SE at '
+          'both, otherwise mixed (sections 0zr, 0zv-0zx of docs/fidelity.md). '
           f'Batch-norm statistics: {modes(rows_)}.'
         ),
         '',
         '| folds | ' + head,
         '|---|' + rule,
-        f'| {p["folds"]} | ' + ' | '.join(_paired_cells(p)) + ' |',
+        f'| {p["folds"]} | ' + ' | '.join(_paired_cells(p) + [interaction_verdict(p)]) + ' |',
       ]
     )
     + '\n'

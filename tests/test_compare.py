@@ -215,8 +215,22 @@ def test_interaction_is_the_difference_of_paired_differences_by_subject(tmp_path
   text = compare.interaction_table(rows)
   assert '(a1 mstrnn - a0 mstrnn) - (b1 mstrnn - b0 mstrnn)' in text
   assert '| 2 | -15.00±15.00 (SD 21.2; 1 of 2) |' in text
+  assert 'verdict (last epoch and last 10 epochs, 1 SE) |' in text
+  assert text.rstrip().endswith('| alike |')  # -15 is not beyond its SE of 15
   with pytest.raises(ValueError, match='exactly 4 rows'):
     compare.interaction_table(rows[:3])
+
+
+def test_interaction_verdict_needs_one_sign_at_the_last_epoch_and_the_window():
+  def p(last, window):
+    return {'last': {'mean': last, 'se': 2.0}, 'window': {'mean': window, 'se': 2.0}}
+
+  assert compare.interaction_verdict(p(-5, -3)) == 'negative'
+  assert compare.interaction_verdict(p(5, 2.5)) == 'positive'
+  assert compare.interaction_verdict(p(-1, 2)) == 'alike'
+  assert compare.interaction_verdict(p(-5, -1)) == 'mixed'
+  assert compare.interaction_verdict(p(-5, 5)) == 'mixed'
+  assert compare.interaction_verdict({'validation': {'mean': -9, 'se': 1}}) == '-'
 
 
 def test_pooled_rows_pair_folds_of_the_same_seed_and_subject(tmp_path):
