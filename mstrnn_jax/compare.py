@@ -472,15 +472,22 @@ def sign_at_one_se(stat: dict) -> int:
   return int(np.sign(stat['mean'])) if abs(stat['mean']) > stat['se'] else 0
 
 
+def _one_se_reading(p: dict, keys: Sequence[str], names: dict[int, str]) -> str:
+  """``names[sign]`` when :func:`sign_at_one_se` gives the same sign at every key of ``keys``
+  that ``p`` has, 'mixed' when the signs differ, '-' when ``p`` has none of the keys."""
+  signs = {sign_at_one_se(p[k]) for k in keys if k in p}
+  if len(signs) != 1:
+    return 'mixed' if signs else '-'
+  return names[signs.pop()]
+
+
 def verdict(p: dict, row: dict, reference: dict) -> str:
   """The reading rule of sections 0zg-0zj on ``p = paired(row, reference)``: '<row> ahead' when
   the paired difference is positive beyond one SE at every selection of :data:`RULE_SELECTIONS`
   that ``p`` has, '<reference> ahead' when negative beyond one SE at all, 'level' when within
   one SE at all, otherwise 'mixed'; '-' when ``p`` has none of them."""
-  signs = {sign_at_one_se(p[k]) for k in RULE_SELECTIONS if k in p}
-  if len(signs) != 1:
-    return 'mixed' if signs else '-'
-  return {1: f'{label(row)} ahead', -1: f'{label(reference)} ahead', 0: 'level'}[signs.pop()]
+  names = {1: f'{label(row)} ahead', -1: f'{label(reference)} ahead', 0: 'level'}
+  return _one_se_reading(p, RULE_SELECTIONS, names)
 
 
 def interaction_verdict(p: dict) -> str:
@@ -488,10 +495,7 @@ def interaction_verdict(p: dict) -> str:
   (A1 - A0) - (B1 - B0) is below zero beyond one SE at every key of :data:`INTERACTION_RULE`
   that ``p`` has, 'positive' when above beyond one SE at all, 'alike' when within one SE at all,
   otherwise 'mixed'; '-' when ``p`` has none of them."""
-  signs = {sign_at_one_se(p[k]) for k in INTERACTION_RULE if k in p}
-  if len(signs) != 1:
-    return 'mixed' if signs else '-'
-  return {1: 'positive', -1: 'negative', 0: 'alike'}[signs.pop()]
+  return _one_se_reading(p, INTERACTION_RULE, {1: 'positive', -1: 'negative', 0: 'alike'})
 
 
 def with_paired(rows_: Sequence[dict]) -> list[dict]:
